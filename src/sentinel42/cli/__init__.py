@@ -1,0 +1,30 @@
+"""The ``sentinel42`` command line. Heavy imports (torch, pandas, prefect) stay inside commands."""
+
+from __future__ import annotations
+
+import typer
+
+from sentinel42.cli import core, market, model, news
+from sentinel42.cli.common import setup_logging
+
+app = typer.Typer(
+    name="sentinel42",
+    help="Sentinel42: BUY/SELL/HOLD decisions from prices, news sentiment and an LSTM.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs on stderr.")) -> None:
+    setup_logging(verbose)
+
+
+for _module in (core, market, news, model):
+    _module.register(app, bench_app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,94 @@
+"""Small immutable domain types shared by every stage.
+
+Bar frames: a ``pandas.DataFrame`` with columns :data:`BAR_COLUMNS`, indexed by a tz-aware UTC
+``DatetimeIndex`` named ``ts`` holding each bar's *start*, sorted and unique. They are validated
+once, at the adapter edge (``sentinel42.market.validate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """One headline as a source delivered it, normalized.
+
+    ``published_at`` and ``first_seen_at`` are tz-aware UTC. ``url`` is canonical (tracking
+    parameters stripped). ``tickers`` are the watchlist symbols the item is about.
+    """
+
+    url: str
+    title: str
+    published_at: datetime
+    source: str
+    summary: str = ""
+    tickers: tuple[str, ...] = ()
+    first_seen_at: datetime | None = None
+    origin: str = ""  # which adapter produced it: "rss", "newsapi", "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentScore:
+    """Sentiment of one text by one model. Probabilities sum to 1; ``score = p_pos - p_neg``."""
+
+    text_hash: str
+    label: str  # "positive" | "negative" | "neutral"
+    p_positive: float
+    p_negative: float
+    p_neutral: float
+    scorer: str  # model id (hub id, directory name or fallback name)
+    revision: str  # model revision / weights fingerprint
+
+    @property
+    def score(self) -> float:
+        return self.p_positive - self.p_negative
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentAggregate:
+    """Recency-weighted sentiment of one ticker over a window ending at ``as_of``."""
+
+    ticker: str
+    score: float  # in [-1, 1]; 0.0 when n_headlines == 0
+    n_headlines: int
+    newest_headline_at: datetime | None
+    scorers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The model's view of one ticker at one bar (the newest bar ending at or before as_of)."""
+
+    ticker: str
+    bar_ts: datetime
+    p_up: float
+    expected_return: float
+    model_version: str
+    model_accuracy: float | None = None  # validated out-of-sample directional accuracy
+    horizon_bars: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A BUY / SELL / HOLD for one ticker at one bar, with why and from what."""
+
+    ticker: str
+    bar_ts: datetime
+    action: Action
+    confidence: float  # in [0, 1]
+    reason: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    decided_at: datetime | None = None

@@ -1,0 +1,317 @@
+"""All configuration, in one place: environment variables prefixed ``SENTINEL42_`` and ``.env``.
+
+Build it once with :func:`load_settings` at an entry point (a flow, a CLI command) and pass it
+down. A bad value raises :class:`~sentinel42.errors.ConfigError` with one line naming the setting
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sentinel42.errors import ConfigError
+
+ENV_PREFIX = "SENTINEL42_"
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# A source checkout (the usual install: `make install` in a clone) keeps its data beside the code.
+PROJECT_ROOT: Path | None = (
+    PACKAGE_ROOT.parents[1] if (PACKAGE_ROOT.parents[1] / "pyproject.toml").exists() else None
+)
+DEFAULT_DATA_DIR = (
+    PROJECT_ROOT / "data" if PROJECT_ROOT else Path.home() / ".local" / "share" / "sentinel42"
+)
+TICKER_PATTERN = re.compile(r"^\^?[A-Z]{1,5}([.-][A-Z]{1,2})?$")
+INTERVALS = ("1m", "5m", "15m", "30m", "60m")
+DEFAULT_TICKER_FEEDS = (
+    "https://feeds.finance.yahoo.com/rss/2.0/headline?s={ticker}&region=US&lang=en-US",
+)
+DEFAULT_MARKET_FEEDS = ("https://www.cnbc.com/id/10000664/device/rss/rss.html",)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _check_url(url: str, *, needs_ticker: bool = False) -> str:
+    parsed = urlparse(url.replace("{ticker}", "AAPL"))
+    if parsed.scheme not in ("http", "https", "file") or (
+        parsed.scheme != "file" and not parsed.netloc
+    ):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if needs_ticker and "{ticker}" not in url:
+        raise ValueError(f"{url!r} has no {{ticker}} placeholder")
+    return url
+
+
+def _env_files() -> tuple[Path, ...]:
+    files = [Path(".env")]
+    if PROJECT_ROOT is not None:
+        files.insert(0, PROJECT_ROOT / ".env")
+    return tuple(files)
+
+
+class Settings(BaseSettings):
+    """Sentinel42 configuration. Every field maps to ``SENTINEL42_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=_env_files(),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- watchlist and storage -------------------------------------------------------------
+    tickers: Annotated[list[str], NoDecode] = Field(
+        default=["AAPL", "MSFT", "NVDA", "AMZN", "SPY"],
+        description="Comma-separated watchlist of US ticker symbols (e.g. AAPL,MSFT,BRK-B).",
+    )
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Holds the store, the model registry (models/), logs and backups.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default sqlite:///<data dir>/sentinel42.db.",
+    )
+
+    # --- prices ------------------------------------------------------------------------------
+    interval: Literal["1m", "5m", "15m", "30m", "60m"] = Field(
+        default="15m", description="Intraday bar interval."
+    )
+    prepost: bool = Field(default=False, description="Keep pre- and post-market bars.")
+    daily_history_days: int = Field(
+        default=730, ge=30, le=3650, description="Days of daily bars kept for model context."
+    )
+    spike_threshold: float = Field(
+        default=8.0,
+        gt=1.0,
+        description="A bar whose range exceeds this many median ranges of its neighbours "
+        "is flagged as suspicious (kept, never changed).",
+    )
+    revision_tolerance: float = Field(
+        default=0.005,
+        gt=0.0,
+        lt=0.5,
+        description="Relative change of an already stored close that counts as a rewrite "
+        "(split/dividend adjustment) and triggers a history re-fetch.",
+    )
+    extra_closures: Annotated[list[date], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated dates (YYYY-MM-DD) the NYSE is closed that the calendar "
+        "library does not know yet.",
+    )
+    extra_early_closes: Annotated[dict[date, time], NoDecode] = Field(
+        default_factory=dict,
+        description="Comma-separated early closes the library does not know, as "
+        "YYYY-MM-DD@HH:MM (New York time).",
+    )
+
+    # --- data source --------------------------------------------------------------------------
+    data_source: Literal["live", "replay"] = Field(
+        default="live", description="live: yfinance, RSS, NewsAPI. replay: a recorded folder."
+    )
+    replay_dir: Path | None = Field(
+        default=None, description="Folder in the replay format (docs/replay-format.md)."
+    )
+    replay_as_of: datetime | None = Field(
+        default=None,
+        description="Replay clock, ISO 8601 with offset; default: the end of the replay data.",
+    )
+
+    # --- news --------------------------------------------------------------------------------
+    rss_ticker_feeds: Annotated[list[str], NoDecode] = Field(
+        default=list(DEFAULT_TICKER_FEEDS),
+        description="Comma-separated RSS URL templates with a {ticker} placeholder.",
+    )
+    rss_market_feeds: Annotated[list[str], NoDecode] = Field(
+        default=list(DEFAULT_MARKET_FEEDS),
+        description="Comma-separated general market RSS feeds.",
+    )
+    newsapi_key: SecretStr | None = Field(
+        default=None, description="NewsAPI key; without one the NewsAPI source is skipped."
+    )
+    newsapi_daily_requests: int = Field(
+        default=100, ge=1, le=100_000, description="NewsAPI request budget per UTC day."
+    )
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    feed_max_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)
+
+    # --- sentiment ---------------------------------------------------------------------------
+    finbert_model: str = Field(
+        default="ProsusAI/finbert", description="Hub id or local directory of a FinBERT model."
+    )
+    finbert_revision: str | None = Field(default=None, description="Hub revision to pin.")
+    sentiment_require_finbert: bool = Field(
+        default=False,
+        description="Fail instead of falling back to the offline scorer when FinBERT "
+        "cannot be loaded.",
+    )
+    sentiment_batch_size: int = Field(default=32, ge=1, le=1024)
+    sentiment_max_length: int = Field(default=128, ge=8, le=512)
+    sentiment_threads: int | None = Field(default=None, ge=1, le=256)
+    sentiment_quantize: bool = Field(
+        default=False, description="Dynamic int8 quantization of FinBERT (faster, check first)."
+    )
+    sentiment_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    sentiment_half_life_hours: float = Field(default=6.0, gt=0, le=24 * 30)
+
+    # --- model -------------------------------------------------------------------------------
+    model_window: int = Field(default=32, ge=4, le=512, description="Bars per input window.")
+    model_horizon: int = Field(default=4, ge=1, le=64, description="Bars ahead predicted.")
+    model_hidden_size: int = Field(default=32, ge=4, le=1024)
+    model_layers: int = Field(default=1, ge=1, le=4)
+    model_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    model_epochs: int = Field(default=30, ge=1, le=1000)
+    model_patience: int = Field(default=5, ge=1, le=100)
+    model_batch_size: int = Field(default=256, ge=8, le=8192)
+    model_learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    model_seed: int = Field(default=42, ge=0)
+    model_promotion_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="A model is promoted only if its validation log-loss is below every "
+        "baseline's by at least this much.",
+    )
+    model_training_cron: str = Field(
+        default="30 17 * * 5",
+        description="Cron (America/New_York) of the weekly retraining after the close.",
+    )
+
+    # --- decisions ---------------------------------------------------------------------------
+    buy_threshold: float = Field(
+        default=0.15, gt=0.0, le=1.0, description="Fused score at or above which we BUY."
+    )
+    sell_threshold: float = Field(
+        default=-0.15, ge=-1.0, lt=0.0, description="Fused score at or below which we SELL."
+    )
+    model_weight: float = Field(default=0.6, ge=0.0, le=1.0, description="Fusion weight of the LSTM.")
+    sentiment_weight: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="Fusion weight of news sentiment."
+    )
+    max_bar_age_minutes: int = Field(
+        default=60, ge=1, le=10_080, description="Older newest bar: the decision is HOLD."
+    )
+
+    # --- validators --------------------------------------------------------------------------
+    @field_validator("tickers", "rss_ticker_feeds", "rss_market_feeds", "extra_closures", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("extra_early_closes", mode="before")
+    @classmethod
+    def _early_closes(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        out: dict[str, str] = {}
+        for part in _split_csv(value):
+            day, sep, hhmm = part.partition("@")
+            if not sep:
+                raise ValueError(f"{part!r} is not YYYY-MM-DD@HH:MM")
+            out[day] = hhmm
+        return out
+
+    @field_validator("tickers")
+    @classmethod
+    def _tickers(cls, value: list[str]) -> list[str]:
+        cleaned = [t.strip().upper() for t in value]
+        if not cleaned:
+            raise ValueError("the watchlist is empty; give at least one symbol, e.g. AAPL,MSFT")
+        bad = [t for t in cleaned if not TICKER_PATTERN.match(t)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(b) for b in bad)} is not a ticker symbol "
+                "(1-5 letters, optional class suffix like BRK-B)"
+            )
+        return list(dict.fromkeys(cleaned))
+
+    @field_validator("rss_ticker_feeds")
+    @classmethod
+    def _ticker_feeds(cls, value: list[str]) -> list[str]:
+        return [_check_url(url, needs_ticker=True) for url in value]
+
+    @field_validator("rss_market_feeds")
+    @classmethod
+    def _market_feeds(cls, value: list[str]) -> list[str]:
+        return [_check_url(url) for url in value]
+
+    @field_validator("replay_as_of")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2025-08-28T16:00:00-04:00")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"{value!r} is not a SQLAlchemy URL (e.g. sqlite:///path.db)")
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> Settings:
+        if self.model_weight + self.sentiment_weight <= 0:
+            raise ValueError("model_weight + sentiment_weight must be > 0")
+        return self
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sentinel42.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def interval_minutes(self) -> int:
+        return int(self.interval.removesuffix("m"))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(p) for p in error.get("loc", ()) if not isinstance(p, int))
+    name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{name}: {message}"
+
+
+def load_settings(*, require_replay_dir: bool = True, **overrides: Any) -> Settings:
+    """Read and validate the settings.
+
+    Args:
+        require_replay_dir: in replay mode, insist that ``replay_dir`` exists. Commands that
+            create the folder (``replay generate``, ``record``) pass False.
+        **overrides: field values that win over the environment (tests, CLI options).
+
+    Raises:
+        ConfigError: one line naming the setting and what is allowed.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+    except (ValueError, TypeError) as exc:  # pydantic-settings' own parsing of the environment
+        raise ConfigError(f"invalid setting: {exc}") from None
+    if settings.data_source == "replay" and require_replay_dir:
+        if settings.replay_dir is None:
+            raise ConfigError(
+                f"{ENV_PREFIX}REPLAY_DIR: required when {ENV_PREFIX}DATA_SOURCE=replay "
+                "(make one with `sentinel42 replay generate --out DIR`)"
+            )
+        if not settings.replay_dir.is_dir():
+            raise ConfigError(
+                f"{ENV_PREFIX}REPLAY_DIR: {settings.replay_dir} does not exist or is not a folder"
+            )
+    return settings
