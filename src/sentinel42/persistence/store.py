@@ -1,0 +1,514 @@
+"""The Store: every read and write Sentinel42 makes, idempotent on natural keys.
+
+A retried or repeated run changes nothing: bars upsert on ``(ticker, interval, ts)`` and only
+rows whose values changed are written; headlines on their normalized title; scores on
+``(text_hash, scorer, revision)``; predictions on ``(ticker, bar_ts, model_version)``; decisions
+on ``(ticker, bar_ts)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from sentinel42.domain import BAR_COLUMNS, Action, Decision, NewsItem, Prediction, SentimentScore
+from sentinel42.persistence.db import make_engine, migrate
+from sentinel42.persistence.tables import (
+    BarRow,
+    DecisionRow,
+    EventRow,
+    FeedStateRow,
+    NewsRow,
+    NewsTickerRow,
+    PredictionRow,
+    RequestCountRow,
+    SentimentRow,
+)
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_BAR_VALUES = (*BAR_COLUMNS, "flagged")
+
+
+def text_hash(text: str) -> str:
+    """The cache key of a text to score: sha256 hex of the stripped text."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def title_key(title: str) -> str:
+    """Dedupe key of a story: the same headline from two sources or two refreshes is one story."""
+    normalized = _NON_ALNUM.sub(" ", title.lower()).strip()
+    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+
+
+def _to_epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    if index.tz is None:
+        raise ValueError("bar index must be tz-aware UTC")
+    return index.tz_convert("UTC").as_unit("s").asi8
+
+
+class Store:
+    """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        backend = engine.dialect.name
+        self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- bars ------------------------------------------------------------------------------
+    def upsert_bars(self, ticker: str, interval: str, frame: pd.DataFrame) -> UpsertCounts:
+        """Insert new bars and rewrite changed ones; identical bars are not touched."""
+        if frame.empty:
+            return UpsertCounts()
+        ts = _to_epoch_seconds(frame.index)  # type: ignore[arg-type]
+        incoming = pd.DataFrame(
+            {c: frame[c].to_numpy(dtype=float) for c in BAR_COLUMNS}, index=pd.Index(ts, name="ts")
+        )
+        incoming["flagged"] = frame["flagged"].to_numpy(dtype=bool) if "flagged" in frame else False
+        reasons = (
+            frame["flag_reason"].astype(object).where(frame["flag_reason"].notna(), None).to_numpy()
+            if "flag_reason" in frame
+            else np.full(len(frame), None, dtype=object)
+        )
+        incoming["flag_reason"] = reasons
+        with self.session() as s:
+            rows = s.execute(
+                select(BarRow.ts, *[getattr(BarRow, c) for c in _BAR_VALUES]).where(
+                    BarRow.ticker == ticker,
+                    BarRow.interval == interval,
+                    BarRow.ts.between(int(ts.min()), int(ts.max())),
+                )
+            ).all()
+            existing = pd.DataFrame(rows, columns=["ts", *_BAR_VALUES]).set_index("ts")
+            known = incoming.index.isin(existing.index)
+            changed = np.zeros(len(incoming), dtype=bool)
+            if known.any():
+                old = existing.loc[incoming.index[known]]
+                new = incoming.loc[known, list(_BAR_VALUES)]
+                diff = ~np.isclose(
+                    old[list(BAR_COLUMNS)].to_numpy(float),
+                    new[list(BAR_COLUMNS)].to_numpy(float),
+                    rtol=1e-9,
+                    atol=0.0,
+                ).all(axis=1) | (old["flagged"].to_numpy(bool) != new["flagged"].to_numpy(bool))
+                changed[np.flatnonzero(known)] = diff
+            write = incoming[~known | changed]
+            if not write.empty:
+                records = [
+                    {
+                        "ticker": ticker,
+                        "interval": interval,
+                        "ts": int(t),
+                        **dict(zip(write.columns, vals, strict=True)),
+                    }
+                    for t, vals in zip(
+                        write.index, write.itertuples(index=False, name=None), strict=True
+                    )
+                ]
+                stmt = self._insert(BarRow)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["ticker", "interval", "ts"],
+                    set_={c: stmt.excluded[c] for c in (*_BAR_VALUES, "flag_reason")},
+                )
+                s.execute(stmt, records)
+        return UpsertCounts(new=int((~known).sum()), updated=int(changed.sum()))
+
+    def replace_bars(self, ticker: str, interval: str, frame: pd.DataFrame) -> int:
+        """Atomically replace a ticker's whole history of one interval (after a rewrite)."""
+        with self.session() as s:
+            s.execute(delete(BarRow).where(BarRow.ticker == ticker, BarRow.interval == interval))
+        # A crash between the two steps loses nothing a re-fetch cannot restore; keep one txn
+        # anyway where the frame is small enough to hold.
+        return self.upsert_bars(ticker, interval, frame).new
+
+    def load_bars(
+        self,
+        tickers: Sequence[str],
+        interval: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """Domain bar frames (plus ``flagged``) per ticker, ``start <= ts <= end`` (bar starts)."""
+        query = select(BarRow.ticker, BarRow.ts, *[getattr(BarRow, c) for c in _BAR_VALUES]).where(
+            BarRow.ticker.in_(list(tickers)), BarRow.interval == interval
+        )
+        if start is not None:
+            query = query.where(BarRow.ts >= int(start.timestamp()))
+        if end is not None:
+            query = query.where(BarRow.ts <= int(end.timestamp()))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(BarRow.ticker, BarRow.ts)).all()
+        if not rows:
+            return {}
+        frame = pd.DataFrame(rows, columns=["ticker", "ts", *_BAR_VALUES])
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+        frame["flagged"] = frame["flagged"].astype(bool)
+        out: dict[str, pd.DataFrame] = {}
+        for ticker, group in frame.groupby("ticker", sort=False):
+            out[str(ticker)] = group.drop(columns="ticker").set_index("ts")
+        return out
+
+    def newest_bar_ts(self, tickers: Sequence[str], interval: str) -> dict[str, datetime | None]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(BarRow.ticker, func.max(BarRow.ts))
+                .where(BarRow.ticker.in_(list(tickers)), BarRow.interval == interval)
+                .group_by(BarRow.ticker)
+            ).all()
+        found = {t: datetime.fromtimestamp(ts, UTC) for t, ts in rows}
+        return {t: found.get(t) for t in tickers}
+
+    def count_bars(self, interval: str | None = None) -> int:
+        query = select(func.count(BarRow.id))
+        if interval is not None:
+            query = query.where(BarRow.interval == interval)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # --- events ----------------------------------------------------------------------------
+    def record_event(
+        self, kind: str, ticker: str | None, details: dict[str, Any], at: datetime
+    ) -> None:
+        with self.session() as s:
+            s.add(EventRow(kind=kind, ticker=ticker, details=details, at=at))
+
+    def events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(EventRow).order_by(EventRow.at.desc(), EventRow.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(EventRow.kind == kind)
+        with self.session() as s:
+            return [
+                {"kind": e.kind, "ticker": e.ticker, "details": e.details, "at": e.at}
+                for e in s.scalars(query)
+            ]
+
+    # --- news ------------------------------------------------------------------------------
+    def upsert_news(self, items: Sequence[NewsItem], seen_at: datetime) -> list[NewsItem]:
+        """Store each story once; return the items that were new (with ``first_seen_at``)."""
+        by_key: dict[str, NewsItem] = {}
+        for item in items:
+            key = title_key(item.title)
+            if key in by_key:  # the same story twice in one batch: merge tickers
+                prev = by_key[key]
+                merged = tuple(dict.fromkeys((*prev.tickers, *item.tickers)))
+                by_key[key] = _replace(prev, tickers=merged)
+            else:
+                by_key[key] = item
+        if not by_key:
+            return []
+        new_items: list[NewsItem] = []
+        with self.session() as s:
+            existing = {
+                row.dedupe_key: row
+                for row in s.scalars(select(NewsRow).where(NewsRow.dedupe_key.in_(list(by_key))))
+            }
+            for key, item in by_key.items():
+                row = existing.get(key)
+                first_seen = item.first_seen_at or seen_at
+                if row is None:
+                    row = NewsRow(
+                        dedupe_key=key,
+                        url=item.url,
+                        title=item.title,
+                        summary=item.summary,
+                        source=item.source,
+                        origin=item.origin,
+                        published_at=item.published_at,
+                        first_seen_at=first_seen,
+                        text_hash=text_hash(item.title),
+                    )
+                    s.add(row)
+                    s.flush()
+                    new_items.append(_replace(item, first_seen_at=first_seen))
+                elif first_seen < row.first_seen_at:
+                    row.first_seen_at = first_seen
+                if item.tickers:
+                    stmt = self._insert(NewsTickerRow).on_conflict_do_nothing()
+                    s.execute(stmt, [{"news_id": row.id, "ticker": t} for t in item.tickers])
+        return new_items
+
+    def pending_texts(
+        self, scorer: str, revision: str, limit: int | None = None
+    ) -> list[tuple[str, str]]:
+        """(text_hash, text) of stored headlines that this scorer+revision has not scored."""
+        query = (
+            select(NewsRow.text_hash, func.min(NewsRow.title))
+            .outerjoin(
+                SentimentRow,
+                and_(
+                    SentimentRow.text_hash == NewsRow.text_hash,
+                    SentimentRow.scorer == scorer,
+                    SentimentRow.revision == revision,
+                ),
+            )
+            .where(SentimentRow.id.is_(None))
+            .group_by(NewsRow.text_hash)
+            .order_by(NewsRow.text_hash)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [(h, t) for h, t in conn.execute(query).all()]
+
+    def save_scores(
+        self, scores: Sequence[SentimentScore], scored_at: datetime | None = None
+    ) -> int:
+        if not scores:
+            return 0
+        at = scored_at or datetime.now(UTC)
+        records = [
+            {
+                "text_hash": sc.text_hash,
+                "scorer": sc.scorer,
+                "revision": sc.revision,
+                "label": sc.label,
+                "p_positive": sc.p_positive,
+                "p_negative": sc.p_negative,
+                "p_neutral": sc.p_neutral,
+                "score": sc.score,
+                "scored_at": at,
+            }
+            for sc in scores
+        ]
+        stmt = self._insert(SentimentRow).on_conflict_do_nothing().returning(SentimentRow.id)
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt, records).all())
+
+    def count_scores(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count(SentimentRow.id))).scalar_one())
+
+    def headlines(
+        self,
+        tickers: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Headlines (one row per headline and ticker) with their newest score, newest first."""
+        latest = (
+            select(SentimentRow.text_hash, func.max(SentimentRow.id).label("sid"))
+            .group_by(SentimentRow.text_hash)
+            .subquery()
+        )
+        query = (
+            select(
+                NewsTickerRow.ticker,
+                NewsRow.published_at,
+                NewsRow.first_seen_at,
+                NewsRow.title,
+                NewsRow.summary,
+                NewsRow.url,
+                NewsRow.source,
+                NewsRow.text_hash,
+                SentimentRow.score,
+                SentimentRow.label,
+                SentimentRow.scorer,
+            )
+            .select_from(NewsRow)
+            .outerjoin(NewsTickerRow, NewsTickerRow.news_id == NewsRow.id)
+            .outerjoin(latest, latest.c.text_hash == NewsRow.text_hash)
+            .outerjoin(SentimentRow, SentimentRow.id == latest.c.sid)
+            .order_by(NewsRow.published_at.desc(), NewsRow.id.desc())
+        )
+        if tickers is not None:
+            query = query.where(NewsTickerRow.ticker.in_(list(tickers)))
+        if since is not None:
+            query = query.where(NewsRow.published_at >= since)
+        if until is not None:
+            query = query.where(NewsRow.published_at <= until)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as s:
+            rows = s.execute(query).all()
+        columns = [
+            "ticker",
+            "published_at",
+            "first_seen_at",
+            "title",
+            "summary",
+            "url",
+            "source",
+            "text_hash",
+            "score",
+            "label",
+            "scorer",
+        ]
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+    def count_news(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count(NewsRow.id))).scalar_one())
+
+    # --- feed state and request budgets -----------------------------------------------------
+    def get_feed_state(self, url: str) -> tuple[str | None, str | None]:
+        with self.session() as s:
+            row = s.get(FeedStateRow, url)
+            return (row.etag, row.last_modified) if row else (None, None)
+
+    def set_feed_state(self, url: str, etag: str | None, last_modified: str | None) -> None:
+        stmt = self._insert(FeedStateRow).values(url=url, etag=etag, last_modified=last_modified)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["url"], set_={"etag": etag, "last_modified": last_modified}
+        )
+        with self.session() as s:
+            s.execute(stmt)
+
+    def count_requests(self, source: str, day: date) -> int:
+        with self.session() as s:
+            row = s.get(RequestCountRow, (source, day.isoformat()))
+            return row.count if row else 0
+
+    def add_requests(self, source: str, day: date, n: int = 1) -> None:
+        stmt = self._insert(RequestCountRow).values(source=source, day=day.isoformat(), count=n)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "day"], set_={"count": RequestCountRow.count + n}
+        )
+        with self.session() as s:
+            s.execute(stmt)
+
+    # --- predictions and decisions ----------------------------------------------------------
+    def save_predictions(self, predictions: Sequence[Prediction], created_at: datetime) -> int:
+        if not predictions:
+            return 0
+        records = [
+            {
+                "ticker": p.ticker,
+                "bar_ts": p.bar_ts,
+                "model_version": p.model_version,
+                "p_up": float(p.p_up),
+                "expected_return": float(p.expected_return),
+                "model_accuracy": p.model_accuracy,
+                "horizon_bars": p.horizon_bars,
+                "created_at": created_at,
+            }
+            for p in predictions
+        ]
+        stmt = self._insert(PredictionRow).on_conflict_do_nothing().returning(PredictionRow.id)
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt, records).all())
+
+    def save_decisions(self, decisions: Sequence[Decision], *, forced: bool = False) -> int:
+        """Upsert one decision per (ticker, bar): a repeated run at the same bar rewrites it."""
+        if not decisions:
+            return 0
+        records = [
+            {
+                "ticker": d.ticker,
+                "bar_ts": d.bar_ts,
+                "action": d.action.value,
+                "confidence": float(d.confidence),
+                "reason": d.reason,
+                "inputs": d.inputs,
+                "models": d.models,
+                "decided_at": d.decided_at or datetime.now(UTC),
+                "forced": forced,
+            }
+            for d in decisions
+        ]
+        stmt = self._insert(DecisionRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["ticker", "bar_ts"],
+            set_={
+                c: stmt.excluded[c]
+                for c in (
+                    "action",
+                    "confidence",
+                    "reason",
+                    "inputs",
+                    "models",
+                    "decided_at",
+                    "forced",
+                )
+            },
+        )
+        with self.session() as s:
+            s.execute(stmt, records)
+        return len(records)
+
+    def decisions(self, ticker: str | None = None, limit: int = 50) -> list[Decision]:
+        """Stored decisions, newest bar first."""
+        query = (
+            select(DecisionRow).order_by(DecisionRow.bar_ts.desc(), DecisionRow.ticker).limit(limit)
+        )
+        if ticker is not None:
+            query = query.where(DecisionRow.ticker == ticker)
+        with self.session() as s:
+            return [
+                Decision(
+                    ticker=r.ticker,
+                    bar_ts=r.bar_ts,
+                    action=Action(r.action),
+                    confidence=r.confidence,
+                    reason=r.reason,
+                    inputs=r.inputs,
+                    models=r.models,
+                    decided_at=r.decided_at,
+                )
+                for r in s.scalars(query)
+            ]
+
+    def newest_headline_ts(self, tickers: Sequence[str]) -> dict[str, datetime | None]:
+        with self.session() as s:
+            rows = s.execute(
+                select(NewsTickerRow.ticker, func.max(NewsRow.published_at))
+                .join(NewsRow, NewsRow.id == NewsTickerRow.news_id)
+                .where(NewsTickerRow.ticker.in_(list(tickers)))
+                .group_by(NewsTickerRow.ticker)
+            ).all()
+        # func.max bypasses the column type on some backends: normalize to aware UTC.
+        found = {t: _aware(v) for t, v in rows}
+        return {t: found.get(t) for t in tickers}
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _replace(item: NewsItem, **changes: Any) -> NewsItem:
+    from dataclasses import replace
+
+    return replace(item, **changes)
+
+
+@contextmanager
+def open_store(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Store]:
+    """Open (and create or migrate, on first use) the store named by the settings or ``url``."""
+    target = url or (settings.store_url if settings is not None else None)
+    if target is None:
+        raise ValueError("open_store needs settings or a url")
+    engine = make_engine(target)
+    try:
+        migrate(engine)
+        yield Store(engine)
+    finally:
+        engine.dispose()
