@@ -95,7 +95,9 @@ def test_scores_are_cached_per_scorer_and_revision(store):
     pending = store.pending_texts("lexicon", "v1")
     assert len(pending) == 2
     scores = [
-        SentimentScore(h, "positive", 0.8, 0.1, 0.1, "lexicon", "v1") for h, _ in pending[:1]
+        SentimentScore(h, "positive", 0.8, 0.1, 0.1, "lexicon", "v1")
+        for h, t in pending
+        if t == "Apple beats"
     ]
     assert store.save_scores(scores) == 1
     assert store.save_scores(scores) == 0
