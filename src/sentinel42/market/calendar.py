@@ -1,0 +1,245 @@
+"""The NYSE trading calendar: sessions, holidays, early closes and DST, in UTC.
+
+Built on ``exchange_calendars`` (XNYS), a maintained library whose holiday rules are updated
+when the exchange announces changes, instead of a home-made holiday list that silently goes out
+of date. Closures or early closes announced after the installed release (as 2025-01-09 was) are
+added through the settings ``extra_closures`` and ``extra_early_closes``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from sentinel42.errors import DataError
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+NEW_YORK = ZoneInfo("America/New_York")
+REGULAR_CLOSE = time(16, 0)
+# Ten years back covers the longest daily history setting (3650 days); the library generates
+# its rules forward, so a few years ahead costs nothing but build time (about 1 s, once).
+CALENDAR_START = "2015-01-01"
+CALENDAR_YEARS_AHEAD = 3
+
+
+@functools.lru_cache(maxsize=2)
+def _xnys(start: str, end: str) -> Any:
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar("XNYS", start=start, end=end)
+
+
+def _require_aware(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise DataError(f"naive datetime {at.isoformat()}: give a UTC offset")
+    return at.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """Whether the NYSE regular session is open at one instant.
+
+    ``session_open``/``session_close`` are the regular session of that New York calendar day
+    (None on a weekend or holiday); ``next_open`` is the first open strictly after the instant.
+    All datetimes are tz-aware UTC.
+    """
+
+    open: bool
+    session_open: datetime | None
+    session_close: datetime | None
+    next_open: datetime
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``sentinel42 calendar --json`` (ISO 8601 strings)."""
+        return {
+            "open": self.open,
+            "session_open": self.session_open.isoformat() if self.session_open else None,
+            "session_close": self.session_close.isoformat() if self.session_close else None,
+            "next_open": self.next_open.isoformat(),
+            "reason": self.reason,
+        }
+
+
+class NyseCalendar:
+    """NYSE regular sessions in UTC, with closures the library does not know yet.
+
+    Args:
+        extra_closures: New York dates on which the exchange is closed.
+        extra_early_closes: New York date -> close time (New York wall clock).
+    """
+
+    def __init__(
+        self,
+        extra_closures: Iterable[date] = (),
+        extra_early_closes: Mapping[date, time] | None = None,
+    ) -> None:
+        end_year = max(datetime.now(UTC).year + CALENDAR_YEARS_AHEAD, 2030)
+        cal = _xnys(CALENDAR_START, f"{end_year}-12-31")
+        schedule = cal.schedule
+        self._extra_closures = frozenset(extra_closures)
+        self._extra_early = dict(extra_early_closes or {})
+        days = [d.date() for d in schedule.index]
+        opens = schedule["open"].dt.tz_convert(UTC)
+        closes = schedule["close"].dt.tz_convert(UTC)
+        keep = np.array([d not in self._extra_closures for d in days], dtype=bool)
+        close_list = list(closes)
+        for i, d in enumerate(days):
+            if d in self._extra_early:
+                close_list[i] = pd.Timestamp(datetime.combine(d, self._extra_early[d], NEW_YORK))
+        self._days: list[date] = [d for d, k in zip(days, keep, strict=True) if k]
+        self._day_pos = {d: i for i, d in enumerate(self._days)}
+        self._opens = pd.DatetimeIndex(opens[keep]).as_unit("ns")
+        self._closes = (
+            pd.DatetimeIndex([c for c, k in zip(close_list, keep, strict=True) if k])
+            .tz_convert(UTC)
+            .as_unit("ns")
+        )
+        self._open_ns = self._opens.asi8
+        self._close_ns = self._closes.asi8
+        self._first = self._opens[0].to_pydatetime()
+        self._last = self._closes[-1].to_pydatetime()
+        self._holiday_names = self._names(cal)
+
+    @staticmethod
+    def _names(cal: Any) -> dict[date, str]:
+        names: dict[date, str] = {}
+        try:
+            regular = cal.regular_holidays.holidays(
+                start=CALENDAR_START, end=cal.last_session, return_name=True
+            )
+            names.update({ts.date(): str(name) for ts, name in regular.items()})
+        except (AttributeError, TypeError, ValueError):  # library internals changed: no names
+            logger.debug("holiday names unavailable from exchange_calendars")
+        for ts in getattr(cal, "adhoc_holidays", []):
+            names.setdefault(pd.Timestamp(ts).date(), "special closure")
+        return names
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NyseCalendar:
+        """Build from ``settings.extra_closures`` and ``settings.extra_early_closes``."""
+        return cls(settings.extra_closures, settings.extra_early_closes)
+
+    # --- lookups ---------------------------------------------------------------------------
+    def _check_range(self, at: datetime) -> None:
+        if not (self._first - timedelta(days=7) <= at <= self._last + timedelta(days=7)):
+            raise DataError(
+                f"{at.isoformat()} is outside the calendar's range "
+                f"{self._first.date()}..{self._last.date()}"
+            )
+
+    def session(self, day: date) -> tuple[datetime, datetime] | None:
+        """Open and close (UTC) of the regular session on a New York date, or None."""
+        pos = self._day_pos.get(day)
+        if pos is None:
+            return None
+        return self._opens[pos].to_pydatetime(), self._closes[pos].to_pydatetime()
+
+    def is_session(self, day: date) -> bool:
+        """True when the NYSE holds a regular session on this New York date."""
+        return day in self._day_pos
+
+    def status(self, at: datetime) -> SessionStatus:
+        """Open/closed at ``at`` (tz-aware), with the day's session and the next open.
+
+        Raises:
+            DataError: ``at`` is naive or outside the calendar's range.
+        """
+        at = _require_aware(at)
+        self._check_range(at)
+        ns = pd.Timestamp(at).as_unit("ns").value
+        nxt = int(np.searchsorted(self._open_ns, ns, side="right"))
+        if nxt >= len(self._opens):
+            raise DataError(f"no NYSE session known after {at.isoformat()}")
+        next_open = self._opens[nxt].to_pydatetime()
+        day = at.astimezone(NEW_YORK).date()
+        todays = self.session(day)
+        if todays is None:
+            return SessionStatus(False, None, None, next_open, self._closed_reason(day))
+        s_open, s_close = todays
+        if at < s_open:
+            reason = "closed: before the open"
+        elif at < s_close:
+            return SessionStatus(True, s_open, s_close, next_open, "open: regular session")
+        elif s_close.astimezone(NEW_YORK).time() < REGULAR_CLOSE:
+            hhmm = s_close.astimezone(NEW_YORK).strftime("%H:%M")
+            reason = f"closed: after the early close ({hhmm} ET)"
+        else:
+            reason = "closed: after the close"
+        return SessionStatus(False, s_open, s_close, next_open, reason)
+
+    def _closed_reason(self, day: date) -> str:
+        if day in self._extra_closures:
+            return "closed: extra closure (settings)"
+        if day.weekday() >= 5:
+            return "closed: weekend"
+        name = self._holiday_names.get(day)
+        return f"closed: holiday ({name})" if name else "closed: holiday"
+
+    def is_open(self, at: datetime) -> bool:
+        """True when ``at`` (tz-aware) is inside a regular session [open, close)."""
+        return self.status(at).open
+
+    def previous_close(self, at: datetime) -> datetime:
+        """Close (UTC) of the newest session that closed at or before ``at``."""
+        at = _require_aware(at)
+        ns = pd.Timestamp(at).as_unit("ns").value
+        pos = int(np.searchsorted(self._close_ns, ns, side="right")) - 1
+        if pos < 0:
+            raise DataError(f"no NYSE session known before {at.isoformat()}")
+        return self._closes[pos].to_pydatetime()
+
+    def sessions_between(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """(open, close) in UTC of the sessions that open in [start, end)."""
+        lo = int(np.searchsorted(self._open_ns, pd.Timestamp(_require_aware(start)).value))
+        hi = int(np.searchsorted(self._open_ns, pd.Timestamp(_require_aware(end)).value))
+        return [
+            (self._opens[i].to_pydatetime(), self._closes[i].to_pydatetime()) for i in range(lo, hi)
+        ]
+
+    def session_mask(self, index: pd.DatetimeIndex, interval_minutes: int) -> np.ndarray:
+        """True where the bar [start, start + interval] lies inside a regular session.
+
+        A bar belongs to the session when it starts at or after the open and ends at or before
+        the close, so on a 13:00 early close the 13:00 bar is out.
+
+        Args:
+            index: tz-aware bar starts.
+            interval_minutes: bar length.
+        """
+        if len(index) == 0:
+            return np.zeros(0, dtype=bool)
+        if index.tz is None:
+            raise DataError("bar index is naive; expected tz-aware UTC")
+        starts = index.tz_convert(UTC).as_unit("ns").asi8
+        ends = starts + interval_minutes * 60 * 1_000_000_000
+        pos = np.searchsorted(self._open_ns, starts, side="right") - 1
+        valid = pos >= 0
+        safe = np.where(valid, pos, 0)
+        return valid & (starts >= self._open_ns[safe]) & (ends <= self._close_ns[safe])
+
+    def expected_bar_start(self, at: datetime, interval_minutes: int) -> datetime | None:
+        """Start of the newest in-session bar that has ended by ``at``, in today's session.
+
+        None when the market is closed at ``at`` or no bar of today's session has ended yet.
+        """
+        status = self.status(at)
+        if not status.open or status.session_open is None:
+            return None
+        step = timedelta(minutes=interval_minutes)
+        n = int((_require_aware(at) - status.session_open) / step)
+        if n < 1:
+            return None
+        return status.session_open + (n - 1) * step

@@ -1,0 +1,218 @@
+"""Validation of bar frames at the adapter edge, the same for every source.
+
+Rejected bars are dropped; suspicious bars are kept and flagged. Every rejection and flag is
+counted and logged with its reason, and no value is ever changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sentinel42.domain import BAR_COLUMNS
+from sentinel42.errors import DataError
+from sentinel42.market.base import daily_bar_end
+
+if TYPE_CHECKING:
+    from sentinel42.market.calendar import NyseCalendar
+
+logger = logging.getLogger(__name__)
+
+# Neighbours on each side whose median range a bar is compared with; at least MIN_NEIGHBOURS
+# bars are needed before anything is called a spike (a lone bar has no neighbourhood).
+SPIKE_HALF_WINDOW = 5
+MIN_NEIGHBOURS = 4
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+@dataclass
+class ValidationResult:
+    """What validation kept and why it dropped or flagged the rest.
+
+    Attributes:
+        frame: the kept bars (domain columns plus ``flagged`` bool and ``flag_reason`` str).
+        rejected: reason -> number of bars dropped.
+        flagged: reason -> number of bars kept but flagged.
+        forming: bars dropped because they had not ended by ``as_of`` (not final, not errors).
+    """
+
+    frame: pd.DataFrame
+    rejected: Counter[str] = field(default_factory=Counter)
+    flagged: Counter[str] = field(default_factory=Counter)
+    forming: int = 0
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def n_flagged(self) -> int:
+        return sum(self.flagged.values())
+
+
+def normalize_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with a tz-aware UTC nanosecond index named ``ts``.
+
+    Raises:
+        DataError: the index is not datetimes or has no timezone.
+    """
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(f"bar index must be datetimes, got {type(index).__name__}")
+    if index.tz is None:
+        raise DataError("bar index is naive; expected tz-aware timestamps")
+    out = frame.copy()
+    out.index = index.tz_convert(UTC).as_unit("ns").rename("ts")
+    return out
+
+
+def _reject(
+    keep: np.ndarray, bad: np.ndarray, reason: str, counts: Counter[str], index: pd.Index, who: str
+) -> None:
+    newly = keep & bad
+    n = int(newly.sum())
+    if n:
+        counts[reason] += n
+        first = index[np.argmax(newly)]
+        logger.warning("%s: rejected %d bar(s): %s (first at %s)", who, n, reason, first)
+        keep &= ~bad
+
+
+def validate_bars(
+    frame: pd.DataFrame,
+    *,
+    ticker: str,
+    interval_minutes: int,
+    calendar: NyseCalendar,
+    as_of: datetime,
+    prepost: bool = False,
+    spike_threshold: float = 8.0,
+    context: pd.DataFrame | None = None,
+    daily: bool = False,
+) -> ValidationResult:
+    """Check a bar frame; drop invalid bars, flag suspicious ones, count and log both.
+
+    Args:
+        frame: domain bar frame, tz-aware index of bar starts (any timezone).
+        ticker: for the log lines.
+        interval_minutes: bar length (ignored for daily bars).
+        calendar: decides which bars lie inside a regular session.
+        as_of: tz-aware; a bar that ends after it is still forming and is dropped.
+        prepost: keep pre- and post-market bars.
+        spike_threshold: a bar whose high-low range exceeds this many times the median range of
+            its neighbours is flagged.
+        context: already stored bars just before ``frame`` (neighbours for the spike check;
+            never returned).
+        daily: the frame holds daily bars (indexed by New York midnight).
+
+    Returns:
+        The kept bars, sorted, with ``flagged`` and ``flag_reason`` columns, and the counts.
+
+    Raises:
+        DataError: the frame lacks a domain column or its index is not tz-aware.
+    """
+    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{ticker}: bar frame lacks column(s) {', '.join(missing)}")
+    bars = normalize_index(frame[list(BAR_COLUMNS)]).astype("float64")
+    who = f"{ticker} {'1d' if daily else f'{interval_minutes}m'}"
+    if not bars.index.is_monotonic_increasing:
+        # Reordering changes no value; vendors occasionally deliver out of order.
+        bars = bars.sort_index(kind="stable")
+    rejected: Counter[str] = Counter()
+    idx = bars.index
+    keep = np.ones(len(bars), dtype=bool)
+
+    # Not final yet: the bar is still forming at as_of. Dropped, but not an error.
+    if daily:
+        ends = np.array([daily_bar_end(ts) for ts in idx], dtype="datetime64[us]")
+        ends_ns = pd.DatetimeIndex(ends).tz_localize(UTC).as_unit("ns").asi8
+    else:
+        ends_ns = idx.asi8 + interval_minutes * 60_000_000_000
+    forming_mask = ends_ns > pd.Timestamp(as_of).as_unit("ns").value
+    forming = int(forming_mask.sum())
+    if forming:
+        logger.debug("%s: %d bar(s) not final at %s (still forming)", who, forming, as_of)
+    keep &= ~forming_mask
+
+    # Duplicates: the vendor's last word wins, the earlier copies are counted as rejected.
+    dup = idx.duplicated(keep="last")
+    _reject(keep, dup, "duplicate timestamp", rejected, idx, who)
+
+    values = bars.to_numpy()
+    o, h, lo, c, v = (values[:, i] for i in range(5))
+    prices = values[:, :4]
+    _reject(keep, np.isnan(prices).any(axis=1), "missing price (NaN)", rejected, idx, who)
+    with np.errstate(invalid="ignore"):
+        _reject(keep, (prices <= 0).any(axis=1), "non-positive price", rejected, idx, who)
+        bad_ohlc = (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
+        _reject(
+            keep,
+            bad_ohlc,
+            "inconsistent OHLC (low > open/close or high < open/close)",
+            rejected,
+            idx,
+            who,
+        )
+        _reject(keep, np.isnan(v), "missing volume (NaN)", rejected, idx, who)
+        _reject(keep, v < 0, "negative volume", rejected, idx, who)
+
+    if daily:
+        not_session = np.array(
+            [not calendar.is_session(ts.date()) for ts in idx.tz_convert("America/New_York")],
+            dtype=bool,
+        )
+        _reject(keep, not_session, "not a trading day", rejected, idx, who)
+    elif not prepost:
+        outside = ~calendar.session_mask(idx, interval_minutes)
+        _reject(keep, outside, "outside the regular session", rejected, idx, who)
+
+    kept = bars[keep]
+    flags, flagged = _spikes(kept, context, spike_threshold, who)
+    kept = kept.assign(flagged=flags, flag_reason=np.where(flags, "spike", None))
+    kept["flag_reason"] = kept["flag_reason"].astype("object")
+    return ValidationResult(kept, rejected, flagged, forming)
+
+
+def _spikes(
+    kept: pd.DataFrame, context: pd.DataFrame | None, threshold: float, who: str
+) -> tuple[np.ndarray, Counter[str]]:
+    """Flag bars whose range is far outside the median range of their neighbours."""
+    flagged: Counter[str] = Counter()
+    n = len(kept)
+    if n == 0:
+        return np.zeros(0, dtype=bool), flagged
+    rng = (kept["high"] - kept["low"]).to_numpy()
+    n_ctx = 0
+    if context is not None and len(context):
+        ctx = context.loc[context.index < kept.index[0]].tail(2 * SPIKE_HALF_WINDOW)
+        n_ctx = len(ctx)
+        rng = np.concatenate([(ctx["high"] - ctx["low"]).to_numpy(dtype="float64"), rng])
+    if len(rng) < MIN_NEIGHBOURS + 1:
+        return np.zeros(n, dtype=bool), flagged
+    window = 2 * SPIKE_HALF_WINDOW + 1
+    med = (
+        pd.Series(rng)
+        .rolling(window, center=True, min_periods=MIN_NEIGHBOURS + 1)
+        .median()
+        .to_numpy()
+    )
+    with np.errstate(invalid="ignore"):
+        spike = (med > 0) & (rng > threshold * med)
+    spike = spike[n_ctx:]
+    count = int(spike.sum())
+    if count:
+        flagged[f"spike: range > {threshold:g}x the neighbours' median range"] = count
+        logger.warning(
+            "%s: flagged %d suspicious bar(s) (range spike), first at %s",
+            who,
+            count,
+            kept.index[np.argmax(spike)],
+        )
+    return spike, flagged
