@@ -195,7 +195,9 @@ class Settings(BaseSettings):
     sell_threshold: float = Field(
         default=-0.15, ge=-1.0, lt=0.0, description="Fused score at or below which we SELL."
     )
-    model_weight: float = Field(default=0.6, ge=0.0, le=1.0, description="Fusion weight of the LSTM.")
+    model_weight: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Fusion weight of the LSTM."
+    )
     sentiment_weight: float = Field(
         default=0.4, ge=0.0, le=1.0, description="Fusion weight of news sentiment."
     )
@@ -204,7 +206,9 @@ class Settings(BaseSettings):
     )
 
     # --- validators --------------------------------------------------------------------------
-    @field_validator("tickers", "rss_ticker_feeds", "rss_market_feeds", "extra_closures", mode="before")
+    @field_validator(
+        "tickers", "rss_ticker_feeds", "rss_market_feeds", "extra_closures", mode="before"
+    )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -18,7 +18,9 @@ app.add_typer(bench_app, name="bench")
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs on stderr.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs on stderr."),
+) -> None:
     setup_logging(verbose)
 
 

@@ -48,10 +48,15 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
-def title_key(title: str) -> str:
-    """Dedupe key of a story: the same headline from two sources or two refreshes is one story."""
+def story_key(title: str, published_at: datetime) -> str:
+    """Dedupe key of a story: its normalized title and its UTC publication day.
+
+    The same headline from two sources, or seen again by a later refresh, is one story; a
+    recurring headline ("Stocks making the biggest moves midday") on another day is another.
+    """
     normalized = _NON_ALNUM.sub(" ", title.lower()).strip()
-    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+    day = published_at.astimezone(UTC).date().isoformat()
+    return hashlib.sha1(f"{normalized}|{day}".encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +217,7 @@ class Store:
         """Store each story once; return the items that were new (with ``first_seen_at``)."""
         by_key: dict[str, NewsItem] = {}
         for item in items:
-            key = title_key(item.title)
+            key = story_key(item.title, item.published_at)
             if key in by_key:  # the same story twice in one batch: merge tickers
                 prev = by_key[key]
                 merged = tuple(dict.fromkeys((*prev.tickers, *item.tickers)))
