@@ -1,0 +1,120 @@
+"""Record live prices into the replay format, so a captured day can be replayed later."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from sentinel42.market.base import DAILY, PriceSource, daily_bar_end, interval_minutes
+from sentinel42.market.replay import read_price_csv, write_price_csv
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecordedTicker:
+    """What ``record`` wrote for one ticker (totals in the files after merging)."""
+
+    ticker: str
+    bars_written: int = 0
+    bars_total: int = 0
+    daily_written: int = 0
+    daily_total: int = 0
+    error: str | None = None
+
+
+def merge_into(path: Path, frame: pd.DataFrame, *, time_column: str) -> tuple[int, int]:
+    """Merge ``frame`` into the CSV at ``path`` (the fresh value wins on a shared timestamp).
+
+    Returns:
+        (bars in ``frame`` not in the file before, bars in the file after).
+    """
+    fresh = frame[["open", "high", "low", "close", "volume"]]
+    if path.is_file():
+        old = read_price_csv(path)
+        added = int((~fresh.index.isin(old.index)).sum())
+        merged = pd.concat([old[~old.index.isin(fresh.index)], fresh]).sort_index()
+    else:
+        added = len(fresh)
+        merged = fresh.sort_index()
+    merged = merged[~merged.index.duplicated(keep="last")]
+    write_price_csv(merged, path, time_column=time_column)
+    return added, len(merged)
+
+
+def record_prices(
+    source: PriceSource,
+    tickers: Sequence[str],
+    interval: str,
+    out_dir: Path,
+    as_of: datetime,
+    *,
+    daily_history_days: int = 730,
+    progress: Callable[[str], None] | None = None,
+) -> list[RecordedTicker]:
+    """Write ``prices/<T>.csv`` and ``daily/<T>.csv`` under ``out_dir`` from ``source``.
+
+    The bars are written as the source delivered them (normalized, not validated) so that a
+    replay runs them through the same validation as live data. Bars still forming at ``as_of``
+    are not written. Existing files are merged with, never duplicated.
+    """
+    say = progress or (lambda _msg: None)
+    step = timedelta(minutes=interval_minutes(interval))
+    rows = {t: RecordedTicker(t) for t in tickers}
+    say(f"recording {interval} bars for {len(tickers)} ticker(s) into {out_dir}")
+    batch = source.fetch_intraday(tickers, interval, dict.fromkeys(tickers), as_of)
+    for ticker in tickers:
+        if ticker in batch.errors:
+            rows[ticker].error = str(batch.errors[ticker])
+            continue
+        frame = batch.frames[ticker]
+        frame = frame[frame.index + step <= pd.Timestamp(as_of)]
+        added, total = merge_into(
+            out_dir / "prices" / f"{ticker}.csv", frame, time_column="Datetime"
+        )
+        rows[ticker].bars_written, rows[ticker].bars_total = added, total
+        say(f"{ticker}: {added} new {interval} bars ({total} in the file)")
+    daily = source.fetch_daily(tickers, as_of - timedelta(days=daily_history_days), as_of)
+    for ticker in tickers:
+        if ticker in daily.errors:
+            logger.warning("%s: daily bars not recorded: %s", ticker, daily.errors[ticker])
+            continue
+        frame = daily.frames[ticker]
+        if frame.empty:
+            continue
+        done = [daily_bar_end(ts) <= as_of for ts in frame.index]
+        added, total = merge_into(
+            out_dir / "daily" / f"{ticker}.csv", frame[done], time_column="Date"
+        )
+        rows[ticker].daily_written, rows[ticker].daily_total = added, total
+    return [rows[t] for t in tickers]
+
+
+def record_news(settings: object, out_dir: Path, as_of: datetime) -> int | None:
+    """Record headlines with the news stage's sources, when that stage provides a writer.
+
+    Returns:
+        The number of headlines written, or None when the news stage has no replay writer.
+    """
+    try:
+        from sentinel42.factory import build_news_sources
+        from sentinel42.news.replay import write_jsonl  # type: ignore[attr-defined]
+    except ImportError:
+        logger.warning("news recording unavailable (no sentinel42.news.replay.write_jsonl)")
+        return None
+    items = []
+    for news_source in build_news_sources(settings):  # type: ignore[arg-type]
+        try:
+            items.extend(news_source.fetch(settings.tickers, as_of))  # type: ignore[attr-defined]
+        except Exception as exc:  # one failing feed must not lose the prices already recorded
+            logger.warning("news source %s failed while recording: %s", news_source, exc)
+    write_jsonl(items, out_dir / "news" / "recorded.jsonl")
+    return len(items)
+
+
+__all__ = ["DAILY", "RecordedTicker", "merge_into", "record_news", "record_prices"]

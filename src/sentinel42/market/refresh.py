@@ -1,0 +1,351 @@
+"""One price refresh: fetch, validate, detect rewrites, store; per-ticker counts.
+
+Plain functions with ``as_of`` as an input; the task layer (``sentinel42.tasks``) wraps
+:func:`refresh_prices` for Prefect and emits the "no data" event from ``report.no_data``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from sentinel42.errors import DataError, TemporarySourceError
+from sentinel42.market.base import DAILY, PriceSource
+from sentinel42.market.validate import ValidationResult, validate_bars
+
+if TYPE_CHECKING:
+    from sentinel42.market.calendar import NyseCalendar
+    from sentinel42.persistence import Store
+    from sentinel42.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CORPORATE_ACTION = "corporate_action"
+# Stored bars loaded before each ticker's new data: the overlap (rewrite check) plus the
+# neighbours the spike check compares a new bar with.
+CONTEXT_DAYS = 5
+
+
+@dataclass
+class TickerPrices:
+    """What one refresh did for one ticker (``bars_*``: the intraday interval)."""
+
+    ticker: str
+    bars_new: int = 0
+    bars_updated: int = 0
+    bars_rejected: int = 0
+    bars_flagged: int = 0
+    daily_bars_new: int = 0
+    daily_bars_updated: int = 0
+    error: str | None = None
+    corporate_action: bool = False
+    newest_bar_ts: datetime | None = None
+    daily_error: str | None = None
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    retryable: bool = False
+
+
+@dataclass
+class PriceRefreshReport:
+    """The result of :func:`refresh_prices`.
+
+    ``no_data`` is True when the market was open at ``as_of``, a bar of today's session should
+    have ended by then, and no ticker got a new bar nor holds a bar within one interval of it.
+    """
+
+    as_of: datetime
+    tickers: list[TickerPrices]
+    no_data: bool = False
+    market_open: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (ISO 8601 datetimes)."""
+        out = asdict(self)
+        out["as_of"] = self.as_of.isoformat()
+        for row in out["tickers"]:
+            ts = row["newest_bar_ts"]
+            row["newest_bar_ts"] = ts.isoformat() if ts is not None else None
+        return out
+
+    @property
+    def failed(self) -> list[str]:
+        return [t.ticker for t in self.tickers if t.error]
+
+
+def _validate(
+    settings: Settings,
+    calendar: NyseCalendar,
+    frame: pd.DataFrame,
+    ticker: str,
+    as_of: datetime,
+    *,
+    daily: bool,
+    context: pd.DataFrame | None = None,
+) -> ValidationResult:
+    return validate_bars(
+        frame,
+        ticker=ticker,
+        interval_minutes=settings.interval_minutes,
+        calendar=calendar,
+        as_of=as_of,
+        prepost=settings.prepost,
+        spike_threshold=settings.spike_threshold,
+        context=context,
+        daily=daily,
+    )
+
+
+def rewritten(stored: pd.DataFrame | None, fresh: pd.DataFrame, tolerance: float) -> float | None:
+    """Largest relative close change on the overlap, if beyond ``tolerance``, else None.
+
+    A split or dividend adjustment rewrites every past price by the same factor; a late
+    revision of the newest bar moves one bar a little. Only the first counts as a rewrite.
+    """
+    if stored is None or stored.empty or fresh.empty:
+        return None
+    common = stored.index.intersection(fresh.index)
+    if common.empty:
+        return None
+    old = stored.loc[common, "close"].to_numpy(dtype="float64")
+    new = fresh.loc[common, "close"].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(new / old - 1.0)
+    change = change[np.isfinite(change)]
+    # The newest stored bar may legitimately be revised; ask the older overlap first.
+    if len(change) > 1:
+        change = change[:-1]
+    worst = float(change.max()) if len(change) else 0.0
+    return worst if worst > tolerance else None
+
+
+def refresh_prices(
+    settings: Settings,
+    source: PriceSource,
+    store: Store,
+    calendar: NyseCalendar,
+    as_of: datetime,
+    progress: Callable[[str], None] | None = None,
+) -> PriceRefreshReport:
+    """Fetch, validate and store intraday and daily bars for the watchlist.
+
+    Args:
+        settings: tickers, interval, prepost, spike_threshold, revision_tolerance,
+            daily_history_days.
+        source: live or replay price source.
+        store: where bars go (intraday under ``settings.interval``, daily under ``1d``).
+        calendar: session filter and the market-open test of ``no_data``.
+        as_of: tz-aware; nothing that ends after it is stored.
+        progress: called with one human line per step (the CLI prints them on stderr).
+
+    Returns:
+        Per-ticker counts and errors, and the ``no_data`` signal.
+
+    Raises:
+        TemporarySourceError: every ticker failed with a retryable error (a Prefect retry
+            may help).
+        DataError: ``as_of`` is naive.
+    """
+    if as_of.tzinfo is None:
+        raise DataError("as_of must be tz-aware")
+    say = progress or (lambda _msg: None)
+    tickers = list(settings.tickers)
+    interval = settings.interval
+    results = {t: TickerPrices(ticker=t) for t in tickers}
+
+    newest = store.newest_bar_ts(tickers, interval)
+    backfill = [t for t in tickers if newest[t] is None]
+    if backfill:
+        say(f"backfilling {interval} bars for {len(backfill)} ticker(s): {', '.join(backfill)}")
+    known = [ts for ts in newest.values() if ts is not None]
+    stored = (
+        store.load_bars(tickers, interval, start=min(known) - timedelta(days=CONTEXT_DAYS))
+        if known
+        else {}
+    )
+    say(f"fetching {interval} bars for {len(tickers)} ticker(s) from {source.name}")
+    batch = source.fetch_intraday(tickers, interval, newest, as_of)
+
+    for i, ticker in enumerate(tickers, 1):
+        row = results[ticker]
+        if ticker in batch.errors:
+            err = batch.errors[ticker]
+            row.error, row.retryable = str(err), err.retryable
+            continue
+        frame = batch.frames.get(ticker)
+        if frame is None:
+            row.error = "the source returned nothing for this ticker"
+            continue
+        since = newest[ticker]
+        if since is not None:
+            # The live source fetches from the oldest ticker's start; keep the overlap only.
+            frame = frame[frame.index >= pd.Timestamp(since)]
+        old = stored.get(ticker)
+        checked = _validate(settings, calendar, frame, ticker, as_of, daily=False, context=old)
+        change = rewritten(old, checked.frame, settings.revision_tolerance)
+        if change is not None:
+            _corporate_action(settings, source, store, calendar, row, interval, as_of, change, say)
+            continue
+        counts = store.upsert_bars(ticker, interval, checked.frame)
+        _count(row, checked, counts.new, counts.updated)
+        if len(tickers) > 20 and i % 100 == 0:
+            say(f"stored {interval} bars for {i}/{len(tickers)} tickers")
+        elif backfill and ticker in backfill:
+            say(f"{ticker}: {counts.new} {interval} bars stored, {row.bars_rejected} rejected")
+
+    _refresh_daily(settings, source, store, calendar, results, as_of, say)
+
+    after = store.newest_bar_ts(tickers, interval)
+    for ticker, ts in after.items():
+        results[ticker].newest_bar_ts = ts
+    report = PriceRefreshReport(as_of=as_of, tickers=[results[t] for t in tickers])
+    report.market_open = calendar.is_open(as_of)
+    report.no_data = _no_data(calendar, report, as_of, settings.interval_minutes)
+    if report.no_data:
+        logger.warning("no new %s bar for any ticker during the session at %s", interval, as_of)
+    _raise_if_all_temporary(report)
+    return report
+
+
+def _count(row: TickerPrices, checked: ValidationResult, new: int, updated: int) -> None:
+    row.bars_new += new
+    row.bars_updated += updated
+    row.bars_rejected += checked.n_rejected
+    row.bars_flagged += checked.n_flagged
+    merged = Counter(row.rejected_reasons)
+    merged.update(checked.rejected)
+    row.rejected_reasons = dict(merged)
+
+
+def _corporate_action(
+    settings: Settings,
+    source: PriceSource,
+    store: Store,
+    calendar: NyseCalendar,
+    row: TickerPrices,
+    interval: str,
+    as_of: datetime,
+    change: float,
+    say: Callable[[str], None],
+) -> None:
+    """Stored prices were rewritten upstream: re-fetch the whole history and replace it."""
+    ticker = row.ticker
+    logger.warning(
+        "%s: stored closes differ by up to %.2f%% from the source (split/dividend "
+        "adjustment?); re-fetching the whole history",
+        ticker,
+        100 * change,
+    )
+    say(f"{ticker}: prices rewritten upstream ({100 * change:.2f}%), re-fetching history")
+    full = source.fetch_intraday([ticker], interval, {ticker: None}, as_of)
+    if ticker in full.errors:
+        # Keep the old history rather than mix; the next refresh will try again.
+        row.error = f"history re-fetch after a rewrite failed: {full.errors[ticker]}"
+        row.retryable = full.errors[ticker].retryable
+        return
+    checked = _validate(settings, calendar, full.frames[ticker], ticker, as_of, daily=False)
+    replaced = store.replace_bars(ticker, interval, checked.frame)
+    _count(row, checked, 0, replaced)
+    daily_replaced = 0
+    daily_since = as_of - timedelta(days=settings.daily_history_days)
+    daily = source.fetch_daily([ticker], daily_since, as_of)
+    if ticker in daily.frames and len(daily.frames[ticker]):
+        dchecked = _validate(settings, calendar, daily.frames[ticker], ticker, as_of, daily=True)
+        daily_replaced = store.replace_bars(ticker, DAILY, dchecked.frame)
+        row.daily_bars_updated += daily_replaced
+    row.corporate_action = True
+    store.record_event(
+        CORPORATE_ACTION,
+        ticker,
+        {
+            "interval": interval,
+            "max_close_change": round(change, 6),
+            "tolerance": settings.revision_tolerance,
+            "bars_replaced": replaced,
+            "daily_bars_replaced": daily_replaced,
+            "source": source.name,
+        },
+        at=as_of,
+    )
+
+
+def _refresh_daily(
+    settings: Settings,
+    source: PriceSource,
+    store: Store,
+    calendar: NyseCalendar,
+    results: Mapping[str, TickerPrices],
+    as_of: datetime,
+    say: Callable[[str], None],
+) -> None:
+    """Daily bars, fetched only when a session has closed since the newest stored one."""
+    tickers = [t for t, r in results.items() if not r.corporate_action]
+    if not tickers:
+        return
+    newest = store.newest_bar_ts(tickers, DAILY)
+    last_close = calendar.previous_close(as_of)
+    from sentinel42.market.calendar import NEW_YORK
+
+    last_day = last_close.astimezone(NEW_YORK).date()
+    due = [
+        t for t in tickers if newest[t] is None or newest[t].astimezone(NEW_YORK).date() < last_day
+    ]
+    if not due:
+        return
+    floor = as_of - timedelta(days=settings.daily_history_days)
+    starts = [newest[t] for t in due]
+    since = floor if any(s is None for s in starts) else max(floor, min(s for s in starts if s))
+    say(f"fetching daily bars for {len(due)} ticker(s) since {since.date()}")
+    stored = store.load_bars(due, DAILY, start=since - timedelta(days=1))
+    batch = source.fetch_daily(due, since, as_of)
+    for ticker in due:
+        row = results[ticker]
+        if ticker in batch.errors:
+            row.daily_error = str(batch.errors[ticker])
+            continue
+        frame = batch.frames.get(ticker)
+        if frame is None or frame.empty:
+            continue
+        checked = _validate(settings, calendar, frame, ticker, as_of, daily=True)
+        old = stored.get(ticker)
+        change = rewritten(old, checked.frame, settings.revision_tolerance)
+        if change is not None:
+            _corporate_action(
+                settings, source, store, calendar, row, settings.interval, as_of, change, say
+            )
+            continue
+        counts = store.upsert_bars(ticker, DAILY, checked.frame)
+        row.daily_bars_new += counts.new
+        row.daily_bars_updated += counts.updated
+
+
+def _no_data(
+    calendar: NyseCalendar, report: PriceRefreshReport, as_of: datetime, minutes: int
+) -> bool:
+    if not report.market_open or any(t.bars_new for t in report.tickers):
+        return False
+    expected = calendar.expected_bar_start(as_of, minutes)
+    if expected is None:
+        return False
+    # One bar of vendor lag is normal (Yahoo publishes a bar a few minutes after it ends).
+    lag_ok = expected - timedelta(minutes=minutes)
+    return not any(
+        t.newest_bar_ts is not None and t.newest_bar_ts >= lag_ok for t in report.tickers
+    )
+
+
+def _raise_if_all_temporary(report: PriceRefreshReport) -> None:
+    rows = report.tickers
+    if rows and all(r.error and r.retryable for r in rows):
+        raise TemporarySourceError(
+            f"every ticker failed with a retryable error, e.g. {rows[0].ticker}: {rows[0].error}"
+        )
+
+
+__all__ = ["PriceRefreshReport", "TickerPrices", "refresh_prices", "rewritten"]
