@@ -1,0 +1,268 @@
+"""Normalization shared by every news source: canonical URLs, clean text, UTC times, tickers.
+
+A story is recognised across sources and refreshes by :func:`title_key` (its normalized title);
+the same story from RSS and NewsAPI, or seen again four minutes later, is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sentinel42.domain import NewsItem
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Query parameters that identify a campaign or a referrer, never the article.
+_TRACKING_KEYS = _words(
+    "fbclid gclid dclid msclkid yclid mc_cid mc_eid _hsenc _hsmi ref ref_src cmpid ncid "
+    "guccounter soc_src soc_trk mbid ocid taid yptr tsrc .tsrc cid __source"
+)
+_TRACKING_PREFIXES = ("utm_", "guce_", "at_", "pk_")
+# Seeking Alpha and others tag the feed that linked: "?source=feed_symbol_AAPL".
+_FEED_SOURCE_VALUE = re.compile(r"^(feed|rss)", re.IGNORECASE)
+
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+# Symbols that are also ordinary words (or read as them in headlines): matched only as a
+# cashtag ($ON), an exchange prefix (NASDAQ:ON) or through the company's name. Every
+# one-letter symbol is treated the same way.
+AMBIGUOUS_SYMBOLS: frozenset[str] = _words(
+    "ALL ARE IT NOW ON ONE CAN BIG GO SO BE AN AT BY FOR HAS HE KEY LOW MAN NEW OUT REAL RUN "
+    "SEE SHE TWO WELL YOU ANY CAR DAY EAT FUN GOOD HOME LIFE LOVE MAIN MOST NICE OPEN PLAY "
+    "SAFE SAVE TRUE WORK CASH BILL PEAK EDIT FAST HOPE JOB LAND PLAN POST RARE ROCK SNOW TECH "
+    "TELL TRIP WISH AI CEO USA UK EU US GDP IPO ETF CPI FED SEC FOR OR AM PM TV PC DD ED EV "
+    "AWAY BEST BOX CAT COST DOW FIVE FLY GAIN HUGE JOBS LULU MET MO NOK PAY PINS RACE RH SIX "
+    "SPOT STAY TEAM TEN WAY WOW ZION"
+)
+
+# Company names (and common short forms) of well-known US large caps and ETFs; matched
+# case-sensitively on word boundaries, so "Apple" counts and "apple pie" does not.
+COMPANY_NAMES: dict[str, tuple[str, ...]] = {
+    "AAPL": ("Apple", "iPhone"),
+    "MSFT": ("Microsoft",),
+    "NVDA": ("Nvidia", "NVIDIA"),
+    "AMZN": ("Amazon", "AWS"),
+    "SPY": ("S&P 500", "S&P500", "SPDR S&P"),
+    "QQQ": ("Nasdaq 100", "Nasdaq-100", "Invesco QQQ"),
+    "DIA": ("Dow Jones Industrial", "SPDR Dow"),
+    "IWM": ("Russell 2000",),
+    "GOOGL": ("Alphabet", "Google"),
+    "GOOG": ("Alphabet", "Google"),
+    "META": ("Meta Platforms", "Facebook", "Instagram"),
+    "TSLA": ("Tesla",),
+    "BRK-B": ("Berkshire Hathaway", "Berkshire"),
+    "JPM": ("JPMorgan", "JP Morgan", "J.P. Morgan"),
+    "V": ("Visa",),
+    "MA": ("Mastercard",),
+    "JNJ": ("Johnson & Johnson",),
+    "UNH": ("UnitedHealth",),
+    "XOM": ("Exxon Mobil", "ExxonMobil", "Exxon"),
+    "CVX": ("Chevron",),
+    "WMT": ("Walmart",),
+    "PG": ("Procter & Gamble",),
+    "HD": ("Home Depot",),
+    "KO": ("Coca-Cola",),
+    "PEP": ("PepsiCo",),
+    "COST": ("Costco",),
+    "DIS": ("Disney",),
+    "NFLX": ("Netflix",),
+    "ADBE": ("Adobe",),
+    "CRM": ("Salesforce",),
+    "ORCL": ("Oracle",),
+    "INTC": ("Intel",),
+    "AMD": ("Advanced Micro Devices", "AMD"),
+    "AVGO": ("Broadcom",),
+    "QCOM": ("Qualcomm",),
+    "CSCO": ("Cisco",),
+    "IBM": ("IBM",),
+    "TXN": ("Texas Instruments",),
+    "MU": ("Micron",),
+    "PYPL": ("PayPal",),
+    "UBER": ("Uber",),
+    "ABNB": ("Airbnb",),
+    "SHOP": ("Shopify",),
+    "BAC": ("Bank of America",),
+    "WFC": ("Wells Fargo",),
+    "C": ("Citigroup", "Citi"),
+    "GS": ("Goldman Sachs", "Goldman"),
+    "MS": ("Morgan Stanley",),
+    "BA": ("Boeing",),
+    "CAT": ("Caterpillar",),
+    "GE": ("General Electric", "GE Aerospace"),
+    "F": ("Ford",),
+    "GM": ("General Motors",),
+    "T": ("AT&T",),
+    "VZ": ("Verizon",),
+    "PFE": ("Pfizer",),
+    "MRK": ("Merck",),
+    "LLY": ("Eli Lilly",),
+    "ABBV": ("AbbVie",),
+    "NKE": ("Nike",),
+    "MCD": ("McDonald's", "McDonalds"),
+    "SBUX": ("Starbucks",),
+    "PLTR": ("Palantir",),
+    "SNOW": ("Snowflake",),
+    "ON": ("ON Semiconductor", "onsemi"),
+    "NOW": ("ServiceNow",),
+    "ALL": ("Allstate",),
+    "A": ("Agilent",),
+}
+
+
+def clean_text(text: str | None) -> str:
+    """Plain text: HTML entities decoded, tags removed, whitespace collapsed."""
+    if not text:
+        return ""
+    return _SPACE.sub(" ", _TAG.sub(" ", html.unescape(html.unescape(text)))).strip()
+
+
+def canonical_url(url: str) -> str:
+    """The URL without tracking parameters, fragment, default port or host case.
+
+    Redirect links (news aggregators) are kept as given: following them would cost a request
+    per item. Remaining query parameters are sorted so equal links compare equal.
+    """
+    url = url.strip()
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.hostname or ""
+    port = parts.port
+    if port and not (
+        (parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)
+    ):
+        host = f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING_KEYS
+        and not k.lower().startswith(_TRACKING_PREFIXES)
+        and not (k.lower() == "source" and _FEED_SOURCE_VALUE.match(v))
+    ]
+    path = parts.path or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), host.lower(), path, urlencode(sorted(query)), ""))
+
+
+def title_key(title: str) -> str:
+    """Dedupe key of a story: sha1 of the lower-cased title with punctuation collapsed."""
+    normalized = _NON_ALNUM.sub(" ", clean_text(title).lower()).strip()
+    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def to_utc(value: datetime) -> datetime:
+    """Convert an aware datetime to UTC.
+
+    Raises:
+        ValueError: ``value`` is naive (a source that gives no offset must say which it means).
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} has no UTC offset")
+    return value.astimezone(UTC)
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w&])" + re.escape(name) + r"(?![\w&])")
+
+
+def match_tickers(
+    text: str,
+    watchlist: Sequence[str],
+    company_names: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[str, ...]:
+    """Watchlist symbols that ``text`` is about, in watchlist order.
+
+    A symbol counts as a cashtag (``$AAPL``), with an exchange prefix (``NASDAQ:AAPL``), as a
+    bare upper-case word unless it is an ordinary word (:data:`AMBIGUOUS_SYMBOLS`, one letter),
+    or through one of its company names.
+    """
+    names = COMPANY_NAMES if company_names is None else company_names
+    found: list[str] = []
+    for symbol in watchlist:
+        sym = re.escape(symbol)
+        explicit = re.search(
+            rf"(?:\$|\b(?:NASDAQ|NYSE|NYSEARCA|AMEX|ARCA)\s?:\s?){sym}(?![\w-])",
+            text,
+            flags=re.IGNORECASE,
+        )
+        bare = (
+            len(symbol) > 1
+            and symbol not in AMBIGUOUS_SYMBOLS
+            and re.search(rf"(?<![\w$-]){sym}(?![\w-])", text) is not None
+        )
+        named = any(_name_pattern(n).search(text) for n in names.get(symbol, ()))
+        if explicit or bare or named:
+            found.append(symbol)
+    return tuple(found)
+
+
+def make_item(
+    *,
+    url: str,
+    title: str,
+    published_at: datetime,
+    source: str,
+    origin: str,
+    watchlist: Sequence[str],
+    summary: str | None = "",
+    hinted: Iterable[str] = (),
+    company_names: Mapping[str, Sequence[str]] | None = None,
+) -> NewsItem | None:
+    """Build a normalized :class:`NewsItem`, or None when it has no title or link.
+
+    ``hinted`` are symbols the source itself attached (the ticker of a per-symbol feed, a
+    NewsAPI query, publisher tags); those on the watchlist are kept, and the title and summary
+    add any other watchlist symbols they mention.
+    """
+    clean_title = clean_text(title)
+    if not clean_title or not url:
+        return None
+    clean_summary = clean_text(summary)
+    watch = [t.upper() for t in watchlist]
+    hinted_set = {h.upper() for h in hinted}
+    matched = set(match_tickers(f"{clean_title}\n{clean_summary}", watch, company_names))
+    tickers = tuple(t for t in watch if t in hinted_set or t in matched)
+    return NewsItem(
+        url=canonical_url(url),
+        title=clean_title,
+        published_at=to_utc(published_at),
+        source=clean_text(source) or "unknown",
+        summary=clean_summary,
+        tickers=tickers,
+        origin=origin,
+    )
+
+
+def dedupe(items: Iterable[NewsItem]) -> list[NewsItem]:
+    """One item per story (:func:`title_key`), tickers merged, the earliest publication kept."""
+    by_key: dict[str, NewsItem] = {}
+    for item in items:
+        key = title_key(item.title)
+        prev = by_key.get(key)
+        if prev is None:
+            by_key[key] = item
+            continue
+        first, other = (prev, item) if prev.published_at <= item.published_at else (item, prev)
+        tickers = tuple(dict.fromkeys((*first.tickers, *other.tickers)))
+        by_key[key] = NewsItem(
+            url=first.url,
+            title=first.title,
+            published_at=first.published_at,
+            source=first.source,
+            summary=first.summary or other.summary,
+            tickers=tickers,
+            first_seen_at=first.first_seen_at,
+            origin=first.origin,
+        )
+    return list(by_key.values())

@@ -1,0 +1,114 @@
+"""One news refresh: every source, normalized, deduplicated, stored once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sentinel42.errors import SourceError, TemporarySourceError
+from sentinel42.news.base import NewsSource
+from sentinel42.news.normalize import dedupe
+
+if TYPE_CHECKING:
+    from sentinel42.domain import NewsItem
+    from sentinel42.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NewsRefreshReport:
+    """What one refresh did.
+
+    Attributes:
+        per_ticker: watchlist ticker -> headlines new this refresh (0 for every quiet ticker).
+        headlines_new: stories stored for the first time.
+        headlines_fetched: items the sources delivered (before deduplication).
+        per_source: source name -> items it delivered.
+        problems: one line per dropped entry group, failed feed or failed source.
+    """
+
+    as_of: datetime
+    per_ticker: dict[str, int] = field(default_factory=dict)
+    headlines_new: int = 0
+    headlines_fetched: int = 0
+    per_source: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    new_items: list[NewsItem] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (without the items themselves)."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "headlines_new": self.headlines_new,
+            "headlines_fetched": self.headlines_fetched,
+            "per_ticker": dict(self.per_ticker),
+            "per_source": dict(self.per_source),
+            "problems": list(self.problems),
+        }
+
+
+def refresh_news(
+    settings: Settings, sources: Sequence[NewsSource], store: Any, as_of: datetime
+) -> NewsRefreshReport:
+    """Fetch every source for the watchlist and store each story once.
+
+    ``first_seen_at`` of a new story is ``as_of`` (when Sentinel42 first saw it); a story seen
+    again keeps its earliest ``first_seen_at``.
+
+    Raises:
+        TemporarySourceError: every source failed, and with retryable errors (so the flow's
+            retry has a chance); otherwise failures are lines in ``problems``.
+    """
+    tickers = list(settings.tickers)
+    report = NewsRefreshReport(as_of=as_of, per_ticker=dict.fromkeys(tickers, 0))
+    items: list[NewsItem] = []
+    failures: list[SourceError] = []
+    for source in sources:
+        try:
+            batch = source.fetch(tickers, as_of)
+        except SourceError as exc:
+            logger.warning("news source %s failed: %s", source.name, exc)
+            report.problems.append(f"source {source.name}: {exc}")
+            failures.append(exc)
+            continue
+        report.per_source[source.name] = len(batch.items)
+        report.problems.extend(batch.problems)
+        items.extend(batch.items)
+    if sources and len(failures) == len(sources) and all(f.retryable for f in failures):
+        raise TemporarySourceError(f"every news source failed: {failures[0]}") from failures[0]
+
+    report.headlines_fetched = len(items)
+    new_items = store.upsert_news(dedupe(items), seen_at=as_of)
+    report.new_items = list(new_items)
+    report.headlines_new = len(new_items)
+    for item in new_items:
+        for ticker in item.tickers:
+            if ticker in report.per_ticker:
+                report.per_ticker[ticker] += 1
+    for problem in report.problems:
+        logger.info("news: %s", problem)
+    logger.info(
+        "news refresh as of %s: %d fetched, %d new",
+        as_of.isoformat(),
+        report.headlines_fetched,
+        report.headlines_new,
+    )
+    return report
+
+
+def build_sources(settings: Settings, store: Any = None) -> list[NewsSource]:
+    """The news sources the settings ask for: replay, or RSS plus NewsAPI (live)."""
+    if settings.data_source == "replay":
+        from sentinel42.news.replay import ReplayNewsSource
+
+        if settings.replay_dir is None:
+            raise SourceError("replay mode needs SENTINEL42_REPLAY_DIR")
+        return [ReplayNewsSource(settings.replay_dir)]
+    from sentinel42.news.newsapi import NewsApiSource
+    from sentinel42.news.rss import RssNewsSource
+
+    return [RssNewsSource(settings, store=store), NewsApiSource(settings, store=store)]
