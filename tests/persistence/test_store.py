@@ -14,7 +14,13 @@ def _bars(n: int, start: datetime = T0, close: float = 100.0) -> pd.DataFrame:
     idx = pd.DatetimeIndex([start + timedelta(minutes=15 * i) for i in range(n)], name="ts")
     c = [close + i for i in range(n)]
     return pd.DataFrame(
-        {"open": c, "high": [x + 1 for x in c], "low": [x - 1 for x in c], "close": c, "volume": [1000.0] * n},
+        {
+            "open": c,
+            "high": [x + 1 for x in c],
+            "low": [x - 1 for x in c],
+            "close": c,
+            "volume": [1000.0] * n,
+        },
         index=idx,
     )
 
@@ -80,7 +86,11 @@ def _item(title: str, tickers=("AAPL",), url="https://example.com/a", origin="rs
 def test_same_story_from_two_sources_is_stored_once_with_merged_tickers(store):
     new1 = store.upsert_news([_item("Apple beats estimates!")], seen_at=T0)
     new2 = store.upsert_news(
-        [_item("Apple  beats estimates", tickers=("MSFT",), url="https://other/x", origin="newsapi")],
+        [
+            _item(
+                "Apple  beats estimates", tickers=("MSFT",), url="https://other/x", origin="newsapi"
+            )
+        ],
         seen_at=T0 + timedelta(hours=1),
     )
     assert len(new1) == 1 and new2 == []

@@ -1,9 +1,207 @@
-"""CLI commands of this stage (registered by sentinel42.cli)."""
+"""Core commands: decisions, status, refresh, trade, replay generate."""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
+
+replay_app = typer.Typer(help="Replay folders for the offline mode.", no_args_is_help=True)
+
+
+def _decision_row(d: Any) -> dict[str, Any]:
+    return {
+        "ticker": d.ticker,
+        "bar_ts": d.bar_ts.isoformat(),
+        "action": d.action.value,
+        "confidence": d.confidence,
+        "reason": d.reason,
+        "inputs": d.inputs,
+        "models": d.models,
+        "decided_at": d.decided_at.isoformat() if d.decided_at else None,
+    }
+
+
+def decisions(
+    ticker: str | None = typer.Option(None, "--ticker", "-t", help="Only this ticker."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=10_000, help="At most N rows."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout."),
+) -> None:
+    """Recorded decisions, newest first."""
+    from sentinel42.persistence import open_store
+
+    settings = get_settings(require_replay_dir=False)
+    with user_errors(), open_store(settings) as store:
+        rows = [
+            _decision_row(d) for d in store.decisions(ticker.upper() if ticker else None, limit)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no decisions yet (run the trading flow, or `sentinel42 trade --force`)")
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['bar_ts']}  {r['ticker']:<6} {r['action']:<4} {r['confidence']:.2f}  {r['reason']}"
+        )
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
+    from sentinel42.persistence import open_store
+    from sentinel42.pipeline import current_model_version
+
+    settings = get_settings(require_replay_dir=False)
+    with user_errors(), open_store(settings) as store:
+        bars = store.newest_bar_ts(settings.tickers, settings.interval)
+        news = store.newest_headline_ts(settings.tickers)
+        model = current_model_version(settings)
+        latest = {t: store.decisions(t, 1) for t in settings.tickers}
+    tickers = []
+    for t in settings.tickers:
+        d = latest[t][0] if latest[t] else None
+        tickers.append(
+            {
+                "ticker": t,
+                "newest_bar_ts": bars[t].isoformat() if bars[t] else None,
+                "newest_headline_ts": news[t].isoformat() if news[t] else None,
+                "newest_decision": _decision_row(d) if d else None,
+                "model_version": model,
+            }
+        )
+    if as_json:
+        emit_json({"tickers": tickers, "data_source": settings.data_source})
+        return
+    typer.echo(f"data source: {settings.data_source}   model: {model or 'none promoted'}")
+    for row in tickers:
+        d = row["newest_decision"]
+        typer.echo(
+            f"{row['ticker']:<6} bar {row['newest_bar_ts'] or '-':<26} "
+            f"news {row['newest_headline_ts'] or '-':<26} "
+            f"decision {d['action'] + ' @ ' + d['bar_ts'] if d else '-'}"
+        )
+
+
+def refresh(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Run one data refresh (prices, news, sentiment) in-process; no server needed."""
+    from sentinel42 import pipeline
+
+    settings = get_settings()
+    with user_errors():
+        as_of = pipeline.resolve_as_of(settings)
+        summary = pipeline.refresh_all(
+            settings, as_of, progress=lambda line: typer.echo(line, err=True)
+        )
+    if as_json:
+        emit_json(summary)
+        return
+    typer.echo(f"refresh as of {summary['as_of']}")
+    for row in summary["tickers"]:
+        extra = f"  error: {row['error']}" if row.get("error") else ""
+        typer.echo(
+            f"{row['ticker']:<6} bars +{row['bars_new']} ~{row['bars_updated']} "
+            f"rejected {row['bars_rejected']} flagged {row['bars_flagged']}  "
+            f"daily +{row.get('daily_bars_new', 0)}  headlines +{row['headlines_new']}{extra}"
+        )
+    typer.echo(f"headlines scored: {summary['headlines_scored']} by {summary['scorer']}")
+    for problem in summary["problems"]:
+        typer.echo(f"note: {problem}", err=True)
+
+
+def trade(
+    force: bool = typer.Option(False, "--force", help="Decide even outside an NYSE session."),
+    skip_refresh: bool = typer.Option(False, "--skip-refresh", help="Decide on stored data."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Run the trading path in-process (no server): refresh, gate, predict, fuse, decide."""
+    from sentinel42 import pipeline
+
+    settings = get_settings()
+    with user_errors():
+        as_of = pipeline.resolve_as_of(settings)
+        gate = pipeline.market_gate(settings, as_of, force=force)
+        if not gate.proceed:
+            document: dict[str, Any] = {
+                "as_of": as_of.isoformat(),
+                "skipped": gate.reason,
+                "decisions": [],
+            }
+        else:
+            if not skip_refresh:
+                pipeline.refresh_all(settings, as_of, progress=lambda s: typer.echo(s, err=True))
+            document = pipeline.decide(settings, as_of, forced=force).to_dict()
+    if as_json:
+        emit_json(document)
+        return
+    if "skipped" in document:
+        typer.echo(document["skipped"])
+    for d in document["decisions"]:
+        typer.echo(f"{d['ticker']:<6} {d['action']:<4} {d['confidence']:.2f}  {d['reason']}")
+
+
+@replay_app.command("generate")
+def replay_generate(
+    out: Path = typer.Option(..., "--out", help="Folder to write (created if missing)."),
+    tickers: str | None = typer.Option(
+        None, "--tickers", help="Comma-separated; default: the watchlist."
+    ),
+    sessions: int = typer.Option(30, "--sessions", min=2, max=2000, help="NYSE sessions of bars."),
+    end: str | None = typer.Option(
+        None, "--end", help="Last day (YYYY-MM-DD); default: yesterday."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same files)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Write a seeded synthetic replay set (prices and headlines that carry some signal)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sentinel42.synthetic import generate_replay
+
+    overrides = {"tickers": tickers} if tickers else {}
+    settings = get_settings(require_replay_dir=False, **overrides)
+    try:
+        last = date.fromisoformat(end) if end else (datetime.now(UTC) - timedelta(days=1)).date()
+    except ValueError:
+        fail(f"--end: {end!r} is not a date (YYYY-MM-DD)")
+    result = generate_replay(
+        out,
+        settings.tickers,
+        end=last,
+        sessions=sessions,
+        interval_minutes=settings.interval_minutes,
+        seed=seed,
+    )
+    document = {
+        "path": str(out),
+        "tickers": list(result.tickers),
+        "bars": result.bars,
+        "headlines": result.headlines,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        typer.echo(
+            f"wrote {result.bars} bars and {result.headlines} headlines for "
+            f"{', '.join(result.tickers)} to {out} ({document['start']} .. {document['end']})\n"
+            f"use it: SENTINEL42_DATA_SOURCE=replay SENTINEL42_REPLAY_DIR={out}"
+        )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add this stage's commands to the root app and the ``bench`` group."""
+    """Add the core commands to the root app."""
+    app.command("decisions")(decisions)
+    app.command("status")(status)
+    app.command("refresh")(refresh)
+    app.command("trade")(trade)
+    app.add_typer(replay_app, name="replay")

@@ -1,0 +1,69 @@
+# Sentinel42 — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Install uv if missing, then the locked environment (.venv)
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || { \
+		echo "uv not found: installing it with pip (python3 -m pip install --user uv)"; \
+		python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv; }
+	@UV=$$(command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv"); \
+		$$UV sync --frozen && echo "installed: run commands with 'uv run ...' (uv is at $$UV)"
+
+.PHONY: test
+test: ## Unit and integration tests (no network; excludes e2e and slow)
+	$(UV) run --frozen pytest -q $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests through a real Prefect server and worker
+	$(UV) run --frozen pytest -q -m e2e $(PYTEST_ARGS)
+
+.PHONY: test-slow
+test-slow: ## Heavier tests (model training on real recordings)
+	$(UV) run --frozen pytest -q -m slow $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: ## ruff (lint + format check) and mypy
+	$(UV) run --frozen ruff check src flows tests scripts
+	$(UV) run --frozen ruff format --check src flows tests scripts
+	$(UV) run --frozen mypy
+
+.PHONY: format
+format: ## Apply ruff's formatting and safe fixes
+	$(UV) run --frozen ruff format src flows tests scripts
+	$(UV) run --frozen ruff check --fix src flows tests scripts
+
+.PHONY: prefect-start
+prefect-start: ## Start server (:4200), pool, deployments and worker; returns when all are up
+	@scripts/start_prefect.sh
+
+.PHONY: prefect-stop
+prefect-stop: ## Stop the worker and server that prefect-start started
+	@scripts/stop_prefect.sh
+
+.PHONY: prefect-status
+prefect-status: ## Show server, worker and deployments
+	@scripts/status_prefect.sh
+
+.PHONY: prefect-ui
+prefect-ui: ## Print the dashboard URL (and open it where a browser exists)
+	@url="http://$${SENTINEL42_PREFECT_HOST:-127.0.0.1}:$${SENTINEL42_PREFECT_PORT:-4200}"; \
+		echo "Dashboard: $$url"; \
+		if command -v xdg-open >/dev/null 2>&1 && [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then xdg-open "$$url" >/dev/null 2>&1 & \
+		elif command -v open >/dev/null 2>&1 && [ "$$(uname)" = Darwin ]; then open "$$url"; fi
+
+.PHONY: replay
+replay: ## Generate a synthetic replay folder in ./replay (offline mode)
+	$(UV) run --frozen sentinel42 replay generate --out replay
+
+.PHONY: bench
+bench: ## Run the benchmarks and print figures
+	$(UV) run --frozen sentinel42 bench refresh --tickers 500
+	$(UV) run --frozen sentinel42 bench sentiment
+	$(UV) run --frozen sentinel42 bench model

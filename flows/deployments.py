@@ -1,0 +1,93 @@
+"""Register Sentinel42's deployments on the ``sentinel-pool`` process work pool.
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api uv run python flows/deployments.py
+
+Idempotent: running it again updates the deployments in place (same names), so only what
+changed changes. It records this checkout's absolute path as the code source; run it again if
+the checkout moves (``make prefect-start`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow
+from prefect.schedules import Cron, Interval, Schedule
+
+from sentinel42.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = "sentinel-pool"
+TIMEZONE = "America/New_York"
+
+
+@dataclass(frozen=True)
+class Spec:
+    flow_function: str
+    name: str
+    schedules: tuple[Schedule, ...]
+    description: str
+    concurrency_limit: int = 1
+
+
+def specs(training_cron: str) -> list[Spec]:
+    return [
+        Spec(
+            "data_refresh_flow",
+            "data-refresh-production",
+            (Interval(240),),
+            "Every 4 minutes: prices, news and sentiment for the watchlist.",
+        ),
+        Spec(
+            "trading_flow",
+            "trading-production",
+            (Cron("*/15 9-16 * * 1-5", timezone=TIMEZONE),),
+            "Every 15 minutes, 9-16 h New York, Mon-Fri, gated by the NYSE calendar "
+            "(--param force=true decides now): refresh, predict, fuse, decide.",
+        ),
+        Spec(
+            "full_system_flow",
+            "full-system-production",
+            (),
+            "Manual bootstrap: full refresh, a model if none, a first forced decision.",
+        ),
+        Spec(
+            "model_training_flow",
+            "model-training-production",
+            (Cron(training_cron, timezone=TIMEZONE),),
+            "Weekly retraining after the close; promoted only if it beats the baselines.",
+        ),
+    ]
+
+
+def deploy_all(pool: str = POOL) -> list[str]:
+    """Create or update every deployment; returns their full names."""
+    settings = load_settings(require_replay_dir=False)
+    names = []
+    for spec in specs(settings.model_training_cron):
+        source = flow.from_source(
+            source=str(ROOT), entrypoint=f"flows/sentinel_flows.py:{spec.flow_function}"
+        )
+        source.deploy(
+            name=spec.name,
+            work_pool_name=pool,
+            schedules=list(spec.schedules),
+            description=spec.description,
+            concurrency_limit=spec.concurrency_limit,
+            tags=["sentinel42"],
+            build=False,
+            push=False,
+            print_next_steps=False,
+        )
+        names.append(f"{source.name}/{spec.name}")
+    return names
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", default=POOL, help="work pool name (default: sentinel-pool)")
+    args = parser.parse_args()
+    for name in deploy_all(args.pool):
+        print(f"deployed {name}")

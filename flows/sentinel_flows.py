@@ -1,0 +1,74 @@
+"""Sentinel42's Prefect flows: thin wiring of tasks from ``sentinel42.tasks``.
+
+Debug the trading path without a server: ``cd flows && uv run python sentinel_flows.py``
+(runs a forced trading flow in-process against the configured data source).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from sentinel42.settings import load_settings
+from sentinel42.tasks import (
+    current_model_task,
+    decide_task,
+    market_gate_task,
+    publish_decisions_task,
+    refresh_news_task,
+    refresh_prices_task,
+    resolve_as_of_task,
+    score_sentiment_task,
+    summarize_refresh_task,
+    train_model_task,
+)
+
+
+@flow(name="data-refresh-flow", retries=2, retry_delay_seconds=30)
+def data_refresh_flow() -> dict[str, Any]:
+    """Prices, then news, then sentiment, for the whole watchlist."""
+    settings = load_settings()
+    as_of = resolve_as_of_task(settings)
+    prices = refresh_prices_task(settings, as_of)
+    news = refresh_news_task(settings, as_of)
+    scoring = score_sentiment_task(settings)
+    return summarize_refresh_task(prices, news, scoring, as_of)
+
+
+@flow(name="trading-flow", retries=1, retry_delay_seconds=60)
+def trading_flow(force: bool = False) -> dict[str, Any]:
+    """Inside an NYSE session (or with force=true): refresh, predict, fuse, decide."""
+    settings = load_settings()
+    as_of = resolve_as_of_task(settings)
+    gate = market_gate_task(settings, as_of, force)
+    if not gate.proceed:
+        return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
+    data_refresh_flow()
+    result = decide_task(settings, as_of, force)
+    return publish_decisions_task(result)
+
+
+@flow(name="model-training-flow", retries=1, retry_delay_seconds=300)
+def model_training_flow() -> dict[str, Any]:
+    """Retrain on the stored bars; promote only a model that beats the baselines."""
+    settings = load_settings()
+    return train_model_task(settings, resolve_as_of_task(settings))
+
+
+@flow(name="full-system-flow")
+def full_system_flow() -> dict[str, Any]:
+    """Bootstrap: full refresh, a model if there is none, and a first (forced) decision."""
+    settings = load_settings()
+    refresh = data_refresh_flow()
+    if current_model_task(settings) is None:
+        training = train_model_task(settings, resolve_as_of_task(settings))
+        get_run_logger().info("model training: %s", training.get("reason"))
+    trading = trading_flow(force=True)
+    return {"refresh": refresh, "trading": trading}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(trading_flow(force=True), indent=2, default=str))

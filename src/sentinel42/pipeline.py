@@ -1,0 +1,231 @@
+"""The pipeline's steps as plain functions: refresh, gate, predict, fuse, decide, bootstrap.
+
+Each step opens the store it needs and takes ``as_of`` (UTC) as an input; only
+:func:`resolve_as_of` reads a clock. Prefect tasks (``sentinel42.tasks``) wrap these one-to-one,
+the CLI calls them directly, and tests call them without a server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sentinel42.domain import Decision
+from sentinel42.persistence import open_store
+from sentinel42.settings import Settings
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+def resolve_as_of(settings: Settings, now: datetime | None = None) -> datetime:
+    """The pipeline clock: the wall clock live; the replay clock (or the data's end) in replay."""
+    if settings.data_source == "replay":
+        if settings.replay_as_of is not None:
+            return settings.replay_as_of.astimezone(UTC)
+        from sentinel42.factory import build_price_source
+
+        end = build_price_source(settings).data_end()
+        if end is not None:
+            return end.astimezone(UTC)
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+# --- refresh --------------------------------------------------------------------------------
+def refresh_prices(settings: Settings, as_of: datetime, progress: Progress | None = None) -> Any:
+    """Fetch, validate and store bars (intraday and daily) for the watchlist."""
+    from sentinel42.factory import build_calendar, build_price_source
+    from sentinel42.market.refresh import refresh_prices as _refresh
+
+    with open_store(settings) as store:
+        return _refresh(
+            settings, build_price_source(settings), store, build_calendar(settings), as_of, progress
+        )
+
+
+def refresh_news(settings: Settings, as_of: datetime) -> Any:
+    """Fetch, normalize, dedupe and store headlines for the watchlist."""
+    from sentinel42.factory import build_news_sources
+    from sentinel42.news.refresh import refresh_news as _refresh
+
+    with open_store(settings) as store:
+        return _refresh(settings, build_news_sources(settings, store), store, as_of)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringResult:
+    scored: int
+    scorer: str
+    revision: str
+
+
+def score_sentiment(settings: Settings) -> ScoringResult:
+    """Score every stored headline not yet scored by the current scorer (0 in steady state)."""
+    from sentinel42.sentiment.service import build_scorer, score_pending
+
+    scorer = build_scorer(settings)
+    with open_store(settings) as store:
+        scored = score_pending(store, scorer, settings.sentiment_batch_size)
+    return ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
+
+
+def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> dict[str, Any]:
+    """One JSON-able report of a whole refresh (``sentinel42 refresh --json``)."""
+    price_doc = prices.to_dict() if prices is not None else {"tickers": []}
+    per_ticker_news = getattr(news, "per_ticker", {}) if news is not None else {}
+    tickers = []
+    for row in price_doc.get("tickers", []):
+        row = dict(row)
+        row["headlines_new"] = int(per_ticker_news.get(row["ticker"], 0))
+        tickers.append(row)
+    return {
+        "tickers": tickers,
+        "no_data": bool(getattr(prices, "no_data", False)),
+        "headlines_new": int(getattr(news, "headlines_new", 0)) if news is not None else 0,
+        "headlines_scored": scoring.scored if scoring else 0,
+        "scorer": scoring.scorer if scoring else None,
+        "problems": list(getattr(news, "problems", [])) if news is not None else [],
+    }
+
+
+def refresh_all(
+    settings: Settings, as_of: datetime, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Prices, news and sentiment in one go (the CLI's in-process refresh)."""
+    prices = refresh_prices(settings, as_of, progress)
+    news = refresh_news(settings, as_of)
+    scoring = score_sentiment(settings)
+    return {"as_of": as_of.isoformat(), **refresh_summary(prices, news, scoring)}
+
+
+# --- trading --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Gate:
+    proceed: bool
+    market_open: bool
+    reason: str
+
+
+def market_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
+    """Whether the trading flow should decide now: inside an NYSE session, or forced."""
+    from sentinel42.factory import build_calendar
+
+    status = build_calendar(settings).status(as_of)
+    if status.open:
+        return Gate(True, True, f"market open ({status.reason})")
+    if force:
+        return Gate(True, False, f"market closed ({status.reason}); deciding anyway: force=true")
+    return Gate(False, False, f"market closed ({status.reason}); nothing recorded")
+
+
+@dataclass(slots=True)
+class TradingResult:
+    as_of: datetime
+    decisions: list[Decision] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    model_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            "decisions": [
+                {
+                    "ticker": d.ticker,
+                    "bar_ts": d.bar_ts.isoformat(),
+                    "action": d.action.value,
+                    "confidence": d.confidence,
+                    "reason": d.reason,
+                }
+                for d in self.decisions
+            ],
+            "skipped": self.skipped,
+        }
+
+
+def decide(settings: Settings, as_of: datetime, *, forced: bool = False) -> TradingResult:
+    """Predict, fuse and record one decision per watchlist ticker that has bars.
+
+    Never fails for a missing model: those tickers decide on the news alone (or HOLD) and the
+    reason says so.
+    """
+    from sentinel42.fusion import FusionConfig, MarketSnapshot, fuse
+    from sentinel42.model.predictor import predict_latest
+    from sentinel42.sentiment.aggregate import aggregate_sentiment
+
+    interval = timedelta(minutes=settings.interval_minutes)
+    # Enough history for the model's window across overnight gaps and a long weekend.
+    lookback = timedelta(
+        days=max(10, 3 * settings.model_window * settings.interval_minutes // 390 + 5)
+    )
+    result = TradingResult(as_of=as_of)
+    with open_store(settings) as store:
+        bars = store.load_bars(
+            settings.tickers, settings.interval, start=as_of - lookback, end=as_of - interval
+        )
+        predicted = predict_latest(settings, bars, as_of)
+        result.model_version = predicted.model_version
+        sentiment = aggregate_sentiment(
+            store,
+            settings.tickers,
+            as_of,
+            settings.sentiment_window_hours,
+            settings.sentiment_half_life_hours,
+        )
+        config = FusionConfig.from_settings(settings)
+        for ticker in settings.tickers:
+            frame = bars.get(ticker)
+            snapshot = (
+                MarketSnapshot(frame.index[-1].to_pydatetime(), float(frame["close"].iloc[-1]))
+                if frame is not None and not frame.empty
+                else None
+            )
+            decision = fuse(
+                ticker,
+                as_of=as_of,
+                bar=snapshot,
+                prediction=predicted.predictions.get(ticker),
+                prediction_skip_reason=predicted.skipped.get(ticker),
+                sentiment=sentiment.get(ticker),
+                config=config,
+            )
+            if decision is None:
+                result.skipped[ticker] = "no stored bars up to as_of"
+                logger.warning("%s: no stored bars up to %s; no decision", ticker, as_of)
+                continue
+            result.decisions.append(decision)
+        store.save_predictions(list(predicted.predictions.values()), created_at=as_of)
+        store.save_decisions(result.decisions, forced=forced)
+    for d in result.decisions:
+        logger.info("%s %s (%.2f): %s", d.ticker, d.action.value, d.confidence, d.reason)
+    return result
+
+
+# --- model ----------------------------------------------------------------------------------
+def current_model_version(settings: Settings) -> str | None:
+    from sentinel42.model.registry import ModelRegistry
+
+    return ModelRegistry(settings.models_dir).current_version()
+
+
+def train_model(
+    settings: Settings, now: datetime, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Train on the stored bars, evaluate against the baselines, promote or refuse."""
+    from sentinel42.model.training import train_and_register
+
+    with open_store(settings) as store:
+        bars = store.load_bars(settings.tickers, settings.interval)
+        daily = store.load_bars(settings.tickers, "1d")
+    report = train_and_register(settings, bars, now=now, daily=daily or None, progress=progress)
+    with open_store(settings) as store:
+        store.record_event(
+            "model_promoted" if report.get("promoted") else "model_refused",
+            None,
+            {"version": report.get("version"), "reason": report.get("reason")},
+            now,
+        )
+    return report

@@ -1,0 +1,176 @@
+"""The user's path, end to end, through a real Prefect server, work pool, deployments and worker.
+
+Starts everything with scripts/start_prefect.sh on a free port with a temporary data folder and a
+generated replay set, triggers the trading deployment with and without force, reads the decisions
+with the CLI, then stops everything with scripts/stop_prefect.sh and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+TICKERS = ["AAPL", "MSFT", "NVDA"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL42_", "PREFECT_"))}
+    env |= {
+        "SENTINEL42_DATA_DIR": str(base / "data"),
+        "SENTINEL42_DATA_SOURCE": "replay",
+        "SENTINEL42_REPLAY_DIR": str(base / "replay"),
+        "SENTINEL42_TICKERS": ",".join(TICKERS),
+        "SENTINEL42_PREFECT_PORT": str(port),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    gen = _run(
+        [
+            str(ROOT / ".venv/bin/sentinel42"),
+            "replay",
+            "generate",
+            "--out",
+            str(base / "replay"),
+            "--end",
+            "2026-11-25",
+            "--sessions",
+            "12",
+            "--json",
+        ],
+        env,
+        120,
+    )
+    assert gen.returncode == 0, gen.stderr
+    start = time.monotonic()
+    started = _run(["bash", "scripts/start_prefect.sh"], env, 300)
+    startup_s = time.monotonic() - start
+    run_dir = base / "data" / "run"
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield {
+            "env": env,
+            "base": base,
+            "run_dir": run_dir,
+            "startup_s": startup_s,
+            "start": started,
+        }
+    finally:
+        stopped = _run(["bash", "scripts/stop_prefect.sh"], env, 120)
+        print(stopped.stdout, stopped.stderr)
+
+
+def test_start_is_idempotent_and_lists_the_deployments(system):
+    again = _run(["bash", "scripts/start_prefect.sh"], system["env"], 60)
+    assert again.returncode == 0
+    assert "already running" in again.stdout
+    listing = _run(
+        [str(ROOT / ".venv/bin/prefect"), "deployment", "ls"],
+        system["env"] | {"COLUMNS": "250"},
+        60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    for name in (
+        "data-refresh-flow/data-refresh-production",
+        "trading-flow/trading-production",
+        "full-system-flow/full-system-production",
+    ):
+        assert name in listing.stdout
+
+
+def test_trading_outside_the_session_records_nothing(system):
+    run = _run(
+        [
+            str(ROOT / ".venv/bin/prefect"),
+            "deployment",
+            "run",
+            "trading-flow/trading-production",
+            "--watch",
+            "--watch-timeout",
+            "240",
+        ],
+        system["env"],
+        300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Completed" in run.stdout
+    decisions = _run([str(ROOT / ".venv/bin/sentinel42"), "decisions", "--json"], system["env"], 60)
+    assert json.loads(decisions.stdout) == []
+
+
+def test_forced_trading_run_records_one_decision_per_ticker(system):
+    t0 = time.monotonic()
+    run = _run(
+        [
+            str(ROOT / ".venv/bin/prefect"),
+            "deployment",
+            "run",
+            "trading-flow/trading-production",
+            "--param",
+            "force=true",
+            "--watch",
+            "--watch-timeout",
+            "400",
+        ],
+        system["env"],
+        450,
+    )
+    elapsed = time.monotonic() - t0
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Completed" in run.stdout
+    out = _run([str(ROOT / ".venv/bin/sentinel42"), "decisions", "--json"], system["env"], 60)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert sorted(r["ticker"] for r in rows) == TICKERS
+    for row in rows:
+        assert row["action"] in {"BUY", "SELL", "HOLD"}
+        assert row["reason"]
+        assert "close" in row["inputs"] and "fused" in row["inputs"]
+        assert "lstm" in row["models"]
+    status = json.loads(
+        _run([str(ROOT / ".venv/bin/sentinel42"), "status", "--json"], system["env"], 60).stdout
+    )
+    assert all(t["newest_bar_ts"] for t in status["tickers"])
+    print(f"startup {system['startup_s']:.1f} s, forced trading run {elapsed:.1f} s")
+
+
+def test_stop_leaves_no_process_behind(system):
+    pids = [int((system["run_dir"] / f"{n}.pid").read_text()) for n in ("server", "worker")]
+    assert all(_pid_alive(p) for p in pids)
+    stopped = _run(["bash", "scripts/stop_prefect.sh"], system["env"], 120)
+    assert stopped.returncode == 0, stopped.stderr
+    time.sleep(1)
+    assert not any(_pid_alive(p) for p in pids)
+    assert not list(system["run_dir"].glob("*.pid"))
