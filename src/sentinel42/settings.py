@@ -143,8 +143,18 @@ class Settings(BaseSettings):
     newsapi_daily_requests: int = Field(
         default=100, ge=1, le=100_000, description="NewsAPI request budget per UTC day."
     )
-    http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    feed_max_bytes: int = Field(default=5_000_000, ge=10_000, le=100_000_000)
+    http_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Timeout of one HTTP request to a news source, in seconds.",
+    )
+    feed_max_bytes: int = Field(
+        default=5_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Largest feed body read; bigger responses are cut off and reported.",
+    )
 
     # --- sentiment ---------------------------------------------------------------------------
     finbert_model: str = Field(
@@ -156,26 +166,66 @@ class Settings(BaseSettings):
         description="Fail instead of falling back to the offline scorer when FinBERT "
         "cannot be loaded.",
     )
-    sentiment_batch_size: int = Field(default=32, ge=1, le=1024)
-    sentiment_max_length: int = Field(default=128, ge=8, le=512)
-    sentiment_threads: int | None = Field(default=None, ge=1, le=256)
+    sentiment_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Headlines per FinBERT forward pass."
+    )
+    sentiment_max_length: int = Field(
+        default=128,
+        ge=8,
+        le=512,
+        description="Tokens kept per headline (longer ones are truncated).",
+    )
+    sentiment_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="torch threads for scoring; default: torch's own choice.",
+    )
     sentiment_quantize: bool = Field(
         default=False, description="Dynamic int8 quantization of FinBERT (faster, check first)."
     )
-    sentiment_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
-    sentiment_half_life_hours: float = Field(default=6.0, gt=0, le=24 * 30)
+    sentiment_window_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="Headlines older than this are left out of a ticker's sentiment.",
+    )
+    sentiment_half_life_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=24 * 30,
+        description="Half-life of a headline's weight in the per-ticker sentiment.",
+    )
 
     # --- model -------------------------------------------------------------------------------
     model_window: int = Field(default=32, ge=4, le=512, description="Bars per input window.")
     model_horizon: int = Field(default=4, ge=1, le=64, description="Bars ahead predicted.")
-    model_hidden_size: int = Field(default=32, ge=4, le=1024)
-    model_layers: int = Field(default=1, ge=1, le=4)
-    model_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    model_epochs: int = Field(default=30, ge=1, le=1000)
-    model_patience: int = Field(default=5, ge=1, le=100)
-    model_batch_size: int = Field(default=256, ge=8, le=8192)
-    model_learning_rate: float = Field(default=1e-3, gt=0, lt=1)
-    model_seed: int = Field(default=42, ge=0)
+    model_hidden_size: int = Field(default=32, ge=4, le=1024, description="LSTM hidden units.")
+    model_layers: int = Field(default=1, ge=1, le=4, description="Stacked LSTM layers.")
+    model_dropout: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="Dropout between LSTM layers and before the heads."
+    )
+    model_epochs: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description="Most training epochs (early stopping usually ends sooner).",
+    )
+    model_patience: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Epochs without validation improvement before training stops.",
+    )
+    model_batch_size: int = Field(
+        default=256, ge=8, le=8192, description="Training windows per batch."
+    )
+    model_learning_rate: float = Field(default=1e-3, gt=0, lt=1, description="Adam learning rate.")
+    model_seed: int = Field(
+        default=42,
+        ge=0,
+        description="Seed of every random draw in training (same data + seed = same model).",
+    )
     model_promotion_margin: float = Field(
         default=0.0,
         ge=0.0,

@@ -12,6 +12,7 @@ app = typer.Typer(
     help="Sentinel42: BUY/SELL/HOLD decisions from prices, news sentiment and an LSTM.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold secrets (API keys)
 )
 bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")

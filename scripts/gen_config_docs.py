@@ -1,0 +1,74 @@
+"""Write docs/configuration.md from the Settings model (a test checks it is up to date).
+
+    uv run python scripts/gen_config_docs.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic.fields import FieldInfo
+
+from sentinel42.settings import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "docs" / "configuration.md"
+HEADER = """# Configuration
+
+Sentinel42 reads environment variables prefixed `SENTINEL42_` and a `.env` file (in the repository
+root, then in the current folder). Lists are comma-separated. A bad value stops start-up with one
+line naming the setting and what is allowed; nothing is written. Secrets are never logged.
+
+This page is generated from `src/sentinel42/settings.py` by `scripts/gen_config_docs.py`.
+
+| variable | default | bounds | meaning |
+|---|---|---|---|
+"""
+
+
+def _bounds(info: FieldInfo) -> str:
+    parts = []
+    for meta in info.metadata:
+        for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            value = getattr(meta, name, None)
+            if value is not None:
+                parts.append(f"{symbol} {value}")
+    return ", ".join(parts)
+
+
+def _default(name: str, info: FieldInfo) -> str:
+    if name == "data_dir":
+        return "`./data` in a checkout, else `~/.local/share/sentinel42`"
+    if info.default_factory is not None:
+        value = info.default_factory()  # type: ignore[call-arg]
+    else:
+        value = info.default
+    if value is None or value in ([], {}):
+        return "—"
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return f"`{value}`"
+
+
+def render() -> str:
+    rows = []
+    for name, info in Settings.model_fields.items():
+        annotation = getattr(info.annotation, "__args__", None)
+        allowed = ""
+        if annotation and all(isinstance(a, str) for a in annotation):
+            allowed = " / ".join(f"`{a}`" for a in annotation)
+        description = (info.description or "").replace("|", "\\|")
+        rows.append(
+            f"| `{ENV_PREFIX}{name.upper()}` | {_default(name, info)} | "
+            f"{allowed or _bounds(info)} | {description} |"
+        )
+    return HEADER + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    text = render()
+    if "--check" in sys.argv:
+        sys.exit(0 if TARGET.read_text() == text else 1)
+    TARGET.write_text(text)
+    print(f"wrote {TARGET.relative_to(ROOT)}")
