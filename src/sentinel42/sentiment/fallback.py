@@ -13,6 +13,7 @@ model sees at run time exactly the features it was trained on.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -80,7 +81,7 @@ def features(text: str) -> list[str]:
     """The model's features: word 1-2 grams, character 3-5 grams, lexicon counts."""
     toks = words(text)
     feats = [f"w:{t}" for t in toks]
-    feats += [f"b:{a} {b}" for a, b in zip(toks, toks[1:], strict=False)]
+    feats += [f"b:{a} {b}" for a, b in itertools.pairwise(toks)]
     for tok in toks:
         padded = f" {tok} "
         for n in (3, 4, 5):

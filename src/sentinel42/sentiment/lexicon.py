@@ -7,7 +7,12 @@ spirit of Loughran-McDonald but much shorter; general-purpose lexicons (VADER) m
 
 from __future__ import annotations
 
-POSITIVE_WORDS: frozenset[str] = frozenset(
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+POSITIVE_WORDS: frozenset[str] = _wordset(
     """
     beat beats beating topped tops exceed exceeds exceeded surpass surpassed surpasses
     rise rises rising rose gain gains gained jump jumps jumped soar soars soared surge surges
@@ -20,10 +25,10 @@ POSITIVE_WORDS: frozenset[str] = frozenset(
     approval approved approves breakthrough success successful beat-and-raise tops upside
     dividend buyback buybacks accelerate accelerates accelerated momentum boom booming best
     increase increases increased increasing up upgrade top leading lead leads record-high
-    """.split()
+    """
 )
 
-NEGATIVE_WORDS: frozenset[str] = frozenset(
+NEGATIVE_WORDS: frozenset[str] = _wordset(
     """
     miss misses missed missing fall falls fell falling drop drops dropped plunge plunges
     plunged tumble tumbles tumbled slide slides slid sink sinks sank slump slumps slumped
@@ -37,9 +42,9 @@ NEGATIVE_WORDS: frozenset[str] = frozenset(
     sinking slashes slashed slash reduce reduces reduced decrease decreases decreased down
     worst tariff tariffs volatility selloff sell-off pressure pressured struggle struggles
     struggling recall recalls headwinds headwind deficit impairment writedown write-down
-    """.split()
+    """
 )
 
-NEGATIONS: frozenset[str] = frozenset(
-    "not no never without fails fail failed neither nor cannot can't won't didn't doesn't".split()
+NEGATIONS: frozenset[str] = _wordset(
+    "not no never without fails fail failed neither nor cannot can't won't didn't doesn't"
 )

@@ -1,0 +1,210 @@
+"""FinBERT with transformers: the only module importing it (and torch, for scoring).
+
+``ProsusAI/finbert`` by default, or any local directory saved with ``save_pretrained``. Labels
+are read from the model's ``id2label`` (FinBERT variants order them differently). Inference is
+batched with dynamic padding (each batch is padded to its own longest text, texts sorted by
+length first), truncated at ``max_length``, under ``torch.inference_mode``. The model is loaded
+once per process (:func:`load_finbert` caches it by model, revision and options).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sentinel42.domain import SentimentScore
+from sentinel42.errors import ModelError
+from sentinel42.sentiment.base import LABELS, canonical_label, make_score
+
+logger = logging.getLogger(__name__)
+
+HUB_PROBE_TIMEOUT_S = 3.0
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_cache: dict[tuple[Any, ...], FinBertScorer | ModelError] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class FinBertOptions:
+    """How to load and run the model (all from settings)."""
+
+    model: str = "ProsusAI/finbert"
+    revision: str | None = None
+    max_length: int = 128
+    threads: int | None = None
+    quantize: bool = False
+
+
+def _looks_local(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.count("/") > 1
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    # transformers retries an unreachable hub for a long time; one TCP connect says it fast.
+    parts = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def weights_fingerprint(directory: Path) -> str | None:
+    """``sha256:<16 hex>`` of the first weights file found in ``directory``."""
+    for name in _WEIGHT_FILES:
+        path = directory / name
+        if path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            return "sha256:" + digest.hexdigest()[:16]
+    return None
+
+
+def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stderr belongs to our logs, not per-shard bars
+
+    if Path(options.model).expanduser().is_dir():
+        path = str(Path(options.model).expanduser())
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        return (
+            AutoTokenizer.from_pretrained(path, **kwargs),
+            AutoModelForSequenceClassification.from_pretrained(path, **kwargs),
+        )
+    if _looks_local(options.model):
+        raise ModelError(f"FinBERT directory {options.model} does not exist")
+    kwargs = {"revision": options.revision}
+    try:  # a copy in the local Hugging Face cache needs no network at all
+        return (
+            AutoTokenizer.from_pretrained(options.model, local_files_only=True, **kwargs),
+            AutoModelForSequenceClassification.from_pretrained(
+                options.model, local_files_only=True, **kwargs
+            ),
+        )
+    except OSError as exc:
+        cached_error = exc
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
+        raise ModelError(
+            f"FinBERT {options.model!r} is not in the local cache and {why}"
+        ) from cached_error
+    return (
+        AutoTokenizer.from_pretrained(options.model, **kwargs),
+        AutoModelForSequenceClassification.from_pretrained(options.model, **kwargs),
+    )
+
+
+class FinBertScorer:
+    """A loaded FinBERT (use :func:`load_finbert`, which caches it per process).
+
+    Attributes:
+        name: the hub id, or the directory's name for a local model.
+        revision: the hub commit hash when known, else a fingerprint of the weights file;
+            ``+int8`` is appended when dynamically quantized (its scores are another model's).
+        label_map: model output index -> ``positive``/``negative``/``neutral``.
+    """
+
+    def __init__(self, tokenizer: Any, model: Any, options: FinBertOptions) -> None:
+        import torch
+
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.options = options
+        self.tokenizer = tokenizer
+        model.eval()
+        id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+        try:
+            self.label_map = {i: canonical_label(name) for i, name in id2label.items()}
+        except ValueError as exc:
+            raise ModelError(f"FinBERT {options.model}: {exc} (id2label={id2label})") from exc
+        if sorted(self.label_map.values()) != sorted(LABELS):
+            raise ModelError(f"FinBERT {options.model}: id2label {id2label} is not 3 polarities")
+        local = Path(options.model).expanduser()
+        self.name = local.resolve().name if local.is_dir() else options.model
+        commit = getattr(model.config, "_commit_hash", None)
+        name_or_path = Path(str(getattr(model.config, "_name_or_path", "") or options.model))
+        revision = commit or (weights_fingerprint(name_or_path) if name_or_path.is_dir() else None)
+        revision = revision or options.revision or "unknown"
+        if options.quantize:
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+            revision += "+int8"
+        self.model = model
+        self.revision: str = revision
+
+    def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, float]]:
+        """Label probabilities per text, in input order."""
+        import torch
+
+        out: list[dict[str, float]] = [{} for _ in texts]
+        # Sorting by length keeps each batch's padding (to its own longest text) small.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.options.max_length,
+                    return_tensors="pt",
+                )
+                logits = self.model(**enc).logits  # [batch, labels]
+                probs = torch.softmax(logits.float(), dim=-1).tolist()
+                for row, i in zip(probs, idx, strict=True):
+                    out[i] = {self.label_map[j]: float(p) for j, p in enumerate(row)}
+        return out
+
+    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[SentimentScore]:
+        """One :class:`SentimentScore` per text, in input order."""
+        from sentinel42.persistence import text_hash
+
+        probs = self.probabilities(texts, batch_size)
+        return [
+            make_score(text_hash(t), p, self.name, self.revision)
+            for t, p in zip(texts, probs, strict=True)
+        ]
+
+
+def load_finbert(options: FinBertOptions) -> FinBertScorer:
+    """The FinBERT for ``options``, loaded once per process (failures are cached too).
+
+    Raises:
+        ModelError: the model cannot be loaded (no local copy and no hub, bad labels).
+    """
+    key = (options.model, options.revision, options.quantize, options.max_length, options.threads)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is None:
+            try:
+                tokenizer, model = _from_pretrained(options)
+                cached = FinBertScorer(tokenizer, model, options)
+            except ModelError as exc:
+                cached = exc
+            except (OSError, ValueError, RuntimeError) as exc:
+                cached = ModelError(f"FinBERT {options.model!r} could not be loaded: {exc}")
+                cached.__cause__ = exc
+            _cache[key] = cached
+    if isinstance(cached, ModelError):
+        raise cached
+    return cached
+
+
+def clear_cache() -> None:
+    """Forget loaded models and load failures (tests; a long-lived process after a fix)."""
+    with _lock:
+        _cache.clear()

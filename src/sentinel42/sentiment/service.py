@@ -1,0 +1,98 @@
+"""Choosing the scorer and scoring what the store has not scored yet."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sentinel42.domain import SentimentScore
+from sentinel42.errors import ConfigError, ModelError
+from sentinel42.sentiment.base import SentimentScorer
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()  # one fallback warning per process and model
+
+
+def finbert_options(settings: Settings) -> Any:
+    """FinBERT load options from settings."""
+    from sentinel42.sentiment.finbert import FinBertOptions
+
+    return FinBertOptions(
+        model=settings.finbert_model,
+        revision=settings.finbert_revision,
+        max_length=settings.sentiment_max_length,
+        threads=settings.sentiment_threads,
+        quantize=settings.sentiment_quantize,
+    )
+
+
+def build_scorer(settings: Settings) -> SentimentScorer:
+    """FinBERT (cached per process) or, with one warning, the offline fallback.
+
+    Raises:
+        ConfigError: FinBERT cannot be loaded and ``sentiment_require_finbert`` is set.
+    """
+    from sentinel42.sentiment.finbert import load_finbert
+
+    try:
+        return load_finbert(finbert_options(settings))
+    except ModelError as exc:
+        if settings.sentiment_require_finbert:
+            raise ConfigError(
+                f"SENTINEL42_SENTIMENT_REQUIRE_FINBERT is set and {exc}; point "
+                "SENTINEL42_FINBERT_MODEL at a saved model directory or allow the fallback"
+            ) from exc
+        from sentinel42.sentiment.fallback import FallbackScorer
+
+        fallback = FallbackScorer()
+        if settings.finbert_model not in _warned:
+            _warned.add(settings.finbert_model)
+            logger.warning(
+                "%s; scoring with the offline fallback %s (%s) instead",
+                exc,
+                fallback.name,
+                fallback.revision,
+            )
+        return fallback
+
+
+def score_texts(
+    scorer: SentimentScorer, texts: Sequence[str], batch_size: int
+) -> list[SentimentScore]:
+    """Score ``texts`` in batches of ``batch_size``, in input order."""
+    out: list[SentimentScore] = []
+    for start in range(0, len(texts), batch_size):
+        out.extend(scorer.score(list(texts[start : start + batch_size])))
+    return out
+
+
+def score_pending(store: Any, scorer: SentimentScorer, batch_size: int) -> int:
+    """Score every stored headline not yet scored by ``scorer.name`` + ``revision``.
+
+    Returns:
+        How many texts were scored (0 in steady state: nothing is ever scored twice).
+    """
+    scored = 0
+    chunk = max(batch_size * 8, 256)
+    while True:
+        pending = store.pending_texts(scorer.name, scorer.revision, limit=chunk)
+        if not pending:
+            break
+        hashes = [h for h, _ in pending]
+        scores = score_texts(scorer, [t for _, t in pending], batch_size)
+        # Key each score by the hash the store holds, so the cache lookup matches exactly.
+        scores = [dataclasses.replace(s, text_hash=h) for s, h in zip(scores, hashes, strict=True)]
+        saved = store.save_scores(scores)
+        scored += len(scores)
+        if saved == 0:  # nothing new could be saved: do not loop on the same rows forever
+            logger.warning("sentiment: %d pending texts could not be saved", len(scores))
+            break
+        if len(pending) < chunk:
+            break
+    logger.info("sentiment: %d headlines scored by %s@%s", scored, scorer.name, scorer.revision)
+    return scored
