@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 CORPORATE_ACTION = "corporate_action"
 # Stored bars loaded before each ticker's new data: the overlap (rewrite check) plus the
 # neighbours the spike check compares a new bar with.
-CONTEXT_DAYS = 5
+CONTEXT_DAYS = 1
 
 
 @dataclass
@@ -110,11 +110,14 @@ def rewritten(stored: pd.DataFrame | None, fresh: pd.DataFrame, tolerance: float
     """
     if stored is None or stored.empty or fresh.empty:
         return None
-    common = stored.index.intersection(fresh.index)
-    if common.empty:
+    old_ts = stored.index.asi8
+    pos = np.searchsorted(old_ts, fresh.index.asi8)
+    pos_ok = np.minimum(pos, len(old_ts) - 1)
+    hit = (pos < len(old_ts)) & (old_ts[pos_ok] == fresh.index.asi8)
+    if not hit.any():
         return None
-    old = stored.loc[common, "close"].to_numpy(dtype="float64")
-    new = fresh.loc[common, "close"].to_numpy(dtype="float64")
+    old = stored["close"].to_numpy(dtype="float64")[pos_ok[hit]]
+    new = fresh["close"].to_numpy(dtype="float64")[hit]
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.abs(new / old - 1.0)
     change = change[np.isfinite(change)]
@@ -163,12 +166,7 @@ def refresh_prices(
     backfill = [t for t in tickers if newest[t] is None]
     if backfill:
         say(f"backfilling {interval} bars for {len(backfill)} ticker(s): {', '.join(backfill)}")
-    known = [ts for ts in newest.values() if ts is not None]
-    stored = (
-        store.load_bars(tickers, interval, start=min(known) - timedelta(days=CONTEXT_DAYS))
-        if known
-        else {}
-    )
+    stored = _load_context(store, newest, interval)
     say(f"fetching {interval} bars for {len(tickers)} ticker(s) from {source.name}")
     batch = source.fetch_intraday(tickers, interval, newest, as_of)
 
@@ -211,6 +209,28 @@ def refresh_prices(
         logger.warning("no new %s bar for any ticker during the session at %s", interval, as_of)
     _raise_if_all_temporary(report)
     return report
+
+
+def _load_context(
+    store: Store, newest: Mapping[str, datetime | None], interval: str
+) -> dict[str, pd.DataFrame]:
+    """Stored bars around each ticker's newest one: the overlap and the spike neighbours.
+
+    Tickers are loaded in two groups so that one stale ticker (a halt, a failing symbol)
+    does not drag days of every other ticker's bars into memory.
+    """
+    known = {t: ts for t, ts in newest.items() if ts is not None}
+    if not known:
+        return {}
+    latest = max(known.values())
+    recent = [t for t, ts in known.items() if ts >= latest - timedelta(days=CONTEXT_DAYS)]
+    stale = [t for t in known if t not in recent]
+    out: dict[str, pd.DataFrame] = {}
+    for group in (recent, stale):
+        if group:
+            start = min(known[t] for t in group) - timedelta(days=CONTEXT_DAYS)
+            out.update(store.load_bars(group, interval, start=start))
+    return out
 
 
 def _count(row: TickerPrices, checked: ValidationResult, new: int, updated: int) -> None:
