@@ -92,21 +92,17 @@ class NyseCalendar:
         self._extra_closures = frozenset(extra_closures)
         self._extra_early = dict(extra_early_closes or {})
         days = [d.date() for d in schedule.index]
-        opens = schedule["open"].dt.tz_convert(UTC)
-        closes = schedule["close"].dt.tz_convert(UTC)
+        opens = pd.DatetimeIndex(schedule["open"]).tz_convert(UTC).as_unit("ns")
+        close_ns = pd.DatetimeIndex(schedule["close"]).tz_convert(UTC).as_unit("ns").asi8.copy()
         keep = np.array([d not in self._extra_closures for d in days], dtype=bool)
-        close_list = list(closes)
         for i, d in enumerate(days):
             if d in self._extra_early:
-                close_list[i] = pd.Timestamp(datetime.combine(d, self._extra_early[d], NEW_YORK))
+                local = datetime.combine(d, self._extra_early[d], NEW_YORK)
+                close_ns[i] = pd.Timestamp(local).tz_convert(UTC).as_unit("ns").value
         self._days: list[date] = [d for d, k in zip(days, keep, strict=True) if k]
         self._day_pos = {d: i for i, d in enumerate(self._days)}
-        self._opens = pd.DatetimeIndex(opens[keep]).as_unit("ns")
-        self._closes = (
-            pd.DatetimeIndex([c for c, k in zip(close_list, keep, strict=True) if k])
-            .tz_convert(UTC)
-            .as_unit("ns")
-        )
+        self._opens = opens[keep]
+        self._closes = pd.DatetimeIndex(close_ns[keep]).tz_localize(UTC)
         self._open_ns = self._opens.asi8
         self._close_ns = self._closes.asi8
         self._first = self._opens[0].to_pydatetime()

@@ -131,8 +131,9 @@ def validate_bars(
 
     # Not final yet: the bar is still forming at as_of. Dropped, but not an error.
     if daily:
-        ends = np.array([daily_bar_end(ts) for ts in idx], dtype="datetime64[us]")
-        ends_ns = pd.DatetimeIndex(ends).tz_localize(UTC).as_unit("ns").asi8
+        ends_ns = np.array(
+            [pd.Timestamp(daily_bar_end(ts)).as_unit("ns").value for ts in idx], dtype=np.int64
+        )
     else:
         ends_ns = idx.asi8 + interval_minutes * 60_000_000_000
     forming_mask = ends_ns > pd.Timestamp(as_of).as_unit("ns").value
