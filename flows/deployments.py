@@ -10,6 +10,8 @@ the checkout moves (``make prefect-start`` does).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,17 +72,20 @@ def deploy_all(pool: str = POOL) -> list[str]:
         source = flow.from_source(
             source=str(ROOT), entrypoint=f"flows/sentinel_flows.py:{spec.flow_function}"
         )
-        source.deploy(
-            name=spec.name,
-            work_pool_name=pool,
-            schedules=list(spec.schedules),
-            description=spec.description,
-            concurrency_limit=spec.concurrency_limit,
-            tags=["sentinel42"],
-            build=False,
-            push=False,
-            print_next_steps=False,
-        )
+        # deploy() prints a table per deployment; one line each (below) says the same.
+        with contextlib.redirect_stdout(io.StringIO()):
+            source.deploy(
+                name=spec.name,
+                work_pool_name=pool,
+                schedules=list(spec.schedules),
+                description=spec.description,
+                concurrency_limit=spec.concurrency_limit,
+                tags=["sentinel42"],
+                build=False,
+                push=False,
+                print_next_steps=False,
+                ignore_warnings=True,
+            )
         names.append(f"{source.name}/{spec.name}")
     return names
 

@@ -13,12 +13,14 @@ stop() {
         return 0
     fi
     local pid; pid="$(cat "$pidfile")"
+    local tries=4  # the first signal gets 2 s, later ones 15 s
     for sig in "$@" KILL; do
         kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
-        for _ in $(seq 1 30); do
+        for _ in $(seq 1 "$tries"); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.5
         done
+        tries=30
         kill -0 "$pid" 2>/dev/null || break
     done
     # Children that outlived their leader (same process group) are ours too.
