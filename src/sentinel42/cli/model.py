@@ -1,9 +1,165 @@
-"""CLI commands of this stage (registered by sentinel42.cli)."""
+"""CLI commands of the model stage: ``model train|evaluate|list`` and ``bench model``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
+
+_METRICS = ("accuracy", "log_loss", "brier", "ic", "n")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _table(document: dict[str, Any]) -> str:
+    """Model and baselines, one row each, then one line per walk-forward fold."""
+    lines = [f"{'':<12}" + "".join(f"{k:>10}" for k in _METRICS)]
+    rows = [("model", document["model"]), *document["baselines"].items()]
+    for name, m in rows:
+        lines.append(f"{name:<12}" + "".join(f"{_fmt(m.get(k)):>10}" for k in _METRICS))
+    for fold in document.get("folds", []):
+        best = max(fold["baselines"].values(), key=lambda b: b["accuracy"])
+        lines.append(
+            f"fold {fold['fold']}: model accuracy {_fmt(fold['model']['accuracy'])} "
+            f"log_loss {_fmt(fold['model']['log_loss'])} ic {_fmt(fold['model']['ic'])}; "
+            f"best baseline accuracy {_fmt(best['accuracy'])} "
+            f"(test {fold['ranges']['test']['window_start']} .. "
+            f"{fold['ranges']['test']['last_bar']})"
+        )
+    return "\n".join(lines)
+
+
+def _load(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from sentinel42.persistence import open_store
+
+    with open_store(settings) as store:
+        bars = store.load_bars(settings.tickers, settings.interval)
+        daily = store.load_bars(settings.tickers, "1d")
+    if not bars:
+        fail(
+            f"no stored {settings.interval} bars for {', '.join(settings.tickers)}; "
+            "backfill first (e.g. `sentinel42 refresh`)",
+            1,
+        )
+    return bars, daily
+
+
+def train(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Train on the stored bars, evaluate against baselines, promote only if it beats them."""
+    from datetime import UTC, datetime
+
+    from sentinel42.pipeline import train_model
+
+    settings = get_settings()
+    with user_errors():
+        report = train_model(
+            settings, datetime.now(UTC), progress=lambda line: typer.echo(line, err=True)
+        )
+    if json_output:
+        emit_json(report)
+        return
+    typer.echo(_table(report))
+    state = "promoted" if report["promoted"] else "NOT promoted"
+    typer.echo(f"model {report['version']} {state}: {report['reason']}")
+
+
+def evaluate(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    version: str | None = typer.Option(
+        None, "--version", help="Registered version (default: the promoted one, else newest)."
+    ),
+) -> None:
+    """Score a registered model and the baselines on bars after its validation window."""
+    from sentinel42.model.training import evaluate_model
+
+    settings = get_settings()
+    with user_errors():
+        bars, daily = _load(settings)
+        document = evaluate_model(settings, bars, version=version, daily=daily or None)
+    if json_output:
+        emit_json(document)
+        return
+    window = document["window"]
+    typer.echo(
+        f"model {document['version']} ({'promoted' if document['promoted'] else 'not promoted'})"
+        f", out of sample {window['window_start']} .. {window['last_bar']} ({window['n']} windows)"
+    )
+    typer.echo(_table(document))
+
+
+def list_models(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Registered model versions, the promoted one marked with *."""
+    from sentinel42.model.registry import ModelRegistry
+
+    settings = get_settings()
+    with user_errors():
+        registry = ModelRegistry(settings.models_dir)
+        rows = registry.list()
+        current = registry.current_version()
+    if json_output:
+        emit_json({"current": current, "models": rows})
+        return
+    if not rows:
+        typer.echo(f"no models in {settings.models_dir}")
+        return
+    for row in rows:
+        mark = "*" if row["current"] else " "
+        typer.echo(
+            f"{mark} {row['version']}  accuracy {_fmt(row['accuracy'])}  "
+            f"log_loss {_fmt(row['log_loss'])}  ic {_fmt(row['ic'])}  "
+            f"{'promoted' if row['promoted'] else 'refused'}: {row['reason']}"
+        )
+
+
+def bench(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    tickers: int = typer.Option(10, min=1, help="Tickers to train on."),
+    sessions: int = typer.Option(60, min=10, help="Sessions of 15-minute bars per ticker."),
+    infer_tickers: int = typer.Option(500, min=1, help="Tickers in the inference batch."),
+) -> None:
+    """Training time on synthetic bars and one-batch inference latency (figures, not a test)."""
+    from sentinel42.model.bench import run_benchmark
+
+    settings = get_settings(require_replay_dir=False)
+    with user_errors():
+        figures = run_benchmark(
+            settings,
+            train_tickers=tickers,
+            sessions=sessions,
+            infer_tickers=infer_tickers,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+    if json_output:
+        emit_json(figures)
+        return
+    t, i = figures["train"], figures["inference"]
+    typer.echo(
+        f"training: {t['tickers']} tickers x {t['sessions']} sessions ({t['bars']} bars): "
+        f"{t['seconds']:.1f} s"
+    )
+    typer.echo(
+        f"inference: {i['tickers']} tickers in one batch: median {i['seconds_median']:.3f} s, "
+        f"max {i['seconds_max']:.3f} s, with model load {i['seconds_with_model_load']:.3f} s"
+    )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this stage's commands to the root app and the ``bench`` group."""
+    model_app = typer.Typer(help="The LSTM predictor: train, evaluate, list.", no_args_is_help=True)
+    model_app.command("train")(train)
+    model_app.command("evaluate")(evaluate)
+    model_app.command("list")(list_models)
+    app.add_typer(model_app, name="model")
+    bench_app.command("model")(bench)

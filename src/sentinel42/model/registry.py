@@ -1,0 +1,224 @@
+"""Model registry: versioned folders of safetensors weights plus JSON metadata.
+
+Layout under ``<data dir>/models/``::
+
+    <version>/model.safetensors   weights (no pickle: safetensors holds tensors only)
+    <version>/metadata.json       feature spec, network, normalization, ranges, metrics, ...
+    current                       the promoted version's name, swapped atomically
+    promotions.jsonl              every promotion decision, refusals included, with numbers
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentinel42.errors import ModelError
+from sentinel42.model.features import FeatureSpec, Normalizer
+
+logger = logging.getLogger(__name__)
+
+METADATA_FORMAT = 1
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+CURRENT_FILE = "current"
+DECISIONS_FILE = "promotions.jsonl"
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,120}$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint ready for inference (the network is in eval mode)."""
+
+    version: str
+    spec: FeatureSpec
+    normalizer: Normalizer
+    network: Any  # DirectionLSTM; typed loosely so this module imports torch lazily
+    metadata: dict[str, Any]
+
+    @property
+    def accuracy(self) -> float | None:
+        """Out-of-sample (test window) directional accuracy measured at training."""
+        value = self.metadata.get("metrics", {}).get("test", {}).get("model", {}).get("accuracy")
+        return float(value) if value is not None else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ModelRegistry:
+    """Versioned checkpoints in ``models_dir`` with one atomically swapped ``current`` pointer."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+
+    def _folder(self, version: str) -> Path:
+        if not _VERSION_RE.match(version):
+            raise ModelError(f"{version!r} is not a model version name")
+        return self.models_dir / version
+
+    def current_version(self) -> str | None:
+        """The promoted version, or None when none was ever promoted (or its folder is gone)."""
+        pointer = self.models_dir / CURRENT_FILE
+        if not pointer.is_file():
+            return None
+        version = pointer.read_text(encoding="utf-8").strip()
+        if not version or not (self._folder(version) / METADATA_FILE).is_file():
+            logger.warning("model pointer names %r, which has no checkpoint", version)
+            return None
+        return version
+
+    def versions(self) -> list[str]:
+        """Saved versions, oldest first (names start with their UTC creation time)."""
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.models_dir.iterdir()
+            if p.is_dir() and (p / METADATA_FILE).is_file() and (p / WEIGHTS_FILE).is_file()
+        )
+
+    def newest_version(self) -> str | None:
+        found = self.versions()
+        return found[-1] if found else None
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        path = self._folder(version) / METADATA_FILE
+        if not path.is_file():
+            raise ModelError(f"model {version!r} not found in {self.models_dir}")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model {version!r}: unreadable metadata: {exc}") from exc
+
+    def list(self) -> list[dict[str, Any]]:
+        """One summary per version: created time, ranges, test metrics, promotion state."""
+        current = self.current_version()
+        rows = []
+        for version in self.versions():
+            meta = self.metadata(version)
+            test = meta.get("metrics", {}).get("test", {}).get("model", {})
+            rows.append(
+                {
+                    "version": version,
+                    "created_at": meta.get("created_at"),
+                    "current": version == current,
+                    "promoted": meta.get("promotion", {}).get("promoted"),
+                    "reason": meta.get("promotion", {}).get("reason"),
+                    "tickers": meta.get("tickers", []),
+                    "train_range": meta.get("ranges", {}).get("train"),
+                    "accuracy": test.get("accuracy"),
+                    "log_loss": test.get("log_loss"),
+                    "brier": test.get("brier"),
+                    "ic": test.get("ic"),
+                }
+            )
+        return rows
+
+    def save(self, version: str, network: Any, metadata: dict[str, Any]) -> Path:
+        """Write weights and metadata into a new version folder (never overwrites one)."""
+        from safetensors.torch import save_file
+
+        folder = self._folder(version)
+        folder.mkdir(parents=True, exist_ok=False)
+        weights = folder / WEIGHTS_FILE
+        state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+        save_file(state, str(weights), metadata={"version": version})
+        meta = dict(metadata, format=METADATA_FORMAT, version=version)
+        meta["weights_sha256"] = _sha256(weights)
+        _atomic_write(folder / METADATA_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        logger.info("saved model %s to %s", version, folder)
+        return folder
+
+    def update_metadata(self, version: str, **fields: Any) -> None:
+        meta = self.metadata(version)
+        meta.update(fields)
+        path = self._folder(version) / METADATA_FILE
+        _atomic_write(path, json.dumps(meta, indent=2, sort_keys=True))
+
+    def promote(self, version: str) -> None:
+        """Point ``current`` at ``version``: write a temp file, then ``os.replace`` it."""
+        if version not in self.versions():
+            raise ModelError(f"cannot promote {version!r}: no such checkpoint")
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.models_dir / CURRENT_FILE, version + "\n")
+        logger.info("promoted model %s", version)
+
+    def record_decision(self, entry: dict[str, Any], at: datetime) -> None:
+        """Append one promotion decision (promoted or refused, with the numbers)."""
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(dict(entry, at=at.astimezone(UTC).isoformat()), sort_keys=True)
+        with (self.models_dir / DECISIONS_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def decisions(self) -> list[dict[str, Any]]:
+        path = self.models_dir / DECISIONS_FILE
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    def load(self, version: str) -> LoadedModel:
+        """Rebuild a checkpoint: JSON metadata + safetensors weights, never a pickle.
+
+        Raises:
+            ModelError: missing files, a weights file that does not match its recorded hash, a
+                feature spec this code does not compute, or tensors that do not fit the network.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from sentinel42.model.network import DirectionLSTM, NetworkConfig
+
+        meta = self.metadata(version)
+        weights = self._folder(version) / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelError(f"model {version!r}: {WEIGHTS_FILE} is missing")
+        if meta.get("format") != METADATA_FORMAT:
+            raise ModelError(f"model {version!r}: metadata format {meta.get('format')!r} unknown")
+        if meta.get("weights_sha256") and meta["weights_sha256"] != _sha256(weights):
+            raise ModelError(f"model {version!r}: weights do not match their recorded hash")
+        spec = FeatureSpec.from_dict(meta.get("feature_spec", {}))
+        try:
+            config = NetworkConfig.from_dict(meta["network"])
+            normalizer = Normalizer.from_dict(meta["normalization"], len(spec.names))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model {version!r}: malformed metadata: {exc}") from exc
+        if config.input_size != len(spec.names):
+            raise ModelError(
+                f"model {version!r}: network input size {config.input_size} does not match "
+                f"{len(spec.names)} features {list(spec.names)}"
+            )
+        network = DirectionLSTM(config)
+        try:
+            network.load_state_dict(load_file(str(weights)), strict=True)
+        except (RuntimeError, SafetensorError, OSError) as exc:
+            raise ModelError(f"model {version!r}: weights do not fit the network: {exc}") from exc
+        network.eval()
+        return LoadedModel(version, spec, normalizer, network, meta)
+
+
+def new_version_name(now: datetime, fingerprint: str) -> str:
+    """``YYYYmmddTHHMMSSZ-<fingerprint prefix>``: sorts by creation time."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
