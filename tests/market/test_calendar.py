@@ -38,8 +38,14 @@ def test_day_after_thanksgiving_2026_closes_at_13_00(calendar: NyseCalendar) -> 
 
 
 def test_early_close_bar_at_13_00_is_outside_the_session(calendar: NyseCalendar) -> None:
-    index = pd.DatetimeIndex([ny(2026, 11, 27, 9, 15), ny(2026, 11, 27, 9, 30),
-                              ny(2026, 11, 27, 12, 45), ny(2026, 11, 27, 13, 0)]).tz_convert(UTC)
+    index = pd.DatetimeIndex(
+        [
+            ny(2026, 11, 27, 9, 15),
+            ny(2026, 11, 27, 9, 30),
+            ny(2026, 11, 27, 12, 45),
+            ny(2026, 11, 27, 13, 0),
+        ]
+    ).tz_convert(UTC)
     assert calendar.session_mask(index, 15).tolist() == [False, True, True, False]
 
 
@@ -104,7 +110,7 @@ def test_cron_firings_outside_the_session_find_it_closed(
 
 def test_naive_time_is_refused(calendar: NyseCalendar) -> None:
     with pytest.raises(DataError):
-        calendar.status(datetime(2026, 11, 27, 14, 0))  # noqa: DTZ001
+        calendar.status(datetime(2026, 11, 27, 14, 0))
 
 
 def test_expected_bar_start_is_the_newest_finished_bar(calendar: NyseCalendar) -> None:

@@ -55,8 +55,7 @@ def test_session_filter_matches_the_calendar_on_real_prepost_bars(
 ) -> None:
     raw = read_price_csv(next(shared_prices.glob("AAPL_15m_*.csv")))
     as_of = datetime(2025, 8, 29, 0, 0, tzinfo=UTC)
-    result = validate_bars(raw, ticker="AAPL", interval_minutes=15, calendar=calendar,
-                           as_of=as_of)
+    result = validate_bars(raw, ticker="AAPL", interval_minutes=15, calendar=calendar, as_of=as_of)
     kept = result.frame
     sessions = calendar.sessions_between(raw.index[0].to_pydatetime(), as_of)
     expected = sum(int((c - o) / timedelta(minutes=15)) for o, c in sessions)
@@ -122,12 +121,18 @@ def test_replay_finds_recordings_named_like_yfinance_exports(shared_prices: Path
 
 
 def test_written_replay_csv_reads_back_identically(tmp_path: Path) -> None:
-    index = pd.date_range(
-        "2026-11-27 14:30", periods=3, freq="15min", tz=UTC, name="ts"
-    ).as_unit("ns")
+    index = pd.date_range("2026-11-27 14:30", periods=3, freq="15min", tz=UTC, name="ts").as_unit(
+        "ns"
+    )
     frame = pd.DataFrame(
-        {"open": [1.5, 2.25, 3.0], "high": [2.0, 3.0, 4.0], "low": [1.0, 2.0, 3.0],
-         "close": [1.75, 2.5, 3.5], "volume": [10.0, 0.0, 30.0], "flagged": False},
+        {
+            "open": [1.5, 2.25, 3.0],
+            "high": [2.0, 3.0, 4.0],
+            "low": [1.0, 2.0, 3.0],
+            "close": [1.75, 2.5, 3.5],
+            "volume": [10.0, 0.0, 30.0],
+            "flagged": False,
+        },
         index=index,
     )
     path = tmp_path / "prices" / "AAPL.csv"

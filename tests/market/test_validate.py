@@ -29,8 +29,14 @@ def session_bars(n: int, start: str = "2026-11-24 14:30") -> pd.DataFrame:
 
 
 def run(frame: pd.DataFrame, calendar: NyseCalendar, **kw: object):
-    return validate_bars(frame, ticker="TEST", interval_minutes=15, calendar=calendar,
-                         as_of=kw.pop("as_of", AS_OF), **kw)  # type: ignore[arg-type]
+    return validate_bars(
+        frame,
+        ticker="TEST",
+        interval_minutes=15,
+        calendar=calendar,
+        as_of=kw.pop("as_of", AS_OF),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -78,8 +84,12 @@ def test_bar_still_forming_at_as_of_is_dropped_but_not_counted_as_rejected(
 def test_extended_hours_bars_dropped_unless_prepost(calendar: NyseCalendar) -> None:
     frame = bars(
         ["2026-11-24 14:15", "2026-11-24 14:30", "2026-11-24 20:45", "2026-11-24 21:00"],
-        [(100, 101, 99, 100, 0), (100, 101, 99, 100, 5), (100, 101, 99, 100, 5),
-         (100, 101, 99, 100, 0)],
+        [
+            (100, 101, 99, 100, 0),
+            (100, 101, 99, 100, 5),
+            (100, 101, 99, 100, 5),
+            (100, 101, 99, 100, 0),
+        ],
     )
     regular = run(frame, calendar, as_of=datetime(2026, 11, 25, 1, 0, tzinfo=UTC))
     assert regular.frame.index.strftime("%H:%M").tolist() == ["14:30", "20:45"]
@@ -127,8 +137,14 @@ def test_daily_bar_on_a_holiday_is_rejected_and_todays_is_not_final(
     frame = pd.DataFrame(
         {"open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 100.0}, index=days
     )
-    result = validate_bars(frame, ticker="T", interval_minutes=15, calendar=calendar,
-                           as_of=datetime(2026, 11, 27, 17, 0, tzinfo=UTC), daily=True)
+    result = validate_bars(
+        frame,
+        ticker="T",
+        interval_minutes=15,
+        calendar=calendar,
+        as_of=datetime(2026, 11, 27, 17, 0, tzinfo=UTC),
+        daily=True,
+    )
     assert result.rejected == {"not a trading day": 1}
     assert result.forming == 1
     assert result.frame.index.tolist() == [pd.Timestamp("2026-11-25 05:00", tz=UTC)]

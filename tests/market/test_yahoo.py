@@ -49,8 +49,10 @@ def download_frame(data: dict[str, pd.DataFrame | None], tickers: list[str]) -> 
 def yf_bars(n: int = 3, base: float = 100.0) -> pd.DataFrame:
     index = pd.date_range("2026-11-24 09:30", periods=n, freq="15min", tz="America/New_York")
     close = base + np.arange(n)
-    return pd.DataFrame({"Open": close, "High": close + 1, "Low": close - 1, "Close": close,
-                         "Volume": 1000.0}, index=index)
+    return pd.DataFrame(
+        {"Open": close, "High": close + 1, "Low": close - 1, "Close": close, "Volume": 1000.0},
+        index=index,
+    )
 
 
 class FakeDownload:
@@ -70,8 +72,7 @@ class FakeDownload:
 
 def source(fake: FakeDownload, sleeps: list[float] | None = None) -> YahooPriceSource:
     record = sleeps if sleeps is not None else []
-    return YahooPriceSource(download=fake, max_attempts=3, backoff_seconds=2.0,
-                            sleep=record.append)
+    return YahooPriceSource(download=fake, max_attempts=3, backoff_seconds=2.0, sleep=record.append)
 
 
 def test_whole_watchlist_is_one_batched_download_normalized_to_utc() -> None:
@@ -167,7 +168,11 @@ def test_daily_bars_with_naive_dates_become_new_york_midnight() -> None:
 
 
 def download_frame_naive(frame: pd.DataFrame, tickers: list[str]) -> pd.DataFrame:
-    cols = pd.MultiIndex.from_product([["Close", "High", "Low", "Open", "Volume"], tickers],
-                                      names=["Price", "Ticker"])
-    return pd.DataFrame(frame[["Close", "High", "Low", "Open", "Volume"]].to_numpy(),
-                        index=frame.index, columns=cols)
+    cols = pd.MultiIndex.from_product(
+        [["Close", "High", "Low", "Open", "Volume"], tickers], names=["Price", "Ticker"]
+    )
+    return pd.DataFrame(
+        frame[["Close", "High", "Low", "Open", "Volume"]].to_numpy(),
+        index=frame.index,
+        columns=cols,
+    )

@@ -110,10 +110,12 @@ def rewritten(stored: pd.DataFrame | None, fresh: pd.DataFrame, tolerance: float
     """
     if stored is None or stored.empty or fresh.empty:
         return None
-    old_ts = stored.index.asi8
-    pos = np.searchsorted(old_ts, fresh.index.asi8)
+    # The store may hand back second-resolution timestamps; compare in one unit.
+    old_ts = pd.DatetimeIndex(stored.index).as_unit("ns").asi8
+    new_ts = pd.DatetimeIndex(fresh.index).as_unit("ns").asi8
+    pos = np.searchsorted(old_ts, new_ts)
     pos_ok = np.minimum(pos, len(old_ts) - 1)
-    hit = (pos < len(old_ts)) & (old_ts[pos_ok] == fresh.index.asi8)
+    hit = (pos < len(old_ts)) & (old_ts[pos_ok] == new_ts)
     if not hit.any():
         return None
     old = stored["close"].to_numpy(dtype="float64")[pos_ok[hit]]
