@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from sentinel42.domain import NewsItem
+from sentinel42.news.normalize import (
+    canonical_url,
+    clean_text,
+    dedupe,
+    make_item,
+    match_tickers,
+    title_key,
+    to_utc,
+)
+
+WATCH = ["AAPL", "MSFT", "NVDA", "AMZN", "SPY", "ON", "ALL", "NOW", "A", "IT"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://seekingalpha.com/article/4879882-x?source=feed_symbol_AAPL",
+            "https://seekingalpha.com/article/4879882-x",
+        ),
+        (
+            "HTTPS://WWW.Example.com:443/a/b/?utm_source=rss&utm_medium=x&b=2&a=1#top",
+            "https://www.example.com/a/b?a=1&b=2",
+        ),
+        ("https://finance.yahoo.com/news/x.html?.tsrc=rss", "https://finance.yahoo.com/news/x.html"),
+        ("https://example.com/story?id=42&fbclid=abc", "https://example.com/story?id=42"),
+        ("https://example.com:8443/p?source=homepage", "https://example.com:8443/p?source=homepage"),
+    ],
+)
+def test_canonical_url_strips_tracking_but_keeps_identity(url, expected):
+    assert canonical_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Apple beats estimates", ("AAPL",)),
+        ("Nvidia and Microsoft gain in late trading", ("MSFT", "NVDA")),
+        ("ON the move: stocks fall", ()),
+        ("$ON surges after results", ("ON",)),
+        ("onsemi rallies on AI demand", ("ON",)),
+        ("All stocks rise as it is NOW time to buy", ()),
+        ("ServiceNow falls", ("NOW",)),
+        ("A new day for Wall Street", ()),
+        ("Agilent cuts outlook", ("A",)),
+        ("Shares of (NASDAQ:AAPL) move", ("AAPL",)),
+        ("IT spending slows", ()),
+        ("AAPL hits a record", ("AAPL",)),
+        ("S&P 500 closes at a record", ("SPY",)),
+        ("apple pie prices rise", ()),
+    ],
+)
+def test_match_tickers_counts_ordinary_word_symbols_only_as_cashtag_or_name(text, expected):
+    assert match_tickers(text, WATCH) == expected
+
+
+def test_title_key_ignores_case_punctuation_and_entities():
+    assert title_key("Apple&apos;s profit  beats!") == title_key("apple's PROFIT beats")
+    assert title_key("Apple beats") != title_key("Apple misses")
+
+
+def test_make_item_converts_to_utc_and_cleans_text():
+    est = timezone(timedelta(hours=-5))
+    item = make_item(
+        url="https://x.example/a?utm_campaign=1",
+        title="  <b>Microsoft</b> &amp; partners  ",
+        published_at=datetime(2026, 3, 8, 7, 0, tzinfo=est),
+        source="Wire",
+        summary="<p>Azure grows</p>",
+        origin="rss",
+        watchlist=["AAPL", "MSFT"],
+        hinted=["AAPL", "ZZZZ"],
+    )
+    assert item is not None
+    assert item.published_at == datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    assert item.title == "Microsoft & partners"
+    assert item.summary == "Azure grows"
+    assert item.url == "https://x.example/a"
+    assert item.tickers == ("AAPL", "MSFT")  # hint kept (on the watchlist), name matched
+
+
+def test_make_item_without_title_is_dropped_and_naive_time_refused():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert make_item(url="u", title=" ", published_at=now, source="s", origin="x", watchlist=[]) is None
+    with pytest.raises(ValueError, match="naive"):
+        to_utc(datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_dedupe_merges_same_story_from_two_sources_keeping_earliest():
+    t0 = datetime(2026, 3, 8, 23, 50, tzinfo=UTC)
+    rss = NewsItem(url="https://a/1", title="Apple beats", published_at=t0 + timedelta(minutes=20),
+                   source="Yahoo", tickers=("AAPL",), origin="rss")
+    api = NewsItem(url="https://b/2", title="APPLE BEATS!", published_at=t0, source="Reuters",
+                   tickers=("MSFT",), origin="newsapi")
+    out = dedupe([rss, api])
+    assert len(out) == 1
+    assert out[0].published_at == t0
+    assert out[0].origin == "newsapi"
+    assert out[0].tickers == ("MSFT", "AAPL")
+
+
+def test_clean_text_handles_double_escaped_html():
+    assert clean_text("Dow &amp;amp; S&amp;P <i>fall</i>") == "Dow & S&P fall"
