@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentinel42.errors import ModelError
+from sentinel42.model import baselines
+from sentinel42.model.bench import synthetic_bars
+from sentinel42.model.evaluate import gate, metrics, spearman
+from sentinel42.model.features import FeatureSpec, build_table, samples
+from sentinel42.model.training import plan_folds
+
+SPEC = FeatureSpec(window=8, horizon=4)
+
+
+def _samples(sessions: int, tickers: int = 3):
+    bars = synthetic_bars([f"T{i}" for i in range(tickers)], sessions, seed=1)
+    table = build_table(bars, SPEC)
+    return table, samples(table, SPEC)
+
+
+def test_every_validation_and_test_window_starts_after_the_previous_targets_end() -> None:
+    _, s = _samples(40)
+    folds = plan_folds(s, 3)
+    assert len(folds) == 3
+    for fold in folds:
+        assert fold.val.window_start.min() > fold.train.target_end.max()
+        assert fold.test.window_start.min() > fold.val.target_end.max()
+        assert fold.val.ts.min() > fold.train.ts.max()
+        assert fold.test.ts.min() > fold.val.ts.max()
+    # walk-forward: training windows expand and test blocks move forward in time
+    assert [len(f.train) for f in folds] == sorted(len(f.train) for f in folds)
+    assert folds[0].test.ts.max() < folds[1].test.ts.min()
+
+
+def test_short_history_plans_fewer_folds() -> None:
+    _, s = _samples(12, tickers=2)
+    folds = plan_folds(s, 3)
+    assert 1 <= len(folds) < 3
+
+
+def test_too_little_history_raises_a_clear_model_error() -> None:
+    _, s = _samples(3, tickers=1)
+    with pytest.raises(ModelError, match="too little history"):
+        plan_folds(s, 3)
+
+
+def test_metrics_on_hand_computed_values() -> None:
+    p = np.array([0.9, 0.2, 0.6, 0.4])
+    realized = np.array([0.01, -0.02, -0.01, 0.03])
+    m = metrics(p, p - 0.5, realized)
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["brier"] == pytest.approx((0.01 + 0.04 + 0.36 + 0.36) / 4)
+    ll = -(np.log(0.9) + np.log(0.8) + np.log(0.4) + np.log(0.4)) / 4
+    assert m["log_loss"] == pytest.approx(ll)
+    assert m["n"] == 4
+    assert spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
+    assert spearman(np.ones(5), np.arange(5.0)) == 0.0
+
+
+def _m(acc: float, ll: float) -> dict[str, float]:
+    return {"accuracy": acc, "log_loss": ll, "brier": 0.25, "ic": 0.0, "n": 100}
+
+
+@pytest.mark.parametrize(
+    ("model", "margin", "promoted", "why"),
+    [
+        (_m(0.60, 0.650), 0.0, True, "beats every baseline"),
+        (_m(0.60, 0.675), 0.01, False, "not below every baseline"),
+        (_m(0.52, 0.650), 0.0, False, "accuracy 0.5200 is below"),
+        (_m(0.60, 0.690), 0.0, False, "not below every baseline"),
+    ],
+)
+def test_promotion_gate(model: dict, margin: float, promoted: bool, why: str) -> None:
+    base = {"majority": _m(0.51, 0.693), "persistence": _m(0.55, 0.680), "momentum": _m(0.5, 0.69)}
+    ok, reason = gate(model, base, margin)
+    assert ok is promoted
+    assert why in reason
+
+
+def test_baseline_probabilities_come_from_training_hit_rates() -> None:
+    table, s = _samples(20, tickers=2)
+    train = s.subset(np.arange(len(s)) < len(s) // 2)
+    params = baselines.fit(table, train, SPEC.window)
+    assert params["majority"]["p_up"] == pytest.approx(np.mean(train.target > 0))
+    sig = np.log(table.close[train.ends] / table.close[train.ends - 1])
+    hit = np.mean((sig > 0) == (train.target > 0))
+    assert params["persistence"]["hit_rate"] == pytest.approx(hit)
+    preds = baselines.predict(params, table, train, SPEC.window)
+    p, _ = preds["persistence"]
+    np.testing.assert_allclose(p, np.where(sig > 0, hit, 1 - hit))
+    assert set(preds) == set(baselines.BASELINES)
