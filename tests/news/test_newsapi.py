@@ -19,11 +19,20 @@ OK_BODY = {
     "status": "ok",
     "totalResults": 2,
     "articles": [
-        {"source": {"id": None, "name": "Reuters"}, "title": "Apple beats profit forecasts",
-         "description": "iPhone demand", "url": "https://r.example/a?utm_source=newsapi",
-         "publishedAt": "2026-03-09T10:00:00Z"},
-        {"source": {"id": None, "name": "X"}, "title": "[Removed]", "description": None,
-         "url": "https://removed.com", "publishedAt": "2026-03-09T10:00:00Z"},
+        {
+            "source": {"id": None, "name": "Reuters"},
+            "title": "Apple beats profit forecasts",
+            "description": "iPhone demand",
+            "url": "https://r.example/a?utm_source=newsapi",
+            "publishedAt": "2026-03-09T10:00:00Z",
+        },
+        {
+            "source": {"id": None, "name": "X"},
+            "title": "[Removed]",
+            "description": None,
+            "url": "https://removed.com",
+            "publishedAt": "2026-03-09T10:00:00Z",
+        },
     ],
 }
 
@@ -36,7 +45,9 @@ class LocalSession(requests.Session):
         self.base = base.rstrip("/")
 
     def request(self, method, url, *args, **kwargs):
-        return super().request(method, url.replace("https://newsapi.org", self.base), *args, **kwargs)
+        return super().request(
+            method, url.replace("https://newsapi.org", self.base), *args, **kwargs
+        )
 
 
 def _source(tmp_path, httpserver, store=None, budget=100):
@@ -92,7 +103,11 @@ def test_without_key_the_source_is_skipped_with_one_warning(tmp_path, caplog):
     [
         (429, {"status": "error", "code": "rateLimited", "message": "slow"}, TemporarySourceError),
         (401, {"status": "error", "code": "apiKeyInvalid", "message": "bad"}, PermanentSourceError),
-        (426, {"status": "error", "code": "parameterInvalid", "message": "old"}, PermanentSourceError),
+        (
+            426,
+            {"status": "error", "code": "parameterInvalid", "message": "old"},
+            PermanentSourceError,
+        ),
         (500, {"status": "error", "code": "unexpectedError", "message": "x"}, TemporarySourceError),
     ],
 )

@@ -29,9 +29,15 @@ WATCH = ["AAPL", "MSFT", "NVDA", "AMZN", "SPY", "ON", "ALL", "NOW", "A", "IT"]
             "HTTPS://WWW.Example.com:443/a/b/?utm_source=rss&utm_medium=x&b=2&a=1#top",
             "https://www.example.com/a/b?a=1&b=2",
         ),
-        ("https://finance.yahoo.com/news/x.html?.tsrc=rss", "https://finance.yahoo.com/news/x.html"),
+        (
+            "https://finance.yahoo.com/news/x.html?.tsrc=rss",
+            "https://finance.yahoo.com/news/x.html",
+        ),
         ("https://example.com/story?id=42&fbclid=abc", "https://example.com/story?id=42"),
-        ("https://example.com:8443/p?source=homepage", "https://example.com:8443/p?source=homepage"),
+        (
+            "https://example.com:8443/p?source=homepage",
+            "https://example.com:8443/p?source=homepage",
+        ),
     ],
 )
 def test_canonical_url_strips_tracking_but_keeps_identity(url, expected):
@@ -88,17 +94,32 @@ def test_make_item_converts_to_utc_and_cleans_text():
 
 def test_make_item_without_title_is_dropped_and_naive_time_refused():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert make_item(url="u", title=" ", published_at=now, source="s", origin="x", watchlist=[]) is None
+    assert (
+        make_item(url="u", title=" ", published_at=now, source="s", origin="x", watchlist=[])
+        is None
+    )
     with pytest.raises(ValueError, match="naive"):
         to_utc(datetime(2026, 1, 1))  # noqa: DTZ001
 
 
 def test_dedupe_merges_same_story_from_two_sources_keeping_earliest():
     t0 = datetime(2026, 3, 8, 23, 50, tzinfo=UTC)
-    rss = NewsItem(url="https://a/1", title="Apple beats", published_at=t0 + timedelta(minutes=20),
-                   source="Yahoo", tickers=("AAPL",), origin="rss")
-    api = NewsItem(url="https://b/2", title="APPLE BEATS!", published_at=t0, source="Reuters",
-                   tickers=("MSFT",), origin="newsapi")
+    rss = NewsItem(
+        url="https://a/1",
+        title="Apple beats",
+        published_at=t0 + timedelta(minutes=20),
+        source="Yahoo",
+        tickers=("AAPL",),
+        origin="rss",
+    )
+    api = NewsItem(
+        url="https://b/2",
+        title="APPLE BEATS!",
+        published_at=t0,
+        source="Reuters",
+        tickers=("MSFT",),
+        origin="newsapi",
+    )
     out = dedupe([rss, api])
     assert len(out) == 1
     assert out[0].published_at == t0

@@ -106,11 +106,17 @@ def test_timeout_is_temporary(httpserver):
         return Response(FEED)
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
-    with httpx.Client(timeout=0.1) as client, pytest.raises(TemporarySourceError, match="timed out"):
+    with (
+        httpx.Client(timeout=0.1) as client,
+        pytest.raises(TemporarySourceError, match="timed out"),
+    ):
         fetch_feed(client, httpserver.url_for("/slow"), max_bytes=100_000)
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, TemporarySourceError), (503, TemporarySourceError), (404, PermanentSourceError)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(429, TemporarySourceError), (503, TemporarySourceError), (404, PermanentSourceError)],
+)
 def test_http_errors_are_classified(httpserver, status, error):
     httpserver.expect_request("/x").respond_with_data("nope", status=status)
     with httpx.Client() as client, pytest.raises(error, match=str(status)):

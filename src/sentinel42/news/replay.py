@@ -61,8 +61,9 @@ class ReplayNewsSource:
 
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
         """Every recorded item published at or before ``as_of``, normalized."""
+        lines = self._load()
         batch = NewsBatch(problems=list(self._problems))
-        for published, record in self._load():
+        for published, record in lines:
             if published > as_of:
                 break  # sorted by time
             raw_tickers = record.get("tickers") or []
