@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+from conftest import TICKERS
+from typer.testing import CliRunner
+
+from sentinel42.cli import app
+from sentinel42.model.bench import synthetic_bars
+
+METRICS = {"accuracy", "log_loss", "brier", "ic", "n"}
+
+
+def _env(tmp_path) -> dict[str, str]:
+    return {
+        "SENTINEL42_DATA_DIR": str(tmp_path),
+        "SENTINEL42_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "SENTINEL42_TICKERS": ",".join(TICKERS),
+        "SENTINEL42_DATA_SOURCE": "live",
+        "SENTINEL42_MODEL_WINDOW": "8",
+        "SENTINEL42_MODEL_HORIZON": "1",
+        "SENTINEL42_MODEL_HIDDEN_SIZE": "8",
+        "SENTINEL42_MODEL_EPOCHS": "2",
+        "SENTINEL42_MODEL_BATCH_SIZE": "128",
+    }
+
+
+def test_model_train_evaluate_and_list_print_one_json_document_each(tmp_path) -> None:
+    from sentinel42.persistence import open_store
+    from sentinel42.settings import load_settings
+
+    env = _env(tmp_path)
+    settings = load_settings(
+        data_dir=tmp_path, database_url=env["SENTINEL42_DATABASE_URL"], tickers=list(TICKERS)
+    )
+    with open_store(settings) as store:
+        for ticker, frame in synthetic_bars(TICKERS, 30, pattern="random_walk").items():
+            store.upsert_bars(ticker, "15m", frame)
+    runner = CliRunner()
+
+    trained = runner.invoke(app, ["model", "train", "--json"], env=env)
+    assert trained.exit_code == 0, trained.output
+    doc = json.loads(trained.stdout)
+    assert set(doc["model"]) == METRICS | {"version"}
+    assert set(doc["baselines"]) == {"majority", "persistence", "momentum"}
+    assert all(set(b) == METRICS for b in doc["baselines"].values())
+    assert isinstance(doc["promoted"], bool) and doc["reason"] and doc["folds"]
+
+    evaluated = runner.invoke(app, ["model", "evaluate", "--json"], env=env)
+    assert evaluated.exit_code == 0, evaluated.output
+    ev = json.loads(evaluated.stdout)
+    assert ev["model"]["version"] == doc["version"]
+    assert ev["model"]["n"] == doc["model"]["n"]
+
+    listed = runner.invoke(app, ["model", "list", "--json"], env=env)
+    rows = json.loads(listed.stdout)["models"]
+    assert [r["version"] for r in rows] == [doc["version"]]
+    table = runner.invoke(app, ["model", "list"], env=env)
+    assert doc["version"] in table.stdout
+
+
+def test_model_evaluate_without_a_model_fails_with_one_line(tmp_path) -> None:
+    from sentinel42.persistence import open_store
+    from sentinel42.settings import load_settings
+
+    env = _env(tmp_path)
+    settings = load_settings(data_dir=tmp_path, database_url=env["SENTINEL42_DATABASE_URL"])
+    with open_store(settings) as store:
+        store.upsert_bars("AAA", "15m", synthetic_bars(["AAA"], 3)["AAA"])
+    result = CliRunner().invoke(app, ["model", "evaluate", "--json"], env=env)
+    assert result.exit_code == 1
+    assert "no trained model" in result.output
