@@ -99,7 +99,7 @@ def test_make_item_without_title_is_dropped_and_naive_time_refused():
         is None
     )
     with pytest.raises(ValueError, match="naive"):
-        to_utc(datetime(2026, 1, 1))  # noqa: DTZ001
+        to_utc(datetime(2026, 1, 1))
 
 
 def test_dedupe_merges_same_story_from_two_sources_keeping_earliest():

@@ -15,8 +15,10 @@ WATCH = ["AAPL", "MSFT", "NVDA", "AMZN", "SPY"]
 
 FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Test Wire</title>
-<item><title>Apple beats profit forecasts</title><link>https://wire.example/a?utm_source=rss</link>
-<pubDate>Sun, 08 Mar 2026 07:23:46 -0400</pubDate><description>iPhone sales rise</description></item>
+<item><title>Apple beats profit forecasts</title>
+<link>https://wire.example/a?utm_source=rss</link>
+<pubDate>Sun, 08 Mar 2026 07:23:46 -0400</pubDate>
+<description>iPhone sales rise</description></item>
 <item><title>Undated item</title><link>https://wire.example/b</link></item>
 <item><title>Microsoft cuts jobs</title><link>https://wire.example/c</link>
 <pubDate>Sun, 08 Mar 2026 13:00 GMT</pubDate></item>
