@@ -142,7 +142,7 @@ class TradingResult:
                 }
                 for d in self.decisions
             ],
-            "skipped": self.skipped,
+            "skipped_tickers": self.skipped,
         }
 
 

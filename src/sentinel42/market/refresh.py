@@ -172,6 +172,7 @@ def refresh_prices(
     say(f"fetching {interval} bars for {len(tickers)} ticker(s) from {source.name}")
     batch = source.fetch_intraday(tickers, interval, newest, as_of)
 
+    pending: dict[str, ValidationResult] = {}
     for i, ticker in enumerate(tickers, 1):
         row = results[ticker]
         if ticker in batch.errors:
@@ -192,12 +193,22 @@ def refresh_prices(
         if change is not None:
             _corporate_action(settings, source, store, calendar, row, interval, as_of, change, say)
             continue
-        counts = store.upsert_bars(ticker, interval, checked.frame)
-        _count(row, checked, counts.new, counts.updated)
+        pending[ticker] = checked
         if len(tickers) > 20 and i % 100 == 0:
-            say(f"stored {interval} bars for {i}/{len(tickers)} tickers")
-        elif backfill and ticker in backfill:
-            say(f"{ticker}: {counts.new} {interval} bars stored, {row.bars_rejected} rejected")
+            say(f"validated {interval} bars for {i}/{len(tickers)} tickers")
+
+    # One read and one write for the whole watchlist (batching is what keeps 500 tickers cheap).
+    stored_counts = store.upsert_bars_many(
+        interval, {t: checked.frame for t, checked in pending.items()}
+    )
+    for ticker, checked in pending.items():
+        counts = stored_counts[ticker]
+        _count(results[ticker], checked, counts.new, counts.updated)
+        if ticker in backfill:
+            say(
+                f"{ticker}: {counts.new} {interval} bars stored, "
+                f"{results[ticker].bars_rejected} rejected"
+            )
 
     _refresh_daily(settings, source, store, calendar, results, as_of, say)
 

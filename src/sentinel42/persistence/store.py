@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -71,6 +71,43 @@ def _to_epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
     return index.tz_convert("UTC").as_unit("s").asi8
 
 
+def _bar_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """All tickers' bars as one flat frame (ticker, ts epoch seconds, values).
+
+    Built from numpy arrays and concatenated once: a DataFrame per ticker costs ~1.5 ms each,
+    which dominates a 500-ticker incremental refresh.
+    """
+    tickers, ts, flagged, reasons = [], [], [], []
+    values: dict[str, list[np.ndarray]] = {c: [] for c in BAR_COLUMNS}
+    for ticker, frame in frames.items():
+        if frame.empty:
+            continue
+        n = len(frame)
+        tickers.append(np.full(n, ticker, dtype=object))
+        ts.append(_to_epoch_seconds(frame.index))  # type: ignore[arg-type]
+        for c in BAR_COLUMNS:
+            values[c].append(frame[c].to_numpy(dtype=float))
+        flagged.append(
+            frame["flagged"].to_numpy(dtype=bool) if "flagged" in frame else np.zeros(n, bool)
+        )
+        if "flag_reason" in frame:
+            col = frame["flag_reason"].astype(object)
+            reasons.append(col.where(col.notna(), None).to_numpy())
+        else:
+            reasons.append(np.full(n, None, dtype=object))
+    if not tickers:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "ticker": np.concatenate(tickers),
+            "ts": np.concatenate(ts),
+            **{c: np.concatenate(v) for c, v in values.items()},
+            "flagged": np.concatenate(flagged),
+            "flag_reason": np.concatenate(reasons),
+        }
+    )
+
+
 class Store:
     """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one."""
 
@@ -88,68 +125,67 @@ class Store:
     # --- bars ------------------------------------------------------------------------------
     def upsert_bars(self, ticker: str, interval: str, frame: pd.DataFrame) -> UpsertCounts:
         """Insert new bars and rewrite changed ones; identical bars are not touched."""
-        if frame.empty:
-            return UpsertCounts()
-        ts = _to_epoch_seconds(frame.index)  # type: ignore[arg-type]
-        incoming = pd.DataFrame(
-            {c: frame[c].to_numpy(dtype=float) for c in BAR_COLUMNS}, index=pd.Index(ts, name="ts")
-        )
-        incoming["flagged"] = frame["flagged"].to_numpy(dtype=bool) if "flagged" in frame else False
-        reasons = (
-            frame["flag_reason"].astype(object).where(frame["flag_reason"].notna(), None).to_numpy()
-            if "flag_reason" in frame
-            else np.full(len(frame), None, dtype=object)
-        )
-        incoming["flag_reason"] = reasons
+        return self.upsert_bars_many(interval, {ticker: frame}).get(ticker, UpsertCounts())
+
+    def upsert_bars_many(
+        self, interval: str, frames: Mapping[str, pd.DataFrame]
+    ) -> dict[str, UpsertCounts]:
+        """:meth:`upsert_bars` for many tickers in one read and one write (one transaction)."""
         with self.session() as s:
-            rows = s.execute(
-                select(BarRow.ts, *[getattr(BarRow, c) for c in _BAR_VALUES]).where(
-                    BarRow.ticker == ticker,
-                    BarRow.interval == interval,
-                    BarRow.ts.between(int(ts.min()), int(ts.max())),
-                )
-            ).all()
-            existing = pd.DataFrame(rows, columns=["ts", *_BAR_VALUES]).set_index("ts")
-            known = incoming.index.isin(existing.index)
-            changed = np.zeros(len(incoming), dtype=bool)
-            if known.any():
-                old = existing.loc[incoming.index[known]]
-                new = incoming.loc[known, list(_BAR_VALUES)]
-                diff = ~np.isclose(
-                    old[list(BAR_COLUMNS)].to_numpy(float),
-                    new[list(BAR_COLUMNS)].to_numpy(float),
-                    rtol=1e-9,
-                    atol=0.0,
-                ).all(axis=1) | (old["flagged"].to_numpy(bool) != new["flagged"].to_numpy(bool))
-                changed[np.flatnonzero(known)] = diff
-            write = incoming[~known | changed]
-            if not write.empty:
-                records = [
-                    {
-                        "ticker": ticker,
-                        "interval": interval,
-                        "ts": int(t),
-                        **dict(zip(write.columns, vals, strict=True)),
-                    }
-                    for t, vals in zip(
-                        write.index, write.itertuples(index=False, name=None), strict=True
-                    )
-                ]
-                stmt = self._insert(BarRow)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["ticker", "interval", "ts"],
-                    set_={c: stmt.excluded[c] for c in (*_BAR_VALUES, "flag_reason")},
-                )
-                s.execute(stmt, records)
-        return UpsertCounts(new=int((~known).sum()), updated=int(changed.sum()))
+            return self._upsert_many(s, interval, frames)
 
     def replace_bars(self, ticker: str, interval: str, frame: pd.DataFrame) -> int:
         """Atomically replace a ticker's whole history of one interval (after a rewrite)."""
         with self.session() as s:
             s.execute(delete(BarRow).where(BarRow.ticker == ticker, BarRow.interval == interval))
-        # A crash between the two steps loses nothing a re-fetch cannot restore; keep one txn
-        # anyway where the frame is small enough to hold.
-        return self.upsert_bars(ticker, interval, frame).new
+            counts = self._upsert_many(s, interval, {ticker: frame})
+        return counts.get(ticker, UpsertCounts()).new
+
+    def _upsert_many(
+        self, s: Session, interval: str, frames: Mapping[str, pd.DataFrame]
+    ) -> dict[str, UpsertCounts]:
+        incoming = _bar_records(frames)
+        if incoming.empty:
+            return {t: UpsertCounts() for t in frames}
+        rows = s.execute(
+            select(BarRow.ticker, BarRow.ts, *[getattr(BarRow, c) for c in _BAR_VALUES]).where(
+                BarRow.ticker.in_(list(incoming["ticker"].unique())),
+                BarRow.interval == interval,
+                BarRow.ts.between(int(incoming["ts"].min()), int(incoming["ts"].max())),
+            )
+        ).all()
+        existing = pd.DataFrame(rows, columns=["ticker", "ts", *_BAR_VALUES])
+        merged = incoming.merge(
+            existing, on=["ticker", "ts"], how="left", suffixes=("", "_old"), indicator=True
+        )
+        known = (merged["_merge"] == "both").to_numpy()
+        new_vals = merged[list(BAR_COLUMNS)].to_numpy(float)
+        old_vals = merged[[f"{c}_old" for c in BAR_COLUMNS]].to_numpy(float)
+        same = np.isclose(new_vals, old_vals, rtol=1e-9, atol=0.0).all(axis=1)
+        flag_changed = merged["flagged"].to_numpy(bool) != merged["flagged_old"].fillna(
+            False
+        ).to_numpy(bool)
+        changed = known & (~same | flag_changed)
+        write = merged.loc[~known | changed, ["ticker", "ts", *_BAR_VALUES, "flag_reason"]]
+        if not write.empty:
+            records = write.assign(interval=interval).to_dict("records")
+            for record in records:  # numpy scalars -> Python for the DB driver
+                record["ts"] = int(record["ts"])
+                record["flagged"] = bool(record["flagged"])
+            stmt = self._insert(BarRow)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["ticker", "interval", "ts"],
+                set_={c: stmt.excluded[c] for c in (*_BAR_VALUES, "flag_reason")},
+            )
+            s.execute(stmt, records)
+        tickers = merged["ticker"].to_numpy()
+        out = {t: UpsertCounts() for t in frames}
+        for ticker in np.unique(tickers):
+            mask = tickers == ticker
+            out[str(ticker)] = UpsertCounts(
+                new=int((~known & mask).sum()), updated=int((changed & mask).sum())
+            )
+        return out
 
     def load_bars(
         self,
@@ -171,7 +207,8 @@ class Store:
         if not rows:
             return {}
         frame = pd.DataFrame(rows, columns=["ticker", "ts", *_BAR_VALUES])
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+        # Nanosecond resolution, like every other timestamp in pandas code.
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True).dt.as_unit("ns")
         frame["flagged"] = frame["flagged"].astype(bool)
         out: dict[str, pd.DataFrame] = {}
         for ticker, group in frame.groupby("ticker", sort=False):
