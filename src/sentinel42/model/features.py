@@ -157,7 +157,10 @@ def _rolling_sum(
     return cs[rows + 1] - cs[lo], (rows - lo + 1).astype(np.float64)
 
 
-def _rolling_std(values: np.ndarray, first_row: np.ndarray, k: int) -> np.ndarray:
+def _rolling_std(
+    values: np.ndarray, first_row: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rolling sample std (0 with fewer than two values) and mean within each ticker."""
     s1, n = _rolling_sum(values, first_row, k)
     s2, _ = _rolling_sum(values * values, first_row, k)
     mean = s1 / n

@@ -10,6 +10,7 @@ Layout under ``<data dir>/models/``::
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -173,7 +174,7 @@ class ModelRegistry:
         with (self.models_dir / DECISIONS_FILE).open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    def decisions(self) -> list[dict[str, Any]]:
+    def decisions(self) -> builtins.list[dict[str, Any]]:
         path = self.models_dir / DECISIONS_FILE
         if not path.is_file():
             return []

@@ -185,6 +185,13 @@ def _fit_fold(
     return result.network, normalizer, params, report
 
 
+def _prefixed(progress: Callable[[str], None] | None, prefix: str) -> Callable[[str], None] | None:
+    if progress is None:
+        return None
+    sink = progress
+    return lambda line: sink(prefix + line)
+
+
 def train_and_register(
     settings: Any,
     bars: Mapping[str, pd.DataFrame],
@@ -214,7 +221,7 @@ def train_and_register(
     """
     if now.tzinfo is None:
         raise ModelError("now must be timezone-aware")
-    use_daily = bool(daily) and all(t in daily and len(daily[t]) > 0 for t in bars)  # type: ignore[operator]
+    use_daily = daily is not None and all(t in daily and len(daily[t]) > 0 for t in bars)
     spec = FeatureSpec(settings.model_window, settings.model_horizon, use_daily=use_daily)
     table = build_table(bars, spec, daily=daily if use_daily else None)
     folds = plan_folds(samples(table, spec), n_folds)
@@ -224,9 +231,8 @@ def train_and_register(
         if progress is not None:
             progress(f"{prefix}train {len(fold.train)} val {len(fold.val)} test {len(fold.test)}")
         network, normalizer, params, report = _fit_fold(
-            settings, table, spec, fold,
-            (lambda line, p=prefix: progress(p + line)) if progress is not None else None,
-        )  # fmt: skip
+            settings, table, spec, fold, _prefixed(progress, prefix)
+        )
         fold_reports.append(
             {"fold": i, **report["test"], "ranges": report["ranges"],
              "best_epoch": report["best_epoch"]}
