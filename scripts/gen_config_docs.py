@@ -1,6 +1,6 @@
 """Write docs/configuration.md from the Settings model (a test checks it is up to date).
 
-    uv run python scripts/gen_config_docs.py
+uv run python scripts/gen_config_docs.py
 """
 
 from __future__ import annotations
@@ -40,10 +40,8 @@ def _bounds(info: FieldInfo) -> str:
 def _default(name: str, info: FieldInfo) -> str:
     if name == "data_dir":
         return "`./data` in a checkout, else `~/.local/share/sentinel42`"
-    if info.default_factory is not None:
-        value = info.default_factory()  # type: ignore[call-arg]
-    else:
-        value = info.default
+    factory = info.default_factory
+    value = factory() if factory is not None else info.default  # type: ignore[call-arg]
     if value is None or value in ([], {}):
         return "—"
     if isinstance(value, list):

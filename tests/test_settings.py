@@ -100,7 +100,5 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stdout == ""
-    assert (
-        result.stderr.strip()
-        == "error: SENTINEL42_TICKERS: the watchlist is empty; give at least one symbol, e.g. AAPL,MSFT"
-    )
+    expected = "the watchlist is empty; give at least one symbol, e.g. AAPL,MSFT"
+    assert result.stderr.strip() == f"error: SENTINEL42_TICKERS: {expected}"

@@ -125,7 +125,8 @@ def fuse(
         action = Action.HOLD
         edge = config.buy_threshold if fused >= 0 else -config.sell_threshold
         confidence = max(0.0, 1.0 - abs(fused) / edge)
-        why = f"HOLD: fused {fused:+.3f} inside ({config.sell_threshold:+.3f}, {config.buy_threshold:+.3f})"
+        band = f"({config.sell_threshold:+.3f}, {config.buy_threshold:+.3f})"
+        why = f"HOLD: fused {fused:+.3f} inside {band}"
     return Decision(
         ticker=ticker,
         bar_ts=bar.bar_ts,

@@ -334,7 +334,7 @@ class Settings(BaseSettings):
         return int(self.interval.removesuffix("m"))
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     field = ".".join(str(p) for p in error.get("loc", ()) if not isinstance(p, int))
     name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -119,7 +119,8 @@ def generate_replay(
                 elif rng.random() < news_rate / 2:
                     news_lines.append(_headline(ticker, name, str(rng.choice(NEUTRAL)), ts, rng))
                 size = abs(rng.normal(0, vol))
-                sign = np.sign(r1 * r2) if r1 and r2 and rng.random() < 0.62 else rng.choice([-1, 1])
+                patterned = r1 and r2 and rng.random() < 0.62
+                sign = np.sign(r1 * r2) if patterned else rng.choice([-1, 1])
                 r = float(sign * size + drift)
                 drift_left = max(0, drift_left - 1)
                 if drift_left == 0:

@@ -33,7 +33,8 @@ def retry_if_temporary(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(exc, BaseException) or is_retryable(exc)
 
 
-_io = {"retries": 2, "retry_delay_seconds": [10, 30], "retry_condition_fn": retry_if_temporary}
+IO_RETRIES = 2
+IO_RETRY_DELAYS: list[float] = [10, 30]
 
 
 @task(name="resolve-clock", cache_policy=NO_CACHE)
@@ -41,7 +42,13 @@ def resolve_as_of_task(settings: Settings) -> datetime:
     return pipeline.resolve_as_of(settings)
 
 
-@task(name="refresh-prices", cache_policy=NO_CACHE, **_io)
+@task(
+    name="refresh-prices",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_temporary,
+)
 def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     report = pipeline.refresh_prices(settings, as_of, progress=get_run_logger().info)
     if report.no_data:
@@ -54,7 +61,13 @@ def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     return report
 
 
-@task(name="refresh-news", cache_policy=NO_CACHE, **_io)
+@task(
+    name="refresh-news",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_temporary,
+)
 def refresh_news_task(settings: Settings, as_of: datetime) -> Any:
     return pipeline.refresh_news(settings, as_of)
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import TICKERS
 from typer.testing import CliRunner
 
 from sentinel42.cli import app
 from sentinel42.model.bench import synthetic_bars
+from tests.model.conftest import TICKERS
 
 METRICS = {"accuracy", "log_loss", "brier", "ic", "n"}
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import NOW
 
 from sentinel42.model.training import evaluate_model, train_and_register
 from sentinel42.settings import load_settings
+from tests.model.conftest import NOW
 
 PRICES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "prices"
 

@@ -87,5 +87,5 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "urllib3", "yfinance", "peewee", "filelock", "alembic"):
+    for noisy in ("httpx", "urllib3", "yfinance", "peewee", "filelock", "alembic", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -13,6 +13,10 @@ from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
 replay_app = typer.Typer(help="Replay folders for the offline mode.", no_args_is_help=True)
 
 
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def _decision_row(d: Any) -> dict[str, Any]:
     return {
         "ticker": d.ticker,
@@ -64,15 +68,15 @@ def status(
         news = store.newest_headline_ts(settings.tickers)
         model = current_model_version(settings)
         latest = {t: store.decisions(t, 1) for t in settings.tickers}
-    tickers = []
+    tickers: list[dict[str, Any]] = []
     for t in settings.tickers:
-        d = latest[t][0] if latest[t] else None
+        newest = latest[t][0] if latest[t] else None
         tickers.append(
             {
                 "ticker": t,
-                "newest_bar_ts": bars[t].isoformat() if bars[t] else None,
-                "newest_headline_ts": news[t].isoformat() if news[t] else None,
-                "newest_decision": _decision_row(d) if d else None,
+                "newest_bar_ts": _iso(bars[t]),
+                "newest_headline_ts": _iso(news[t]),
+                "newest_decision": _decision_row(newest) if newest else None,
                 "model_version": model,
             }
         )

@@ -45,7 +45,12 @@ def sentiment_score(
         scores = iter(score_texts(scorer, texts, settings.sentiment_batch_size))
         for line in lines:
             if not line.strip():  # keep one output per input line, in order
-                row = {"text": line, "label": None, "score": None, "probabilities": None}
+                row: dict[str, object] = {
+                    "text": line,
+                    "label": None,
+                    "score": None,
+                    "probabilities": None,
+                }
                 row["scorer"] = scorer.name
             else:
                 s = next(scores)
@@ -124,7 +129,8 @@ def list_news(
             typer.echo("no headlines stored (run a refresh first)", err=True)
         for rec in records:
             score = "   -  " if rec["score"] is None else f"{rec['score']:+.3f}"
-            when = rec["published_at"].strftime("%Y-%m-%d %H:%M")
+            published = rec["published_at"]
+            when = published.strftime("%Y-%m-%d %H:%M") if published is not None else "-"
             typer.echo(f"{when}  {rec['ticker'] or '-':6} {score}  {rec['title']}")
 
 

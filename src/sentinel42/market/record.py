@@ -101,20 +101,21 @@ def record_news(settings: object, out_dir: Path, as_of: datetime) -> int | None:
     Returns:
         The number of headlines written, or None when the news stage has no replay writer.
     """
-    try:
-        from sentinel42.factory import build_news_sources
-        from sentinel42.news.replay import write_jsonl  # type: ignore[attr-defined]
-    except ImportError:
-        logger.warning("news recording unavailable (no sentinel42.news.replay.write_jsonl)")
-        return None
-    items = []
+    from sentinel42.domain import NewsItem
+    from sentinel42.factory import build_news_sources
+    from sentinel42.news.replay import write_jsonl
+
+    items: list[NewsItem] = []
     for news_source in build_news_sources(settings):  # type: ignore[arg-type]
         try:
-            items.extend(news_source.fetch(settings.tickers, as_of))  # type: ignore[attr-defined]
+            batch = news_source.fetch(settings.tickers, as_of)  # type: ignore[attr-defined]
         except Exception as exc:  # one failing feed must not lose the prices already recorded
-            logger.warning("news source %s failed while recording: %s", news_source, exc)
-    write_jsonl(items, out_dir / "news" / "recorded.jsonl")
-    return len(items)
+            logger.warning("news source %s failed while recording: %s", news_source.name, exc)
+            continue
+        items.extend(batch.items)
+        for problem in batch.problems:
+            logger.info("news source %s: %s", news_source.name, problem)
+    return write_jsonl(items, out_dir / "news" / "recorded.jsonl")
 
 
 __all__ = ["DAILY", "RecordedTicker", "merge_into", "record_news", "record_prices"]

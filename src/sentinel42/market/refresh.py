@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -326,9 +326,7 @@ def _refresh_daily(
     from sentinel42.market.calendar import NEW_YORK
 
     last_day = last_close.astimezone(NEW_YORK).date()
-    due = [
-        t for t in tickers if newest[t] is None or newest[t].astimezone(NEW_YORK).date() < last_day
-    ]
+    due = [t for t in tickers if _before_day(newest[t], last_day, NEW_YORK)]
     if not due:
         return
     floor = as_of - timedelta(days=settings.daily_history_days)
@@ -382,3 +380,8 @@ def _raise_if_all_temporary(report: PriceRefreshReport) -> None:
 
 
 __all__ = ["PriceRefreshReport", "TickerPrices", "refresh_prices", "rewritten"]
+
+
+def _before_day(ts: datetime | None, day: date, tz: Any) -> bool:
+    """True when ``ts`` is missing or falls on a New York day before ``day``."""
+    return ts is None or ts.astimezone(tz).date() < day

@@ -176,8 +176,9 @@ def validate_bars(
 
     kept = bars[keep]
     flags, flagged = _spikes(kept, context, spike_threshold, who)
-    kept = kept.assign(flagged=flags, flag_reason=np.where(flags, "spike", None))
-    kept["flag_reason"] = kept["flag_reason"].astype("object")
+    reasons = pd.Series(None, index=kept.index, dtype="object")
+    reasons[flags] = "spike"
+    kept = kept.assign(flagged=flags, flag_reason=reasons)
     return ValidationResult(kept, rejected, flagged, forming)
 
 

@@ -8,6 +8,7 @@ splits a few rare words further; headlines stay far below ``max_length`` either 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import tempfile
@@ -62,7 +63,8 @@ def random_finbert(texts: Sequence[str], options: FinBertOptions, workdir: Path)
     tokenizer = BertTokenizer(vocab_file=str(workdir / "vocab.txt"))
     torch.manual_seed(0)
     labels = {0: "positive", 1: "negative", 2: "neutral"}
-    config = BertConfig(num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    label2id = {v: k for k, v in labels.items()}
+    config = BertConfig(num_labels=3, id2label=labels, label2id=label2id)  # type: ignore[call-arg]
     BertForSequenceClassification(config).save_pretrained(workdir)
     tokenizer.save_pretrained(workdir)
     return load_finbert(
@@ -108,7 +110,7 @@ def run_benchmark(
             tag = "int8" if quantize else "fp32"
             scorer.probabilities(texts[:8], 8)  # warm-up: first-call allocations
             for batch in (1, 32):
-                rate = _rate(lambda s=scorer, b=batch: s.probabilities(texts, b), n)
+                rate = _rate(functools.partial(scorer.probabilities, texts, batch), n)
                 results[f"{tag}_batch{batch}_per_s"] = round(rate, 1)
                 logger.info("%s batch %d: %.1f headlines/s", tag, batch, rate)
             if not quantize:
