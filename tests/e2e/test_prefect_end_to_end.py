@@ -56,6 +56,7 @@ def system(tmp_path_factory):
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "HF_HUB_OFFLINE": "1",
+        "SENTINEL42_MODEL_EPOCHS": "8",
     }
     gen = _run(
         [
@@ -164,6 +165,38 @@ def test_forced_trading_run_records_one_decision_per_ticker(system):
     )
     assert all(t["newest_bar_ts"] for t in status["tickers"])
     print(f"startup {system['startup_s']:.1f} s, forced trading run {elapsed:.1f} s")
+
+
+def test_full_system_bootstrap_trains_a_model_and_decides(system):
+    run = _run(
+        [
+            str(ROOT / ".venv/bin/prefect"),
+            "deployment",
+            "run",
+            "full-system-flow/full-system-production",
+            "--watch",
+            "--watch-timeout",
+            "500",
+        ],
+        system["env"],
+        560,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Completed" in run.stdout
+    listed = _run(
+        [str(ROOT / ".venv/bin/sentinel42"), "model", "list", "--json"], system["env"], 60
+    )
+    models = json.loads(listed.stdout)
+    assert len(models["models"]) == 1  # trained, then promoted or refused with its numbers
+    model = models["models"][0]
+    assert model["reason"]
+    rows = json.loads(
+        _run([str(ROOT / ".venv/bin/sentinel42"), "decisions", "--json"], system["env"], 60).stdout
+    )
+    assert sorted(r["ticker"] for r in rows) == TICKERS
+    if models["current"]:
+        assert all(r["models"]["lstm"] == models["current"] for r in rows)
+        assert all(r["models"]["lstm_validated_accuracy"] is not None for r in rows)
 
 
 def test_stop_leaves_no_process_behind(system):

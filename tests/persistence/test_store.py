@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -100,6 +101,23 @@ def test_same_story_from_two_sources_is_stored_once_with_merged_tickers(store):
     assert rows["first_seen_at"].iloc[0] == T0
 
 
+def test_a_story_re_dated_across_midnight_is_still_one_story(store):
+    late = _item("Apple beats estimates")
+    store.upsert_news([replace(late, published_at=datetime(2026, 11, 24, 23, 50, tzinfo=UTC))], T0)
+    store.upsert_news([replace(late, published_at=datetime(2026, 11, 25, 0, 10, tzinfo=UTC))], T0)
+    assert store.count_news() == 1
+
+
+def test_a_recurring_headline_days_later_is_a_new_story(store):
+    item = _item("Stocks making the biggest moves midday")
+    store.upsert_news([item], T0)
+    later = replace(item, published_at=T0 + timedelta(days=7))
+    assert store.upsert_news([later], T0 + timedelta(days=7)) == [
+        replace(later, first_seen_at=T0 + timedelta(days=7))
+    ]
+    assert store.count_news() == 2
+
+
 def test_scores_are_cached_per_scorer_and_revision(store):
     store.upsert_news([_item("Apple beats"), _item("Apple misses", url="u2")], seen_at=T0)
     pending = store.pending_texts("lexicon", "v1")
@@ -154,9 +172,21 @@ def test_upgrade_from_first_schema_keeps_the_data(tmp_path):
                 "VALUES ('AAPL', '15m', 1764000000, 1, 2, 0.5, 1.5, 10)"
             )
         )
+        conn.execute(
+            text(
+                "INSERT INTO news (dedupe_key, url, title, summary, source, origin, published_at,"
+                " first_seen_at, text_hash) VALUES ('k1', 'https://e/1', 'Old story', '', 'E',"
+                " 'rss', '2026-11-24 14:30:00', '2026-11-24 14:30:00', 'h1')"
+            )
+        )
+        conn.execute(text("INSERT INTO news_tickers (news_id, ticker) VALUES (1, 'AAPL')"))
     engine.dispose()
     with open_store(url=f"sqlite:///{tmp_path / 'old.db'}") as store:
         assert current_revision(store.engine) == "0002"
         bars = store.load_bars(["AAPL"], "15m")["AAPL"]
         assert bars["close"].iloc[0] == 1.5
         assert not bars["flagged"].iloc[0]
+        # A story stored by the first schema is recognised again, not duplicated.
+        assert store.upsert_news([_item("Old story", tickers=("MSFT",))], seen_at=T0) == []
+        assert store.count_news() == 1
+        assert sorted(store.headlines(None)["ticker"]) == ["AAPL", "MSFT"]

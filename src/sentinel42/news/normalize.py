@@ -245,24 +245,29 @@ def make_item(
 
 
 def dedupe(items: Iterable[NewsItem]) -> list[NewsItem]:
-    """One item per story (:func:`title_key`), tickers merged, the earliest publication kept."""
-    by_key: dict[str, NewsItem] = {}
-    for item in items:
-        key = title_key(item.title)
-        prev = by_key.get(key)
-        if prev is None:
-            by_key[key] = item
-            continue
-        first, other = (prev, item) if prev.published_at <= item.published_at else (item, prev)
-        tickers = tuple(dict.fromkeys((*first.tickers, *other.tickers)))
-        by_key[key] = NewsItem(
-            url=first.url,
-            title=first.title,
-            published_at=first.published_at,
-            source=first.source,
-            summary=first.summary or other.summary,
-            tickers=tickers,
-            first_seen_at=first.first_seen_at,
-            origin=first.origin,
-        )
-    return list(by_key.values())
+    """One item per story, tickers merged, the earliest publication kept.
+
+    A story is a :func:`title_key` plus a time window (the store's ``STORY_WINDOW``): the same
+    headline from two sources or a re-dated copy merges; the same headline days later (a
+    recurring column) stays a separate story, as the store keeps it.
+    """
+    from sentinel42.persistence.store import STORY_WINDOW
+
+    groups: dict[str, list[NewsItem]] = {}
+    for item in sorted(items, key=lambda i: i.published_at):
+        stories = groups.setdefault(title_key(item.title), [])
+        if stories and item.published_at - stories[-1].published_at <= STORY_WINDOW:
+            first = stories[-1]
+            stories[-1] = NewsItem(
+                url=first.url,
+                title=first.title,
+                published_at=first.published_at,
+                source=first.source,
+                summary=first.summary or item.summary,
+                tickers=tuple(dict.fromkeys((*first.tickers, *item.tickers))),
+                first_seen_at=first.first_seen_at,
+                origin=first.origin,
+            )
+        else:
+            stories.append(item)
+    return [story for stories in groups.values() for story in stories]

@@ -98,17 +98,3 @@ def refresh_news(
         report.headlines_new,
     )
     return report
-
-
-def build_sources(settings: Settings, store: Any = None) -> list[NewsSource]:
-    """The news sources the settings ask for: replay, or RSS plus NewsAPI (live)."""
-    if settings.data_source == "replay":
-        from sentinel42.news.replay import ReplayNewsSource
-
-        if settings.replay_dir is None:
-            raise SourceError("replay mode needs SENTINEL42_REPLAY_DIR")
-        return [ReplayNewsSource(settings.replay_dir)]
-    from sentinel42.news.newsapi import NewsApiSource
-    from sentinel42.news.rss import RssNewsSource
-
-    return [RssNewsSource(settings, store=store), NewsApiSource(settings, store=store)]

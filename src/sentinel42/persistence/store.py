@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,15 +48,18 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
-def story_key(title: str, published_at: datetime) -> str:
-    """Dedupe key of a story: its normalized title and its UTC publication day.
+STORY_WINDOW = timedelta(days=3)
 
-    The same headline from two sources, or seen again by a later refresh, is one story; a
-    recurring headline ("Stocks making the biggest moves midday") on another day is another.
-    """
+
+def title_hash(title: str) -> str:
+    """Hash of a normalized headline (case, punctuation and spacing ignored)."""
     normalized = _NON_ALNUM.sub(" ", title.lower()).strip()
-    day = published_at.astimezone(UTC).date().isoformat()
-    return hashlib.sha1(f"{normalized}|{day}".encode(), usedforsecurity=False).hexdigest()
+    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def story_key(title: str, published_at: datetime) -> str:
+    """Unique key of a stored story: its title hash and the UTC day it was first published."""
+    return f"{title_hash(title)}:{published_at.astimezone(UTC).date().isoformat()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,30 +254,36 @@ class Store:
 
     # --- news ------------------------------------------------------------------------------
     def upsert_news(self, items: Sequence[NewsItem], seen_at: datetime) -> list[NewsItem]:
-        """Store each story once; return the items that were new (with ``first_seen_at``)."""
-        by_key: dict[str, NewsItem] = {}
-        for item in items:
-            key = story_key(item.title, item.published_at)
-            if key in by_key:  # the same story twice in one batch: merge tickers
-                prev = by_key[key]
-                merged = tuple(dict.fromkeys((*prev.tickers, *item.tickers)))
-                by_key[key] = _replace(prev, tickers=merged)
-            else:
-                by_key[key] = item
-        if not by_key:
+        """Store each story once; return the items that were new (with ``first_seen_at``).
+
+        A story is its normalized title: an item whose title matches a stored story published
+        within :data:`STORY_WINDOW` of it is that story (another source, a later refresh, a
+        feed that re-dated it) and only adds its tickers; the same title further apart in time
+        ("Stocks making the biggest moves midday") is a new story.
+        """
+        if not items:
             return []
+        hashes = {title_hash(item.title) for item in items}
         new_items: list[NewsItem] = []
         with self.session() as s:
-            existing = {
-                row.dedupe_key: row
-                for row in s.scalars(select(NewsRow).where(NewsRow.dedupe_key.in_(list(by_key))))
-            }
-            for key, item in by_key.items():
-                row = existing.get(key)
+            known: dict[str, list[NewsRow]] = {}
+            for row in s.scalars(select(NewsRow).where(NewsRow.title_hash.in_(list(hashes)))):
+                known.setdefault(row.title_hash or "", []).append(row)
+            for item in items:
+                th = title_hash(item.title)
                 first_seen = item.first_seen_at or seen_at
+                row = next(
+                    (
+                        r
+                        for r in known.get(th, [])
+                        if abs(r.published_at - item.published_at) <= STORY_WINDOW
+                    ),
+                    None,
+                )
                 if row is None:
                     row = NewsRow(
-                        dedupe_key=key,
+                        dedupe_key=story_key(item.title, item.published_at),
+                        title_hash=th,
                         url=item.url,
                         title=item.title,
                         summary=item.summary,
@@ -286,6 +295,7 @@ class Store:
                     )
                     s.add(row)
                     s.flush()
+                    known.setdefault(th, []).append(row)
                     new_items.append(_replace(item, first_seen_at=first_seen))
                 elif first_seen < row.first_seen_at:
                     row.first_seen_at = first_seen

@@ -1,8 +1,11 @@
-"""Bar quality flags, forced decisions, events, feed validators, request budgets.
+"""Bar quality flags, story title hashes, forced decisions, events, feed state, budgets.
 
 Revision ID: 0002
 Revises: 0001
 """
+
+import hashlib
+import re
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,6 +24,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("flag_reason", sa.String(200), nullable=True))
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("news") as batch:
+        batch.add_column(sa.Column("title_hash", sa.String(40), nullable=True))
+    _backfill_title_hashes()
+    op.create_index("ix_news_title_hash", "news", ["title_hash"])
     op.create_table(
         "events",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -44,11 +51,36 @@ def upgrade() -> None:
     )
 
 
+def _backfill_title_hashes() -> None:
+    """Stories stored by 0001 get the title hash the Store now matches on.
+
+    Their old dedupe keys stay: they cannot collide with the new ``<hash>:<day>`` keys.
+    """
+    # Frozen copy of the Store's normalization at this revision (migrations never import app code).
+    non_alnum = re.compile(r"[^0-9a-z]+")
+
+    def title_hash(title: str) -> str:
+        normalized = non_alnum.sub(" ", title.lower()).strip()
+        return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    conn = op.get_bind()
+    news = sa.table("news", sa.column("id", sa.Integer), sa.column("title", sa.Text),
+                    sa.column("title_hash", sa.String))
+    rows = conn.execute(sa.select(news.c.id, news.c.title)).all()
+    for row_id, title in rows:
+        conn.execute(
+            news.update().where(news.c.id == row_id).values(title_hash=title_hash(title))
+        )
+
+
 def downgrade() -> None:
     op.drop_table("request_counts")
     op.drop_table("feed_state")
     op.drop_index("ix_events_kind_at", "events")
     op.drop_table("events")
+    op.drop_index("ix_news_title_hash", "news")
+    with op.batch_alter_table("news") as batch:
+        batch.drop_column("title_hash")
     with op.batch_alter_table("decisions") as batch:
         batch.drop_column("forced")
     with op.batch_alter_table("bars") as batch:
