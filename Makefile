@@ -1,7 +1,8 @@
 # Sentinel42 — run `make help` for the targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv on the PATH, else where `pip install --user uv` puts it, else as a module of python3.
+UV ?= $(shell command -v uv 2>/dev/null || { [ -x "$(HOME)/.local/bin/uv" ] && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -10,11 +11,12 @@ help: ## Show this help
 
 .PHONY: install
 install: ## Install uv if missing, then the locked environment (.venv)
-	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || { \
+	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m uv --version >/dev/null 2>&1 || { \
 		echo "uv not found: installing it with pip (python3 -m pip install --user uv)"; \
-		python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv; }
-	@UV=$$(command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv"); \
-		$$UV sync --frozen && echo "installed: run commands with 'uv run ...' (uv is at $$UV)"
+		python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --user --quiet --break-system-packages uv; }
+	@UV=$$(command -v uv 2>/dev/null || { [ -x "$(HOME)/.local/bin/uv" ] && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv"); \
+		$$UV sync --frozen && echo "installed: run commands with 'uv run ...' (uv: $$UV)"
 
 .PHONY: test
 test: ## Unit and integration tests (no network; excludes e2e and slow)

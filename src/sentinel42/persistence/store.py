@@ -267,12 +267,12 @@ class Store:
         new_items: list[NewsItem] = []
         with self.session() as s:
             known: dict[str, list[NewsRow]] = {}
-            for row in s.scalars(select(NewsRow).where(NewsRow.title_hash.in_(list(hashes)))):
-                known.setdefault(row.title_hash or "", []).append(row)
+            for stored in s.scalars(select(NewsRow).where(NewsRow.title_hash.in_(list(hashes)))):
+                known.setdefault(stored.title_hash or "", []).append(stored)
             for item in items:
                 th = title_hash(item.title)
                 first_seen = item.first_seen_at or seen_at
-                row = next(
+                row: NewsRow | None = next(
                     (
                         r
                         for r in known.get(th, [])
