@@ -29,22 +29,24 @@ COMPANY_NAMES = {
     "TSLA": "Tesla",
     "QQQ": "Nasdaq-100 ETF",
 }
+# {pct} and {target} make each headline distinct, as real ones are (identical titles within
+# days of each other are one story to the store).
 POSITIVE = (
-    "{name} beats quarterly profit estimates and raises full-year guidance",
-    "{name} shares jump after record revenue and strong demand",
-    "Analysts upgrade {name} to buy, lifting price target on growth outlook",
-    "{name} wins major contract, boosting revenue forecast",
+    "{name} beats quarterly profit estimates by {pct}% and raises full-year guidance",
+    "{name} shares jump {pct}% after record revenue and strong demand",
+    "Analysts upgrade {name} to buy, lifting price target to ${target}",
+    "{name} wins major contract, boosting revenue forecast by {pct}%",
 )
 NEGATIVE = (
-    "{name} misses earnings estimates and cuts its outlook",
-    "{name} shares fall after weak guidance and margin warning",
-    "Analyst downgrades {name} to sell on slowing sales",
-    "{name} faces regulatory probe, shares drop",
+    "{name} misses earnings estimates by {pct}% and cuts its outlook",
+    "{name} shares fall {pct}% after weak guidance and margin warning",
+    "Analyst downgrades {name} to sell, cutting price target to ${target}",
+    "{name} faces regulatory probe, shares drop {pct}%",
 )
 NEUTRAL = (
-    "{name} to present at investor conference next week",
-    "{name} schedules quarterly earnings call",
-    "{name} announces board meeting date",
+    "{name} to present at investor conference on {day}",
+    "{name} schedules quarterly earnings call for {day}",
+    "{name} announces board meeting on {day}",
 )
 
 
@@ -157,7 +159,12 @@ def generate_replay(
 def _headline(
     ticker: str, name: str, template: str, ts: pd.Timestamp, rng: np.random.Generator
 ) -> dict[str, object]:
-    title = template.format(name=name)
+    title = template.format(
+        name=name,
+        pct=f"{rng.uniform(1, 12):.1f}",
+        target=int(rng.integers(20, 900)),
+        day=(ts + timedelta(days=int(rng.integers(3, 30)))).strftime("%B %d"),
+    )
     if rng.random() < 0.5:
         title = f"${ticker}: {title}"
     slug = int(rng.integers(0, 10**10))
