@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+# The offline sentiment scorer's name: where FinBERT has also scored a headline, its score wins.
+FALLBACK_SCORER = "sentinel42-fallback"
 
 
 class Action(StrEnum):

@@ -136,6 +136,16 @@ def test_scores_are_cached_per_scorer_and_revision(store):
     assert scored["score"].iloc[0] == pytest.approx(0.7)
 
 
+def test_a_model_score_wins_over_a_later_fallback_score(store):
+    store.upsert_news([_item("Apple beats")], seen_at=T0)
+    h = text_hash("Apple beats")
+    store.save_scores([SentimentScore(h, "positive", 0.9, 0.05, 0.05, "ProsusAI/finbert", "abc")])
+    store.save_scores([SentimentScore(h, "negative", 0.1, 0.8, 0.1, "sentinel42-fallback", "f1")])
+    row = store.headlines(["AAPL"]).iloc[0]
+    assert row["scorer"] == "ProsusAI/finbert"
+    assert row["score"] == pytest.approx(0.85)
+
+
 def test_decisions_upsert_on_ticker_and_bar(store):
     d = Decision("AAPL", T0, Action.BUY, 0.7, "r1", {"a": 1}, {"m": "v1"}, T0)
     store.save_decisions([d])

@@ -18,11 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import Engine, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from sentinel42.domain import BAR_COLUMNS, Action, Decision, NewsItem, Prediction, SentimentScore
+from sentinel42.domain import (
+    BAR_COLUMNS,
+    FALLBACK_SCORER,
+    Action,
+    Decision,
+    NewsItem,
+    Prediction,
+    SentimentScore,
+)
 from sentinel42.persistence.db import make_engine, migrate
 from sentinel42.persistence.tables import (
     BarRow,
@@ -363,8 +371,15 @@ class Store:
         limit: int | None = None,
     ) -> pd.DataFrame:
         """Headlines (one row per headline and ticker) with their newest score, newest first."""
+        # One score per headline: the newest by a model, else the newest by the fallback.
+        # (The fallback re-scoring a headline while FinBERT is briefly unavailable must not
+        # hide FinBERT's score of it once FinBERT is back.)
+        by_model = func.max(case((SentimentRow.scorer != FALLBACK_SCORER, SentimentRow.id)))
         latest = (
-            select(SentimentRow.text_hash, func.max(SentimentRow.id).label("sid"))
+            select(
+                SentimentRow.text_hash,
+                func.coalesce(by_model, func.max(SentimentRow.id)).label("sid"),
+            )
             .group_by(SentimentRow.text_hash)
             .subquery()
         )

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from sentinel42.domain import SentimentScore
+from sentinel42.domain import FALLBACK_SCORER, SentimentScore
 from sentinel42.sentiment.base import make_score
 from sentinel42.sentiment.lexicon import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_NAME = "sentinel42-fallback"
+FALLBACK_NAME = FALLBACK_SCORER
 LEXICON_NAME = "sentinel42-lexicon"
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "fallback.npz"
 
