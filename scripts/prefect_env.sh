@@ -31,10 +31,6 @@ alive() {  # alive PIDFILE: the process recorded there is running
     [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
 }
 
-healthy() {
-    "$PY" - "$PREFECT_API_URL/health" <<'PYEOF' >/dev/null 2>&1
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-    sys.exit(0 if r.read().strip() == b"true" else 1)
-PYEOF
+healthy() {  # one look at /api/health (the same check the systemd worker unit waits on)
+    "$PY" "$ROOT/scripts/wait_for_server.py" --url "$PREFECT_API_URL" --timeout 0 >/dev/null 2>&1
 }

@@ -17,13 +17,15 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
     deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
+    while True:  # at least one try: --timeout 0 is a single health check
         try:
             with urllib.request.urlopen(f"{args.url}/health", timeout=2) as response:  # noqa: S310
                 if response.read().strip() == b"true":
                     return 0
         except OSError:
             pass
+        if time.monotonic() >= deadline:
+            break
         time.sleep(1)
     print(f"error: {args.url} did not answer /health within {args.timeout:.0f} s", file=sys.stderr)
     return 1

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -62,17 +62,15 @@ class GeneratedSet:
 
 def _sessions(end: date, n_sessions: int, interval_minutes: int) -> list[pd.DatetimeIndex]:
     """Bar starts (UTC) of the last ``n_sessions`` NYSE sessions ending on or before ``end``."""
-    import exchange_calendars as xcals
+    from sentinel42.market.calendar import NyseCalendar
 
-    cal = xcals.get_calendar("XNYS")
-    last = cal.date_to_session(pd.Timestamp(end), direction="previous")
-    first = cal.session_offset(last, -(n_sessions - 1))
-    out = []
-    for session in cal.sessions_in_range(first, last):
-        open_, close = cal.session_open_close(session)
-        starts = pd.date_range(open_, close, freq=f"{interval_minutes}min", inclusive="left")
-        out.append(starts.tz_convert("UTC"))
-    return out
+    until = datetime.combine(end + timedelta(days=1), time(), UTC)
+    # Two calendar days per session, plus slack for holiday clusters, always reaches far enough.
+    sessions = NyseCalendar().sessions_between(until - timedelta(days=2 * n_sessions + 10), until)
+    return [
+        pd.date_range(open_, close, freq=f"{interval_minutes}min", inclusive="left")
+        for open_, close in sessions[-n_sessions:]
+    ]
 
 
 def generate_replay(

@@ -61,13 +61,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """Capture live prices (and news, where available) into a replay folder."""
         from sentinel42.factory import build_price_source
         from sentinel42.market.record import record_news, record_prices
+        from sentinel42.pipeline import resolve_as_of
 
         settings = get_settings(require_replay_dir=False)
         if settings.data_source == "replay" and settings.replay_dir is None:
             fail("SENTINEL42_REPLAY_DIR: required when SENTINEL42_DATA_SOURCE=replay")
-        as_of = datetime.now(UTC)
-        if settings.data_source == "replay":
-            as_of = settings.replay_as_of or build_price_source(settings).data_end() or as_of
+        as_of = resolve_as_of(settings)
 
         def progress(message: str) -> None:
             typer.echo(message, err=True)

@@ -10,6 +10,7 @@ which are ignored. A bar is served only once it has ended at or before the repla
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -137,7 +138,6 @@ class ReplayPriceSource:
     def __init__(self, replay_dir: Path, interval: str = "15m") -> None:
         self.replay_dir = Path(replay_dir)
         self.interval = interval
-        self._cache: dict[Path, pd.DataFrame] = {}
 
     # --- files ---------------------------------------------------------------------------
     def _find(self, ticker: str, interval: str) -> Path | None:
@@ -153,9 +153,8 @@ class ReplayPriceSource:
         return matches[0] if len(set(matches)) == 1 else None
 
     def _load(self, path: Path) -> pd.DataFrame:
-        if path not in self._cache:
-            self._cache[path] = read_price_csv(path)
-        return self._cache[path]
+        stat = path.stat()
+        return _read_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
 
     def _intraday_frame(self, ticker: str, interval: str) -> pd.DataFrame:
         path = self._find(ticker, interval)
@@ -240,3 +239,14 @@ def _as_source_error(exc: BaseException) -> SourceError:
     err = PermanentSourceError(f"unreadable replay file: {exc}")
     err.__cause__ = exc
     return err
+
+
+@functools.lru_cache(maxsize=256)
+def _read_cached(path: Path, mtime_ns: int, size: int) -> pd.DataFrame:
+    """:func:`read_price_csv`, once per file version and process.
+
+    The replay clock is resolved and the prices refreshed by different source instances (and
+    flow tasks) in one run; keyed by mtime and size, a rewritten file is read again. Callers
+    treat the frame as read-only.
+    """
+    return read_price_csv(path)

@@ -6,7 +6,6 @@ the same story from RSS and NewsAPI, or seen again four minutes later, is stored
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -157,8 +156,9 @@ def canonical_url(url: str) -> str:
 
 def title_key(title: str) -> str:
     """Dedupe key of a story: sha1 of the lower-cased title with punctuation collapsed."""
-    normalized = _NON_ALNUM.sub(" ", clean_text(title).lower()).strip()
-    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+    from sentinel42.persistence.store import title_hash
+
+    return title_hash(clean_text(title))
 
 
 def to_utc(value: datetime) -> datetime:

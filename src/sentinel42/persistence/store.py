@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -304,7 +304,7 @@ class Store:
                     s.add(row)
                     s.flush()
                     known.setdefault(th, []).append(row)
-                    new_items.append(_replace(item, first_seen_at=first_seen))
+                    new_items.append(replace(item, first_seen_at=first_seen))
                 elif first_seen < row.first_seen_at:
                     row.first_seen_at = first_seen
                 if item.tickers:
@@ -559,12 +559,6 @@ def _aware(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _replace(item: NewsItem, **changes: Any) -> NewsItem:
-    from dataclasses import replace
-
-    return replace(item, **changes)
 
 
 @contextmanager
