@@ -237,6 +237,21 @@ class Settings(BaseSettings):
         default="30 17 * * 5",
         description="Cron (America/New_York) of the weekly retraining after the close.",
     )
+    model_gate_confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1.0,
+        description="One-sided confidence of the promotion gate: the lower bound of the "
+        "model's edge over the best baseline (and over the incumbent) on the untouched test "
+        "block must be above zero at this level.",
+    )
+    model_max_age_sessions: int = Field(
+        default=15,
+        ge=1,
+        le=260,
+        description="NYSE sessions after its training data ends that a model may be used for "
+        "decisions (15 = three trading weeks); older, it is ignored until retrained.",
+    )
 
     # --- decisions ---------------------------------------------------------------------------
     buy_threshold: float = Field(
@@ -253,6 +268,66 @@ class Settings(BaseSettings):
     )
     max_bar_age_minutes: int = Field(
         default=60, ge=1, le=10_080, description="Older newest bar: the decision is HOLD."
+    )
+    trading_delay_minutes: int = Field(
+        default=2,
+        ge=0,
+        le=14,
+        description="Minutes after each bar ends that the trading deployment runs (the vendor "
+        "publishes a bar a minute or more after it ends).",
+    )
+
+    # --- paper portfolio ---------------------------------------------------------------------
+    portfolio_starting_cash: float = Field(
+        default=100_000.0, gt=0, le=1e12, description="Cash the paper portfolio starts with (USD)."
+    )
+    portfolio_position_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=1.0,
+        description="Target size of one position as a fraction of the portfolio's equity; a "
+        "repeated BUY never grows a position beyond it.",
+    )
+    portfolio_fee_bps: float = Field(
+        default=1.0, ge=0, le=1000, description="Fee per trade, in basis points of its notional."
+    )
+    portfolio_slippage_bps: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Slippage per trade, in basis points: buys fill above, sells below the close.",
+    )
+    portfolio_allow_short: bool = Field(
+        default=False, description="Let a SELL open a short position (otherwise it only closes)."
+    )
+
+    # --- validation --------------------------------------------------------------------------
+    validate_window: int = Field(
+        default=100,
+        ge=10,
+        le=100_000,
+        description="The model's live hit rate is judged over its last this many scored "
+        "BUY/SELL decisions.",
+    )
+    validate_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Significance level of the one-sided binomial test that the live hit rate "
+        "is below the model's validated accuracy minus the margin (the model is then degraded).",
+    )
+    validate_margin: float = Field(
+        default=0.02,
+        ge=0,
+        le=0.5,
+        description="How far below its validated accuracy the live hit rate may fall before "
+        "the test counts it as decay.",
+    )
+    backtest_retrain_sessions: int = Field(
+        default=5,
+        ge=1,
+        le=260,
+        description="A backtest retrains its model walk-forward every this many sessions.",
     )
 
     # --- validators --------------------------------------------------------------------------
