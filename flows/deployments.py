@@ -18,6 +18,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.schedules import Cron, Interval, Schedule
 
+from sentinel42.market.calendar import trading_cron
 from sentinel42.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ class Spec:
     concurrency_limit: int = 1
 
 
-def specs(training_cron: str) -> list[Spec]:
+def specs(training_cron: str, trading_cron: str) -> list[Spec]:
     return [
         Spec(
             "data_refresh_flow",
@@ -45,9 +46,9 @@ def specs(training_cron: str) -> list[Spec]:
         Spec(
             "trading_flow",
             "trading-production",
-            (Cron("*/15 9-16 * * 1-5", timezone=TIMEZONE),),
-            "Every 15 minutes, 9-16 h New York, Mon-Fri, gated by the NYSE calendar "
-            "(--param force=true decides now): refresh, predict, fuse, decide.",
+            (Cron(trading_cron, timezone=TIMEZONE),),
+            f"A few minutes after each bar ends ({trading_cron}, New York), gated by the NYSE "
+            "calendar (--param force=true decides now): refresh, predict, fuse, decide.",
         ),
         Spec(
             "full_system_flow",
@@ -68,7 +69,8 @@ def deploy_all(pool: str = POOL) -> list[str]:
     """Create or update every deployment; returns their full names."""
     settings = load_settings(require_replay_dir=False)
     names = []
-    for spec in specs(settings.model_training_cron):
+    cron = trading_cron(settings.interval_minutes, settings.trading_delay_minutes)
+    for spec in specs(settings.model_training_cron, cron):
         source = flow.from_source(
             source=str(ROOT), entrypoint=f"flows/sentinel_flows.py:{spec.flow_function}"
         )

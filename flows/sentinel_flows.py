@@ -6,6 +6,7 @@ Debug the trading path without a server: ``cd flows && uv run python sentinel_fl
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -26,10 +27,14 @@ from sentinel42.tasks import (
 
 
 @flow(name="data-refresh-flow", retries=2, retry_delay_seconds=30)
-def data_refresh_flow() -> dict[str, Any]:
-    """Prices, then news, then sentiment, for the whole watchlist."""
+def data_refresh_flow(as_of: datetime | None = None) -> dict[str, Any]:
+    """Prices, then news, then sentiment, for the whole watchlist.
+
+    ``as_of`` is the calling trading run's clock, so the headlines this refresh stores count in
+    that run's decision; a scheduled refresh (no ``as_of``) reads the clock itself.
+    """
     settings = load_settings()
-    as_of = resolve_as_of_task(settings)
+    as_of = as_of or resolve_as_of_task(settings)
     prices = refresh_prices_task(settings, as_of)
     news = refresh_news_task(settings, as_of)
     scoring = score_sentiment_task(settings)
@@ -44,7 +49,7 @@ def trading_flow(force: bool = False) -> dict[str, Any]:
     gate = market_gate_task(settings, as_of, force)
     if not gate.proceed:
         return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
-    data_refresh_flow()
+    data_refresh_flow(as_of=as_of)  # one clock for the whole run
     result = decide_task(settings, as_of, force)
     return publish_decisions_task(result)
 

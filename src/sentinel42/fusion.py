@@ -1,16 +1,36 @@
 """Fusion: an LSTM prediction and a news-sentiment aggregate become one decision.
 
-The fused score is ``model_weight * (2 * P(up) - 1) + sentiment_weight * sentiment``. A missing
-signal contributes nothing rather than being re-weighted away, so a decision that stands on one
-signal alone needs that signal to be strong. Thresholds come from the settings.
+The fused score is ``w_model * (2 * P(up) - 1) + w_news * sentiment``, in [-1, 1]:
+
+- The configured weights are normalised to sum to 1.
+- The model's share is scaled by its *validated edge*: its accuracy over the best baseline on
+  the block that decided its promotion (and nothing else), ``min(1, edge / 0.05)``. A model with
+  no edge, an unknown edge, or one the validate flow found degraded weighs zero. Its unearned
+  share is not handed to the news: a missing or worthless signal contributes nothing, so a
+  decision that stands on one signal alone needs that signal to be strong.
+
+**Confidence** means the same for every action: how far the fused score sits inside the chosen
+action's band (0 at a threshold, 1 at the band's far end, or for HOLD at its centre), times the
+share of the configured evidence that was present (the model's effective weight when it
+predicted, plus the news weight scaled by ``min(1, headlines / 3)``). No evidence, or a stale
+bar, gives 0. See docs/decisions.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sentinel42.domain import Action, Decision, Prediction, SentimentAggregate
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
+# An accuracy edge of five points over the best baseline earns the model its full weight.
+EDGE_FOR_FULL_WEIGHT = 0.05
+# Three headlines in the window count as full news evidence; one counts a third.
+HEADLINES_FOR_FULL_WEIGHT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,16 +43,21 @@ class FusionConfig:
     interval: timedelta = timedelta(minutes=15)
 
     @classmethod
-    def from_settings(cls, settings: object) -> FusionConfig:
-        s = settings
+    def from_settings(cls, settings: Settings) -> FusionConfig:
         return cls(
-            buy_threshold=s.buy_threshold,  # type: ignore[attr-defined]
-            sell_threshold=s.sell_threshold,  # type: ignore[attr-defined]
-            model_weight=s.model_weight,  # type: ignore[attr-defined]
-            sentiment_weight=s.sentiment_weight,  # type: ignore[attr-defined]
-            max_bar_age=timedelta(minutes=s.max_bar_age_minutes),  # type: ignore[attr-defined]
-            interval=timedelta(minutes=s.interval_minutes),  # type: ignore[attr-defined]
+            buy_threshold=settings.buy_threshold,
+            sell_threshold=settings.sell_threshold,
+            model_weight=settings.model_weight,
+            sentiment_weight=settings.sentiment_weight,
+            max_bar_age=timedelta(minutes=settings.max_bar_age_minutes),
+            interval=timedelta(minutes=settings.interval_minutes),
         )
+
+    @property
+    def normalized_weights(self) -> tuple[float, float]:
+        """(model, news) weights scaled to sum to 1."""
+        total = self.model_weight + self.sentiment_weight
+        return self.model_weight / total, self.sentiment_weight / total
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +66,23 @@ class MarketSnapshot:
 
     bar_ts: datetime  # bar start, UTC
     close: float
+
+
+def model_quality(edge: float | None) -> float:
+    """Share of its configured weight a model earns: 0 without an edge, 1 from five points."""
+    if edge is None or edge <= 0:
+        return 0.0
+    return min(1.0, edge / EDGE_FOR_FULL_WEIGHT)
+
+
+def band_position(fused: float, action: Action, config: FusionConfig) -> float:
+    """0 at the threshold that would change ``action``, 1 at the far end (HOLD: the centre)."""
+    buy, sell = config.buy_threshold, config.sell_threshold
+    if action is Action.BUY:
+        return (fused - buy) / (1.0 - buy)
+    if action is Action.SELL:
+        return (sell - fused) / (1.0 + sell)
+    return min(buy - fused, fused - sell) / ((buy - sell) / 2.0)
 
 
 def fuse(
@@ -52,13 +94,19 @@ def fuse(
     prediction_skip_reason: str | None,
     sentiment: SentimentAggregate | None,
     config: FusionConfig,
+    model_degraded: bool = False,
 ) -> Decision | None:
     """Decide BUY / SELL / HOLD for one ticker.
+
+    Args:
+        model_degraded: the validate flow found the model's live hit rate significantly below
+            its validated accuracy; its weight is then zero until a new model is promoted.
 
     Returns None only when there is no bar at all (there is nothing to attach a decision to).
     """
     if bar is None:
         return None
+    w_model_cfg, w_news = config.normalized_weights
     inputs: dict[str, object] = {
         "as_of": as_of.isoformat(),
         "bar_ts": bar.bar_ts.isoformat(),
@@ -67,27 +115,39 @@ def fuse(
     models: dict[str, object] = {
         "lstm": prediction.model_version if prediction else None,
         "lstm_validated_accuracy": prediction.model_accuracy if prediction else None,
+        "lstm_edge": prediction.model_edge if prediction else None,
+        "lstm_horizon_bars": prediction.horizon_bars if prediction else None,
         "sentiment": list(sentiment.scorers) if sentiment else [],
     }
     parts: list[str] = []
-    model_signal = 0.0
+    model_signal, w_model = 0.0, 0.0
     if prediction is not None:
         model_signal = 2.0 * prediction.p_up - 1.0
+        quality = 0.0 if model_degraded else model_quality(prediction.model_edge)
+        w_model = w_model_cfg * quality
         inputs |= {"p_up": prediction.p_up, "expected_return": prediction.expected_return}
         acc = (
             f", validated accuracy {prediction.model_accuracy:.3f}"
             if prediction.model_accuracy is not None
             else ""
         )
+        if model_degraded:
+            why_weight = "degraded by validation: weight 0"
+        elif prediction.model_edge is None:
+            why_weight = "no validated edge recorded: weight 0"
+        else:
+            why_weight = (
+                f"edge {prediction.model_edge:+.3f} over the best baseline: weight {w_model:.2f}"
+            )
         parts.append(
-            f"LSTM {prediction.model_version}{acc}: P(up)={prediction.p_up:.3f} "
-            f"over {prediction.horizon_bars} bars"
+            f"LSTM {prediction.model_version}{acc} ({why_weight}): "
+            f"P(up)={prediction.p_up:.3f} over {prediction.horizon_bars} bars"
         )
     else:
         parts.append(f"no LSTM prediction ({prediction_skip_reason or 'no model'})")
-    sentiment_signal = 0.0
+    news_signal, n_headlines = 0.0, 0
     if sentiment is not None and sentiment.n_headlines > 0:
-        sentiment_signal = sentiment.score
+        news_signal, n_headlines = sentiment.score, sentiment.n_headlines
         inputs |= {
             "sentiment": sentiment.score,
             "headlines": sentiment.n_headlines,
@@ -102,31 +162,35 @@ def fuse(
         inputs |= {"sentiment": None, "headlines": 0}
         parts.append("no recent news")
 
-    fused = (
-        config.model_weight * model_signal * (prediction is not None)
-        + config.sentiment_weight * sentiment_signal
+    fused = w_model * model_signal + w_news * news_signal
+    evidence = (w_model if prediction is not None else 0.0) + w_news * min(
+        1.0, n_headlines / HEADLINES_FOR_FULL_WEIGHT
     )
-    inputs["fused"] = round(fused, 6)
-    inputs["thresholds"] = {"buy": config.buy_threshold, "sell": config.sell_threshold}
+    inputs |= {
+        "fused": round(fused, 6),
+        "model_signal": round(model_signal, 6),
+        "weights": {"model": round(w_model, 6), "sentiment": round(w_news, 6)},
+        "evidence": round(evidence, 6),
+        "thresholds": {"buy": config.buy_threshold, "sell": config.sell_threshold},
+    }
 
     age = as_of - (bar.bar_ts + config.interval)
     if age > config.max_bar_age:
         action, why = Action.HOLD, f"HOLD: newest bar is stale ({_minutes(age)} min old)"
-        confidence = 0.0
-    elif prediction is None and (sentiment is None or sentiment.n_headlines == 0):
-        action, why, confidence = Action.HOLD, "HOLD: no signal to act on", 0.0
+        evidence = 0.0
+    elif evidence == 0.0:
+        action, why = Action.HOLD, "HOLD: no signal to act on"
     elif fused >= config.buy_threshold:
-        action, confidence = Action.BUY, min(1.0, abs(fused))
+        action = Action.BUY
         why = f"BUY: fused {fused:+.3f} >= {config.buy_threshold:+.3f}"
     elif fused <= config.sell_threshold:
-        action, confidence = Action.SELL, min(1.0, abs(fused))
+        action = Action.SELL
         why = f"SELL: fused {fused:+.3f} <= {config.sell_threshold:+.3f}"
     else:
         action = Action.HOLD
-        edge = config.buy_threshold if fused >= 0 else -config.sell_threshold
-        confidence = max(0.0, 1.0 - abs(fused) / edge)
         band = f"({config.sell_threshold:+.3f}, {config.buy_threshold:+.3f})"
         why = f"HOLD: fused {fused:+.3f} inside {band}"
+    confidence = max(0.0, min(1.0, band_position(fused, action, config))) * evidence
     return Decision(
         ticker=ticker,
         bar_ts=bar.bar_ts,

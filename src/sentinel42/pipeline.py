@@ -8,6 +8,7 @@ the CLI calls them directly, and tests call them without a server.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -110,27 +111,45 @@ class Gate:
 
 
 def market_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
-    """Whether the trading flow should decide now: inside an NYSE session, or forced."""
-    from sentinel42.factory import build_calendar
+    """Whether the trading flow should decide now: a session's bar has just ended, or forced.
 
-    status = build_calendar(settings).status(as_of)
+    The deployment runs ``trading_delay_minutes`` after each bar ends (the vendor publishes
+    late), so a run proceeds while the newest bar of today's session ended less than one
+    interval ago. That lets through the run just after the close (16:02, or 13:02 on an early
+    close) that decides the session's last bar, and skips the 09:32 run, when no bar has ended.
+    """
+    from sentinel42.factory import build_calendar
+    from sentinel42.market.calendar import NEW_YORK
+
+    calendar = build_calendar(settings)
+    interval = timedelta(minutes=settings.interval_minutes)
+    bar_end = calendar.last_bar_end(as_of, settings.interval_minutes)
+    status = calendar.status(as_of)
+    if bar_end is not None and as_of - bar_end < interval:
+        bar = (bar_end - interval).astimezone(NEW_YORK).strftime("%H:%M")
+        return Gate(True, True, f"deciding the {bar} ET bar ({status.reason})")
     if status.open:
-        return Gate(True, True, f"market open ({status.reason})")
+        why = f"market open, but no {settings.interval} bar of the session has ended yet"
+    else:
+        why = f"market {status.reason}"
     if force:
-        return Gate(True, False, f"market closed ({status.reason}); deciding anyway: force=true")
-    return Gate(False, False, f"market closed ({status.reason}); nothing recorded")
+        return Gate(True, False, f"{why}; deciding anyway: force=true")
+    return Gate(False, False, f"{why}; nothing recorded")
 
 
 @dataclass(slots=True)
 class TradingResult:
     as_of: datetime
+    run_id: str = ""
     decisions: list[Decision] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     model_version: str | None = None
+    saved: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
+            "run_id": self.run_id,
             "model_version": self.model_version,
             "decisions": [
                 {
@@ -138,36 +157,71 @@ class TradingResult:
                     "bar_ts": d.bar_ts.isoformat(),
                     "action": d.action.value,
                     "confidence": d.confidence,
+                    "fused": d.inputs.get("fused"),
                     "reason": d.reason,
                 }
                 for d in self.decisions
             ],
             "skipped_tickers": self.skipped,
+            "saved": self.saved,
         }
 
 
-def decide(settings: Settings, as_of: datetime, *, forced: bool = False) -> TradingResult:
+def inference_start(
+    calendar: Any, as_of: datetime, bars_needed: int, interval_minutes: int
+) -> datetime:
+    """Open of the oldest session whose bars a decision at ``as_of`` needs.
+
+    Counted in NYSE sessions, not calendar days, so a holiday week or an early close never
+    leaves the model fewer bars than it was trained with; one session more than the bars fill
+    covers a session still in progress.
+    """
+    per_session = max(1, 390 // interval_minutes)
+    sessions = -(-bars_needed // per_session) + 1
+    return calendar.session_open_back(as_of, sessions)
+
+
+def decide(
+    settings: Settings, as_of: datetime, *, forced: bool = False, run_id: str | None = None
+) -> TradingResult:
     """Predict, fuse and record one decision per watchlist ticker that has bars.
 
     Never fails for a missing model: those tickers decide on the news alone (or HOLD) and the
-    reason says so.
+    reason says so. ``run_id`` names the run (the Prefect flow-run id; a fresh one per CLI
+    call): the same run saving again changes nothing, and a later run for a bar already decided
+    is stored as a revision beside the standing decision.
     """
+    from sentinel42.factory import build_calendar
     from sentinel42.fusion import FusionConfig, MarketSnapshot, fuse
-    from sentinel42.model.predictor import predict_latest
+    from sentinel42.model.predictor import PredictionResult, load_promoted, predict_with
     from sentinel42.sentiment.aggregate import aggregate_sentiment
 
+    run_id = run_id or f"cli-{uuid.uuid4()}"
     interval = timedelta(minutes=settings.interval_minutes)
-    # Enough history for the model's window across overnight gaps and a long weekend.
-    lookback = timedelta(
-        days=max(10, 3 * settings.model_window * settings.interval_minutes // 390 + 5)
-    )
-    result = TradingResult(as_of=as_of)
+    calendar = build_calendar(settings)
+    loaded, skip_reason = load_promoted(settings, as_of, calendar)
+    # The model's feature spec says how many bars its newest window needs; without a model
+    # only the newest bar matters.
+    bars_needed = loaded.spec.inference_bars if loaded is not None else 1
+    start = inference_start(calendar, as_of, bars_needed, settings.interval_minutes)
+    result = TradingResult(as_of=as_of, run_id=run_id)
     with open_store(settings) as store:
         bars = store.load_bars(
-            settings.tickers, settings.interval, start=as_of - lookback, end=as_of - interval
+            settings.tickers, settings.interval, start=start, end=as_of - interval
         )
-        predicted = predict_latest(settings, bars, as_of)
+        if loaded is None:
+            predicted = PredictionResult({}, dict.fromkeys(settings.tickers, skip_reason or ""))
+        else:
+            daily = (
+                store.load_bars(settings.tickers, "1d", end=as_of)
+                if loaded.spec.use_daily
+                else None
+            )
+            predicted = predict_with(
+                loaded, bars, as_of, interval_minutes=settings.interval_minutes, daily=daily
+            )
         result.model_version = predicted.model_version
+        degraded = _model_degraded(store, predicted.model_version)
         sentiment = aggregate_sentiment(
             store,
             settings.tickers,
@@ -191,6 +245,7 @@ def decide(settings: Settings, as_of: datetime, *, forced: bool = False) -> Trad
                 prediction_skip_reason=predicted.skipped.get(ticker),
                 sentiment=sentiment.get(ticker),
                 config=config,
+                model_degraded=degraded,
             )
             if decision is None:
                 result.skipped[ticker] = "no stored bars up to as_of"
@@ -198,10 +253,26 @@ def decide(settings: Settings, as_of: datetime, *, forced: bool = False) -> Trad
                 continue
             result.decisions.append(decision)
         store.save_predictions(list(predicted.predictions.values()), created_at=as_of)
-        store.save_decisions(result.decisions, forced=forced)
+        saved = store.save_decisions(result.decisions, forced=forced, run_id=run_id)
+        result.saved = _as_counts(saved)
     for d in result.decisions:
         logger.info("%s %s (%.2f): %s", d.ticker, d.action.value, d.confidence, d.reason)
     return result
+
+
+def _model_degraded(store: Any, version: str | None) -> bool:
+    """True when the validate flow found ``version``'s live hit rate decayed."""
+    if version is None:
+        return False
+    try:
+        from sentinel42.validation import is_model_degraded
+    except ImportError:  # the validation stage is optional for deciding
+        return False
+    return bool(is_model_degraded(store, version))
+
+
+def _as_counts(saved: Any) -> dict[str, int]:
+    return {"standing": saved.standing, "revisions": saved.revisions, "unchanged": saved.unchanged}
 
 
 # --- model ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.runtime import flow_run
 
 from sentinel42 import pipeline
 from sentinel42.errors import is_retryable
@@ -100,7 +101,9 @@ def market_gate_task(settings: Settings, as_of: datetime, force: bool) -> pipeli
 
 @task(name="predict-fuse-decide", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
 def decide_task(settings: Settings, as_of: datetime, forced: bool) -> pipeline.TradingResult:
-    return pipeline.decide(settings, as_of, forced=forced)
+    # The flow run's id names the decisions: a retried task or flow run (same id) changes
+    # nothing; another run for the same bar becomes a revision beside the standing decision.
+    return pipeline.decide(settings, as_of, forced=forced, run_id=f"flow-{flow_run.id}")
 
 
 @task(name="publish-decisions", cache_policy=NO_CACHE)

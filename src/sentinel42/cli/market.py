@@ -59,7 +59,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Capture live prices (and news, where available) into a replay folder."""
-        from sentinel42.factory import build_price_source
+        from sentinel42.factory import build_news_sources, build_price_source
         from sentinel42.market.record import record_news, record_prices
         from sentinel42.pipeline import resolve_as_of
 
@@ -81,7 +81,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 daily_history_days=settings.daily_history_days,
                 progress=progress,
             )
-            headlines = record_news(settings, out, as_of)
+            headlines = record_news(build_news_sources(settings), settings.tickers, out, as_of)
         if as_json:
             emit_json({"out": out, "as_of": as_of, "tickers": rows, "headlines": headlines})
             return

@@ -47,6 +47,20 @@ def _require_aware(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
+def trading_cron(interval_minutes: int, delay_minutes: int) -> str:
+    """Cron (New York wall clock, Mon-Fri, 09-16 h) firing ``delay_minutes`` after each bar end.
+
+    Bars start at the 09:30 open and end every ``interval_minutes``; a bar is published a
+    minute or more after it ends, so deciding on the end itself always finds the previous bar.
+    With 15-minute bars and a 2-minute delay: ``2,17,32,47 9-16 * * 1-5``. The trading gate
+    skips the runs that decide nothing (before the first bar ends, or after the last one).
+    """
+    open_minute = 9 * 60 + 30
+    minutes = sorted({(open_minute + k * interval_minutes + delay_minutes) % 60 for k in range(60)})
+    field = "*" if len(minutes) == 60 else ",".join(str(m) for m in minutes)
+    return f"{field} 9-16 * * 1-5"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
     """Whether the NYSE regular session is open at one instant.
@@ -225,6 +239,41 @@ class NyseCalendar:
         valid = pos >= 0
         safe = np.where(valid, pos, 0)
         return valid & (starts >= self._open_ns[safe]) & (ends <= self._close_ns[safe])
+
+    def last_bar_end(self, at: datetime, interval_minutes: int) -> datetime | None:
+        """End (UTC) of the newest bar of ``at``'s New York session that has ended by ``at``.
+
+        Bars run from the open in steps of ``interval_minutes``; one that would end after the
+        session's close (early closes included) is not a bar of the session. None when that day
+        holds no session or no bar of it has ended yet. After the close it is the session's
+        last bar end, so the run a few minutes after 16:00 (or 13:00) can decide that bar.
+        """
+        at = _require_aware(at)
+        todays = self.session(at.astimezone(NEW_YORK).date())
+        if todays is None:
+            return None
+        s_open, s_close = todays
+        step = timedelta(minutes=interval_minutes)
+        ended = int((min(at, s_close) - s_open) / step)
+        return s_open + ended * step if ended >= 1 else None
+
+    def sessions_since(self, start: datetime, at: datetime) -> int:
+        """How many sessions opened in (start, at]: the age of data ending at ``start``."""
+        lo = int(np.searchsorted(self._open_ns, pd.Timestamp(_require_aware(start)).value, "right"))
+        hi = int(np.searchsorted(self._open_ns, pd.Timestamp(_require_aware(at)).value, "right"))
+        return max(0, hi - lo)
+
+    def session_open_back(self, at: datetime, n: int) -> datetime:
+        """Open (UTC) of the ``n``-th session counting back from the newest one opened by ``at``
+        (``n = 1``: that session itself). Holidays and weekends are skipped, not counted.
+
+        Raises:
+            DataError: the calendar has fewer sessions before ``at``.
+        """
+        pos = int(np.searchsorted(self._open_ns, pd.Timestamp(_require_aware(at)).value, "right"))
+        if pos - max(1, n) < 0:
+            raise DataError(f"the calendar has fewer than {n} sessions before {at.isoformat()}")
+        return self._opens[pos - max(1, n)].to_pydatetime()
 
     def expected_bar_start(self, at: datetime, interval_minutes: int) -> datetime | None:
         """Start of the newest in-session bar that has ended by ``at``, in today's session.

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -95,21 +96,24 @@ def record_prices(
     return [rows[t] for t in tickers]
 
 
-def record_news(settings: object, out_dir: Path, as_of: datetime) -> int | None:
-    """Record headlines with the news stage's sources, when that stage provides a writer.
+def record_news(
+    sources: Sequence[Any], tickers: Sequence[str], out_dir: Path, as_of: datetime
+) -> int | None:
+    """Record the headlines ``sources`` (the news stage's ``NewsSource``s) deliver at ``as_of``.
+
+    A failing source is logged and skipped: it must not lose the prices already recorded.
 
     Returns:
         The number of headlines written, or None when the news stage has no replay writer.
     """
     from sentinel42.domain import NewsItem
-    from sentinel42.factory import build_news_sources
     from sentinel42.news.replay import write_jsonl
 
     items: list[NewsItem] = []
-    for news_source in build_news_sources(settings):  # type: ignore[arg-type]
+    for news_source in sources:
         try:
-            batch = news_source.fetch(settings.tickers, as_of)  # type: ignore[attr-defined]
-        except Exception as exc:  # one failing feed must not lose the prices already recorded
+            batch = news_source.fetch(list(tickers), as_of)
+        except Exception as exc:
             logger.warning("news source %s failed while recording: %s", news_source.name, exc)
             continue
         items.extend(batch.items)

@@ -33,7 +33,7 @@ INTRADAY_FEATURES: tuple[str, ...] = (
     "body",  # log(close / open)
     "vol_8",  # rolling std of ret_1 over 8 bars (about two hours)
     "mom_8",  # log return over the last 8 bars
-    "volume_z",  # z-score of log1p(volume) against the ticker's last VOLUME_LOOKBACK bars
+    "volume_z",  # z-score of log1p(volume) against the ticker's last five sessions of bars
     "time_of_day",  # minutes since 09:30 New York / 390 (DST-proof; early closes end sooner)
     "session_start",  # 1.0 on the first bar of a session
 )
@@ -42,7 +42,7 @@ DAILY_FEATURES: tuple[str, ...] = (
     "daily_vol_20",  # std of the 20 daily log returns before the session day
 )
 WARMUP_BARS = 8  # rolling features need this many bars before a window may start
-VOLUME_LOOKBACK = 130  # five sessions of 26 bars
+VOLUME_SESSIONS = 5  # volume_z compares a bar's volume with this many sessions of bars
 SESSION_TZ = "America/New_York"
 SESSION_OPEN_MINUTES = 9 * 60 + 30
 SESSION_MINUTES = 390
@@ -58,6 +58,23 @@ class FeatureSpec:
     horizon: int
     use_daily: bool = False
     version: int = FEATURE_SET_VERSION
+    interval_minutes: int = 15  # bar length the model was trained on
+
+    @property
+    def bars_per_session(self) -> int:
+        """Whole bars in a regular 6.5-hour session (26 at 15 minutes, 78 at 5, 6 at 60)."""
+        return SESSION_MINUTES // self.interval_minutes
+
+    @property
+    def volume_lookback(self) -> int:
+        """Bars of volume history behind ``volume_z``: five sessions at the model's interval."""
+        return VOLUME_SESSIONS * self.bars_per_session
+
+    @property
+    def inference_bars(self) -> int:
+        """Bars a ticker needs so its newest window's features equal those seen in training:
+        the window, the rolling warm-up and the volume statistics behind its first bar."""
+        return self.volume_lookback + self.window + WARMUP_BARS
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -76,6 +93,7 @@ class FeatureSpec:
             "horizon": self.horizon,
             "use_daily": self.use_daily,
             "session_tz": SESSION_TZ,
+            "interval_minutes": self.interval_minutes,
         }
 
     @classmethod
@@ -92,6 +110,8 @@ class FeatureSpec:
                 horizon=int(data["horizon"]),
                 use_daily=bool(data.get("use_daily", False)),
                 version=int(data["version"]),
+                # Checkpoints from before the field existed were all trained on 15-minute bars.
+                interval_minutes=int(data.get("interval_minutes", 15)),
             )
             names = tuple(data["names"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -249,7 +269,7 @@ def build_table(
         mom_8 = np.log(c / c[lag])
     vol_8, _ = _rolling_std(ret_1, first_row, 8)
     lv = np.log1p(np.maximum(v, 0.0))
-    lv_std, lv_mean = _rolling_std(lv, first_row, VOLUME_LOOKBACK)
+    lv_std, lv_mean = _rolling_std(lv, first_row, spec.volume_lookback)
     volume_z = np.where(lv_std > 1e-9, (lv - lv_mean) / np.where(lv_std > 1e-9, lv_std, 1), 0.0)
     tod = (minute - SESSION_OPEN_MINUTES) / SESSION_MINUTES
     columns = [ret_1, gap, rng, body, vol_8, mom_8, volume_z, tod, new_session.astype(np.float64)]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from sentinel42.domain import Prediction
 from sentinel42.errors import ModelError
-from sentinel42.model.features import VOLUME_LOOKBACK, WARMUP_BARS, build_table, windows
+from sentinel42.model.features import build_table, windows
 from sentinel42.model.registry import LoadedModel, ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def predict_with(
         raise ModelError("as_of must be timezone-aware")
     spec = loaded.spec
     cutoff = pd.Timestamp(as_of - timedelta(minutes=interval_minutes))
-    tail = VOLUME_LOOKBACK + spec.window + WARMUP_BARS  # the same statistics as in training
+    tail = spec.inference_bars  # the same statistics as in training
     skipped: dict[str, str] = {}
     ready: dict[str, pd.DataFrame] = {}
     for ticker, frame in bars.items():
@@ -80,7 +80,7 @@ def predict_with(
 
         torch_threads()
         p_up, ret = predict(loaded.network, x)
-        accuracy = loaded.accuracy
+        accuracy, edge = loaded.accuracy, model_edge(loaded)
         for row, p, r in zip(ends, p_up, ret, strict=True):
             ticker = table.tickers[table.ticker_index[row]]
             predictions[ticker] = Prediction(
@@ -91,8 +91,63 @@ def predict_with(
                 model_version=loaded.version,
                 model_accuracy=accuracy,
                 horizon_bars=spec.horizon,
+                model_edge=edge,
             )
     return PredictionResult(predictions, skipped, loaded.version)
+
+
+def load_promoted(
+    settings: Any, as_of: datetime, calendar: Any | None = None
+) -> tuple[LoadedModel | None, str | None]:
+    """The promoted model if it may decide at ``as_of``, else None and the reason.
+
+    A model is refused when there is none, when its checkpoint cannot be loaded, when it was
+    trained on another bar interval than the watchlist runs at, and when its training data
+    ended more than ``settings.model_max_age_sessions`` NYSE sessions before ``as_of``
+    (counted on ``calendar``; without one the age is not checked).
+    """
+    registry = ModelRegistry(settings.models_dir)
+    version = registry.current_version()
+    if version is None:
+        return None, NO_MODEL
+    try:
+        loaded = registry.load(version)
+    except ModelError as exc:
+        logger.error("promoted model %s cannot be used: %s", version, exc)
+        return None, f"model {version} unusable: {exc}"
+    if loaded.spec.interval_minutes != settings.interval_minutes:
+        return None, (
+            f"model {version} was trained on {loaded.spec.interval_minutes}-minute bars, the "
+            f"watchlist runs at {settings.interval}; retrain with `sentinel42 model train`"
+        )
+    data_end = model_data_end(loaded)
+    if calendar is not None and data_end is not None:
+        if data_end > as_of:
+            return None, (
+                f"model {version} was trained on data up to {data_end.isoformat()}, after the "
+                f"clock {as_of.isoformat()}"
+            )
+        age = calendar.sessions_since(data_end, as_of)
+        if age > settings.model_max_age_sessions:
+            return None, (
+                f"model {version} expired: its data ends {data_end.date().isoformat()}, "
+                f"{age} sessions ago (limit SENTINEL42_MODEL_MAX_AGE_SESSIONS="
+                f"{settings.model_max_age_sessions}); retrain with `sentinel42 model train`"
+            )
+    return loaded, None
+
+
+def model_data_end(loaded: LoadedModel) -> datetime | None:
+    """When the newest data the model's training run saw ended (aware UTC), if recorded."""
+    meta = loaded.metadata
+    raw = meta.get("data_end") or meta.get("ranges", {}).get("test", {}).get("target_end")
+    return pd.Timestamp(raw).tz_convert("UTC").to_pydatetime() if raw else None
+
+
+def model_edge(loaded: LoadedModel) -> float | None:
+    """The model's accuracy edge over the best baseline on the block that decided its gate."""
+    edge = loaded.metadata.get("gate", {}).get("edge")
+    return float(edge) if edge is not None else None
 
 
 def predict_latest(
@@ -101,38 +156,17 @@ def predict_latest(
     as_of: datetime,
     *,
     daily: Mapping[str, pd.DataFrame] | None = None,
+    calendar: Any | None = None,
 ) -> PredictionResult:
     """Predict with the promoted model from ``settings.models_dir``.
 
-    With no promoted model (or one that cannot be loaded) every ticker is skipped with the
-    reason and nothing raises, so a trading run can go on with sentiment alone.
+    With no usable promoted model every ticker is skipped with the reason and nothing raises,
+    so a trading run can go on with sentiment alone. The caller passes every bar (and the daily
+    bars a daily-feature model needs): this function opens no store.
     """
-    registry = ModelRegistry(settings.models_dir)
-    version = registry.current_version()
-    if version is None:
-        return PredictionResult({}, {t: NO_MODEL for t in bars}, None)
-    try:
-        loaded = registry.load(version)
-    except ModelError as exc:
-        logger.error("promoted model %s cannot be used: %s", version, exc)
-        return PredictionResult({}, {t: f"model {version} unusable: {exc}" for t in bars}, None)
-    if loaded.spec.use_daily and daily is None:
-        daily = _stored_daily(settings, list(bars), as_of)
+    loaded, reason = load_promoted(settings, as_of, calendar)
+    if loaded is None:
+        return PredictionResult({}, dict.fromkeys(bars, reason or NO_MODEL), None)
     return predict_with(
         loaded, bars, as_of, interval_minutes=settings.interval_minutes, daily=daily
     )
-
-
-def _stored_daily(
-    settings: Any, tickers: list[str], as_of: datetime
-) -> dict[str, pd.DataFrame] | None:
-    """Daily bars from the store for a model trained with daily features (callers may pass
-    ``daily`` themselves; the trading run does not, so the predictor fetches them)."""
-    from sentinel42.persistence import open_store
-
-    try:
-        with open_store(settings) as store:
-            return store.load_bars(tickers, "1d", end=as_of)
-    except Exception as exc:  # the store is optional here: those tickers get skipped instead
-        logger.warning("daily bars unavailable for the model's daily features: %s", exc)
-        return None

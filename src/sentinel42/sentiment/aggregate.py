@@ -9,9 +9,9 @@ from typing import Any
 
 from sentinel42.domain import SentimentAggregate
 
-# Feeds re-date items; a story published long ago but first seen inside the window still
-# counts (at its first_seen_at). Older publications than this are not even loaded.
-MAX_BACKDATE = timedelta(days=30)
+# Clock skew between a feed and us: a story dated a little after the clock but already seen
+# counts as published at the clock (age 0) rather than being dropped.
+MAX_FUTURE_SKEW = timedelta(minutes=30)
 
 
 def aggregate_sentiment(
@@ -21,18 +21,24 @@ def aggregate_sentiment(
     window_hours: float,
     half_life_hours: float,
 ) -> dict[str, SentimentAggregate]:
-    """Recency-weighted mean score per ticker over ``(as_of - window, as_of]``.
+    """Recency-weighted mean score per ticker of the stories published in the window.
 
-    A headline's time is ``max(published_at, first_seen_at)``: a backtest must not use a story
-    before Sentinel42 could have seen it, however the feed dated it. Its weight halves every
-    ``half_life_hours``. Unscored headlines are ignored.
+    Two rules, kept apart on purpose:
+
+    - *May it be used?* Only once Sentinel42 has seen it: ``first_seen_at <= as_of``. A backtest
+      therefore never uses a story before it could have been fetched, however the feed dated it.
+    - *How much does it weigh?* By its age since ``published_at``: it counts only when published
+      inside ``(as_of - window, as_of]``, and its weight halves every ``half_life_hours``. A story
+      published two days ago and first seen now is two days old, not fresh news.
+
+    Unscored headlines are ignored.
 
     Returns:
-        Every ticker in ``tickers``; one without scored headlines gets ``n_headlines=0``,
+        Every ticker in ``tickers``; one without usable scored headlines gets ``n_headlines=0``,
         ``score=0.0`` and ``newest_headline_at=None`` ("no news", not "neutral news").
     """
     window_start = as_of - timedelta(hours=window_hours)
-    frame = store.headlines(list(tickers), since=window_start - MAX_BACKDATE, until=as_of)
+    frame = store.headlines(list(tickers), since=window_start, until=as_of + MAX_FUTURE_SKEW)
     sums: dict[str, list[float]] = {t: [0.0, 0.0] for t in tickers}
     counts: dict[str, int] = dict.fromkeys(tickers, 0)
     newest: dict[str, datetime | None] = dict.fromkeys(tickers)
@@ -43,17 +49,19 @@ def aggregate_sentiment(
         score = row.score
         if ticker not in sums or score is None or (isinstance(score, float) and math.isnan(score)):
             continue
-        at = max(_ts(row.published_at), _ts(row.first_seen_at))
-        if not (window_start < at <= as_of) or (ticker, row.text_hash) in seen:
+        if _ts(row.first_seen_at) > as_of or (ticker, row.text_hash) in seen:
+            continue
+        published = min(_ts(row.published_at), as_of)
+        if not (window_start < published <= as_of):
             continue
         seen.add((ticker, row.text_hash))
-        age_h = (as_of - at).total_seconds() / 3600
+        age_h = (as_of - published).total_seconds() / 3600
         weight = 0.5 ** (age_h / half_life_hours)
         sums[ticker][0] += weight * float(score)
         sums[ticker][1] += weight
         counts[ticker] += 1
-        if newest[ticker] is None or at > newest[ticker]:  # type: ignore[operator]
-            newest[ticker] = at
+        if newest[ticker] is None or published > newest[ticker]:  # type: ignore[operator]
+            newest[ticker] = published
         if row.scorer:
             scorers[ticker].add(str(row.scorer))
     return {
