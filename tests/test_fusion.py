@@ -1,7 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
 import pytest
 
 from sentinel42.domain import Action, Prediction, SentimentAggregate
@@ -133,7 +132,9 @@ def test_hold_with_one_neutral_headline_and_no_model_is_not_confident():
     # It was 1.0: a HOLD on almost no evidence claimed full confidence.
     decision = _decide(sentiment=_sent(0.0, n=1))
     assert decision.action is Action.HOLD
-    assert decision.confidence == pytest.approx(0.4 / 3, abs=1e-6)  # centre of the band x a third of news
+    assert decision.confidence == pytest.approx(
+        0.4 / 3, abs=1e-6
+    )  # centre of the band x a third of news
 
 
 def test_no_evidence_at_all_gives_zero_confidence():

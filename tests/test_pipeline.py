@@ -76,3 +76,74 @@ def test_a_ticker_without_data_is_reported_and_the_rest_decide(replay_env, monke
     result = pipeline.decide(settings, CLOSE, forced=True)
     assert [d.ticker for d in result.decisions] == ["AAPL"]
     assert "ZZZZ" in result.skipped
+
+
+def _replay_news(replay_dir) -> list[dict]:
+    import json
+
+    lines = (replay_dir / "news" / "synthetic.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_decisions_count_only_stories_published_inside_the_window(replay_env, monkeypatch):
+    """The generated set spreads 39 headlines over 12 sessions; refreshed at its end, every one
+    is first seen at the clock. Only the 7 published in the window (96 hours here) may count."""
+    from datetime import timedelta
+
+    monkeypatch.setenv("SENTINEL42_SENTIMENT_WINDOW_HOURS", "96")
+    settings = load_settings()
+    pipeline.refresh_all(settings, CLOSE)
+    result = pipeline.decide(settings, CLOSE, forced=True)
+    window_start = CLOSE - timedelta(hours=settings.sentiment_window_hours)
+    news = _replay_news(replay_env)
+    assert len(news) > 10
+    assert sum(d.inputs["headlines"] for d in result.decisions) > 0
+    for d in result.decisions:
+        inside = [
+            n for n in news
+            if d.ticker in n["tickers"]
+            and window_start < datetime.fromisoformat(n["published_at"]) <= CLOSE
+        ]  # fmt: skip
+        assert d.inputs["headlines"] == len(inside), d.ticker
+
+
+def test_one_headline_three_days_old_gives_no_recent_news(replay_env, tmp_path, monkeypatch):
+    import json
+    import shutil
+    from datetime import timedelta
+
+    folder = tmp_path / "replay"
+    shutil.copytree(replay_env / "prices", folder / "prices")
+    (folder / "news").mkdir()
+    line = {
+        "published_at": (CLOSE - timedelta(days=3)).isoformat(),
+        "title": "Apple beats profit forecasts and raises guidance",
+        "url": "https://news.example.com/aapl/old",
+        "source": "Example Wire",
+        "tickers": ["AAPL"],
+    }
+    (folder / "news" / "one.jsonl").write_text(json.dumps(line) + "\n")
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(folder))
+    settings = load_settings()
+    pipeline.refresh_all(settings, CLOSE)
+    result = pipeline.decide(settings, CLOSE, forced=True)
+    aapl = next(d for d in result.decisions if d.ticker == "AAPL")
+    assert aapl.inputs["headlines"] == 0
+    assert "no recent news" in aapl.reason
+
+
+def test_two_runs_for_the_same_bar_leave_one_standing_decision_and_one_revision(replay_env):
+    settings = load_settings()
+    pipeline.refresh_all(settings, CLOSE)
+    first = pipeline.decide(settings, CLOSE, forced=False, run_id="run-1")
+    retried = pipeline.decide(settings, CLOSE, forced=False, run_id="run-1")
+    forced = pipeline.decide(settings, CLOSE, forced=True, run_id="run-2")
+    n = len(settings.tickers)
+    assert first.saved == {"standing": n, "revisions": 0, "unchanged": 0}
+    assert retried.saved == {"standing": 0, "revisions": 0, "unchanged": n}
+    assert forced.saved == {"standing": 0, "revisions": n, "unchanged": 0}
+    with open_store(settings) as store:
+        standing = store.decisions(limit=100)
+        history = store.decisions(limit=100, all_revisions=True)
+    assert len(standing) == n and len(history) == 2 * n
+    assert all(d.run_id == "run-1" and d.revision == 0 for d in standing)

@@ -7,14 +7,39 @@ once, at the adapter edge (``sentinel42.market.validate``).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 # The offline sentiment scorer's name: where FinBERT has also scored a headline, its score wins.
 FALLBACK_SCORER = "sentinel42-fallback"
+
+# --- story identity -------------------------------------------------------------------------
+# A story is its normalized title within a time window: the same title from another source, a
+# later refresh or a feed that re-dated it is that story; the same title further apart in time
+# ("Stocks making the biggest moves midday") is a new story.
+STORY_WINDOW = timedelta(days=3)
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def text_hash(text: str) -> str:
+    """The cache key of a text to score: sha256 hex of the stripped text."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def title_hash(title: str) -> str:
+    """Hash of a normalized headline (case, punctuation and spacing ignored)."""
+    normalized = _NON_ALNUM.sub(" ", title.lower()).strip()
+    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def story_key(title: str, published_at: datetime) -> str:
+    """Unique key of a stored story: its title hash and the UTC day it was first published."""
+    return f"{title_hash(title)}:{published_at.astimezone(UTC).date().isoformat()}"
 
 
 class Action(StrEnum):
@@ -80,11 +105,19 @@ class Prediction:
     model_version: str
     model_accuracy: float | None = None  # validated out-of-sample directional accuracy
     horizon_bars: int = 1
+    # Accuracy over the best baseline on the block that decided the promotion gate; None when
+    # the checkpoint does not record it (such a model gets no fusion weight).
+    model_edge: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A BUY / SELL / HOLD for one ticker at one bar, with why and from what."""
+    """A BUY / SELL / HOLD for one ticker at one bar, with why and from what.
+
+    ``revision`` and ``run_id`` are filled in by the store: revision 0 is the standing decision
+    (the first recorded for the ticker and bar); a later run's decision for the same bar is
+    revision 1, 2, ... beside it. ``run_id`` names the run that decided (Prefect flow-run id).
+    """
 
     ticker: str
     bar_ts: datetime
@@ -94,3 +127,5 @@ class Decision:
     inputs: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     decided_at: datetime | None = None
+    revision: int = 0
+    run_id: str | None = None

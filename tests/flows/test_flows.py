@@ -15,9 +15,11 @@ def harness():
         yield
 
 
-def test_trading_flow_outside_the_session_records_nothing(harness, replay_env):
+def test_trading_flow_outside_the_session_records_nothing(harness, replay_env, monkeypatch):
     from flows.sentinel_flows import trading_flow
 
+    # 16:20 New York: the run that decided the session's last bar (16:02) has passed.
+    monkeypatch.setenv("SENTINEL42_REPLAY_AS_OF", "2026-11-25T16:20:00-05:00")
     result = trading_flow(force=False)
     assert "market closed" in result["skipped"]
     with open_store(load_settings()) as store:
@@ -44,3 +46,32 @@ def test_data_refresh_flow_reports_per_ticker_counts(harness, replay_env):
     assert all(row["bars_new"] > 0 for row in first["tickers"])
     assert all(row["bars_new"] == 0 for row in second["tickers"])
     assert second["headlines_scored"] == 0
+
+
+def test_the_trading_run_counts_the_headlines_its_own_refresh_just_stored(
+    harness, replay_env, monkeypatch
+):
+    """With a clock that moves (as live), the refresh subflow must use the trading run's clock:
+    with two clocks its headlines were first seen after the decision's as_of and left out."""
+    import itertools
+    from datetime import UTC, datetime, timedelta
+
+    from flows.sentinel_flows import trading_flow
+    from sentinel42 import pipeline
+
+    close = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
+    monkeypatch.setenv("SENTINEL42_SENTIMENT_WINDOW_HOURS", "96")  # 7 of the set's 39 stories
+    ticks = itertools.count()
+    monkeypatch.setattr(
+        pipeline, "resolve_as_of", lambda settings, now=None: close + timedelta(seconds=next(ticks))
+    )
+    result = trading_flow(force=True)
+    as_of = datetime.fromisoformat(result["as_of"])
+    settings = load_settings()
+    with open_store(settings) as store:
+        stored = store.headlines(settings.tickers, since=as_of - timedelta(hours=96), until=as_of)
+        decisions = {d.ticker: d for d in store.decisions()}
+    assert len(stored) > 0
+    assert (stored["first_seen_at"] == as_of).all()  # the refresh ran on the trading clock
+    for ticker, count in stored.groupby("ticker").size().items():
+        assert decisions[ticker].inputs["headlines"] == count

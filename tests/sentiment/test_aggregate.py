@@ -57,12 +57,12 @@ def test_a_story_is_weighted_by_its_age_since_publication_not_since_first_seen(s
 
 def test_a_story_first_seen_after_the_clock_is_not_used_however_it_is_dated(store):
     # A backtest at AS_OF must not use what a later refresh found, even if dated earlier.
-    _store_story(store, "Apple wins contract", AS_OF - timedelta(hours=1), AS_OF + timedelta(hours=1),
-                 0.8)  # fmt: skip
+    later = AS_OF + timedelta(hours=1)
+    _store_story(store, "Apple wins contract", AS_OF - timedelta(hours=1), later, 0.8)
     agg = aggregate_sentiment(store, ["AAPL"], AS_OF, window_hours=24, half_life_hours=6)
     assert agg["AAPL"].n_headlines == 0
-    later = aggregate_sentiment(store, ["AAPL"], AS_OF + timedelta(hours=1), 24, 6)
-    assert later["AAPL"].n_headlines == 1
+    after = aggregate_sentiment(store, ["AAPL"], later, 24, 6)
+    assert after["AAPL"].n_headlines == 1
 
 
 @pytest.mark.parametrize("hours_old", [0.5, 5.0, 23.0])

@@ -27,22 +27,31 @@ def _decision_row(d: Any) -> dict[str, Any]:
         "inputs": d.inputs,
         "models": d.models,
         "decided_at": d.decided_at.isoformat() if d.decided_at else None,
+        "revision": d.revision,
+        "run_id": d.run_id,
     }
 
 
 def decisions(
     ticker: str | None = typer.Option(None, "--ticker", "-t", help="Only this ticker."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=10_000, help="At most N rows."),
+    all_revisions: bool = typer.Option(
+        False,
+        "--all-revisions",
+        help="Every revision of each bar's decision (later runs, e.g. forced), not only the "
+        "standing one.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout."),
 ) -> None:
-    """Recorded decisions, newest first."""
+    """Recorded decisions, newest bar first: the standing one per ticker and bar."""
     from sentinel42.persistence import open_store
 
     settings = get_settings(require_replay_dir=False)
     with user_errors(), open_store(settings) as store:
-        rows = [
-            _decision_row(d) for d in store.decisions(ticker.upper() if ticker else None, limit)
-        ]
+        found = store.decisions(
+            ticker.upper() if ticker else None, limit, all_revisions=all_revisions
+        )
+    rows = [_decision_row(d) for d in found]
     if as_json:
         emit_json(rows)
         return
@@ -50,8 +59,10 @@ def decisions(
         typer.echo("no decisions yet (run the trading flow, or `sentinel42 trade --force`)")
         return
     for r in rows:
+        revision = f"r{r['revision']:<3} " if all_revisions else ""
         typer.echo(
-            f"{r['bar_ts']}  {r['ticker']:<6} {r['action']:<4} {r['confidence']:.2f}  {r['reason']}"
+            f"{r['bar_ts']}  {r['ticker']:<6} {revision}{r['action']:<4} {r['confidence']:.2f}"
+            f"  {r['reason']}"
         )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sentinel42.domain import NewsItem
+from sentinel42.domain import STORY_WINDOW, NewsItem, title_hash
 
 
 def _words(text: str) -> frozenset[str]:
@@ -156,8 +156,6 @@ def canonical_url(url: str) -> str:
 
 def title_key(title: str) -> str:
     """Dedupe key of a story: sha1 of the lower-cased title with punctuation collapsed."""
-    from sentinel42.persistence.store import title_hash
-
     return title_hash(clean_text(title))
 
 
@@ -247,12 +245,10 @@ def make_item(
 def dedupe(items: Iterable[NewsItem]) -> list[NewsItem]:
     """One item per story, tickers merged, the earliest publication kept.
 
-    A story is a :func:`title_key` plus a time window (the store's ``STORY_WINDOW``): the same
+    A story is a :func:`title_key` plus a time window (``domain.STORY_WINDOW``): the same
     headline from two sources or a re-dated copy merges; the same headline days later (a
     recurring column) stays a separate story, as the store keeps it.
     """
-    from sentinel42.persistence.store import STORY_WINDOW
-
     groups: dict[str, list[NewsItem]] = {}
     for item in sorted(items, key=lambda i: i.published_at):
         stories = groups.setdefault(title_key(item.title), [])

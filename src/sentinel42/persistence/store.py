@@ -3,17 +3,16 @@
 A retried or repeated run changes nothing: bars upsert on ``(ticker, interval, ts)`` and only
 rows whose values changed are written; headlines on their normalized title; scores on
 ``(text_hash, scorer, revision)``; predictions on ``(ticker, bar_ts, model_version)``; decisions
-on ``(ticker, bar_ts)``.
+on ``(ticker, bar_ts, run_id)``, a later run's decision for a bar being a revision beside the
+standing one (:mod:`sentinel42.persistence.decisions`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,21 +24,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from sentinel42.domain import (
     BAR_COLUMNS,
     FALLBACK_SCORER,
-    Action,
-    Decision,
+    STORY_WINDOW,
     NewsItem,
-    Prediction,
     SentimentScore,
+    story_key,
+    text_hash,
+    title_hash,
 )
 from sentinel42.persistence.db import make_engine, migrate
+from sentinel42.persistence.decisions import DecisionStore, SavedDecisions
 from sentinel42.persistence.tables import (
     BarRow,
-    DecisionRow,
     EventRow,
     FeedStateRow,
     NewsRow,
     NewsTickerRow,
-    PredictionRow,
     RequestCountRow,
     SentimentRow,
 )
@@ -47,27 +46,9 @@ from sentinel42.persistence.tables import (
 if TYPE_CHECKING:
     from sentinel42.settings import Settings
 
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+__all__ = ["SavedDecisions", "Store", "UpsertCounts", "open_store"]
+
 _BAR_VALUES = (*BAR_COLUMNS, "flagged")
-
-
-def text_hash(text: str) -> str:
-    """The cache key of a text to score: sha256 hex of the stripped text."""
-    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
-
-
-STORY_WINDOW = timedelta(days=3)
-
-
-def title_hash(title: str) -> str:
-    """Hash of a normalized headline (case, punctuation and spacing ignored)."""
-    normalized = _NON_ALNUM.sub(" ", title.lower()).strip()
-    return hashlib.sha1(normalized.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def story_key(title: str, published_at: datetime) -> str:
-    """Unique key of a stored story: its title hash and the UTC day it was first published."""
-    return f"{title_hash(title)}:{published_at.astimezone(UTC).date().isoformat()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +100,11 @@ def _bar_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-class Store:
-    """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one."""
+class Store(DecisionStore):
+    """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one.
+
+    Predictions and decisions are in :class:`~sentinel42.persistence.decisions.DecisionStore`.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -432,6 +416,18 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count(NewsRow.id))).scalar_one())
 
+    def newest_headline_ts(self, tickers: Sequence[str]) -> dict[str, datetime | None]:
+        with self.session() as s:
+            rows = s.execute(
+                select(NewsTickerRow.ticker, func.max(NewsRow.published_at))
+                .join(NewsRow, NewsRow.id == NewsTickerRow.news_id)
+                .where(NewsTickerRow.ticker.in_(list(tickers)))
+                .group_by(NewsTickerRow.ticker)
+            ).all()
+        # func.max bypasses the column type on some backends: normalize to aware UTC.
+        found = {t: _aware(v) for t, v in rows}
+        return {t: found.get(t) for t in tickers}
+
     # --- feed state and request budgets -----------------------------------------------------
     def get_feed_state(self, url: str) -> tuple[str | None, str | None]:
         with self.session() as s:
@@ -458,99 +454,6 @@ class Store:
         )
         with self.session() as s:
             s.execute(stmt)
-
-    # --- predictions and decisions ----------------------------------------------------------
-    def save_predictions(self, predictions: Sequence[Prediction], created_at: datetime) -> int:
-        if not predictions:
-            return 0
-        records = [
-            {
-                "ticker": p.ticker,
-                "bar_ts": p.bar_ts,
-                "model_version": p.model_version,
-                "p_up": float(p.p_up),
-                "expected_return": float(p.expected_return),
-                "model_accuracy": p.model_accuracy,
-                "horizon_bars": p.horizon_bars,
-                "created_at": created_at,
-            }
-            for p in predictions
-        ]
-        stmt = self._insert(PredictionRow).on_conflict_do_nothing().returning(PredictionRow.id)
-        with self.engine.begin() as conn:
-            return len(conn.execute(stmt, records).all())
-
-    def save_decisions(self, decisions: Sequence[Decision], *, forced: bool = False) -> int:
-        """Upsert one decision per (ticker, bar): a repeated run at the same bar rewrites it."""
-        if not decisions:
-            return 0
-        records = [
-            {
-                "ticker": d.ticker,
-                "bar_ts": d.bar_ts,
-                "action": d.action.value,
-                "confidence": float(d.confidence),
-                "reason": d.reason,
-                "inputs": d.inputs,
-                "models": d.models,
-                "decided_at": d.decided_at or datetime.now(UTC),
-                "forced": forced,
-            }
-            for d in decisions
-        ]
-        stmt = self._insert(DecisionRow)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["ticker", "bar_ts"],
-            set_={
-                c: stmt.excluded[c]
-                for c in (
-                    "action",
-                    "confidence",
-                    "reason",
-                    "inputs",
-                    "models",
-                    "decided_at",
-                    "forced",
-                )
-            },
-        )
-        with self.session() as s:
-            s.execute(stmt, records)
-        return len(records)
-
-    def decisions(self, ticker: str | None = None, limit: int = 50) -> list[Decision]:
-        """Stored decisions, newest bar first."""
-        query = (
-            select(DecisionRow).order_by(DecisionRow.bar_ts.desc(), DecisionRow.ticker).limit(limit)
-        )
-        if ticker is not None:
-            query = query.where(DecisionRow.ticker == ticker)
-        with self.session() as s:
-            return [
-                Decision(
-                    ticker=r.ticker,
-                    bar_ts=r.bar_ts,
-                    action=Action(r.action),
-                    confidence=r.confidence,
-                    reason=r.reason,
-                    inputs=r.inputs,
-                    models=r.models,
-                    decided_at=r.decided_at,
-                )
-                for r in s.scalars(query)
-            ]
-
-    def newest_headline_ts(self, tickers: Sequence[str]) -> dict[str, datetime | None]:
-        with self.session() as s:
-            rows = s.execute(
-                select(NewsTickerRow.ticker, func.max(NewsRow.published_at))
-                .join(NewsRow, NewsRow.id == NewsTickerRow.news_id)
-                .where(NewsTickerRow.ticker.in_(list(tickers)))
-                .group_by(NewsTickerRow.ticker)
-            ).all()
-        # func.max bypasses the column type on some backends: normalize to aware UTC.
-        found = {t: _aware(v) for t, v in rows}
-        return {t: found.get(t) for t in tickers}
 
 
 def _aware(value: Any) -> datetime | None:

@@ -2,7 +2,8 @@
 
 Natural keys make every write idempotent: a bar is ``(ticker, interval, ts)``, a headline is
 its normalized-title key, a score is ``(text_hash, scorer, revision)``, a prediction is
-``(ticker, bar_ts, model_version)`` and a decision is ``(ticker, bar_ts)``.
+``(ticker, bar_ts, model_version)`` and a decision is ``(ticker, bar_ts, run_id)`` (numbered
+``revision`` 0, 1, ... per ticker and bar).
 """
 
 from __future__ import annotations
@@ -128,8 +129,17 @@ class PredictionRow(Base):
 
 
 class DecisionRow(Base):
+    """One decision for a ticker and bar by one run (revisions and run ids: migration 0003).
+
+    Revision 0 is the standing decision, the first recorded for the ticker and bar; a later run
+    adds revision 1, 2, ... beside it. The same run saving again matches on ``run_id``.
+    """
+
     __tablename__ = "decisions"
-    __table_args__ = (UniqueConstraint("ticker", "bar_ts", name="uq_decisions_key"),)
+    __table_args__ = (
+        UniqueConstraint("ticker", "bar_ts", "revision", name="uq_decisions_revision"),
+        UniqueConstraint("ticker", "bar_ts", "run_id", name="uq_decisions_run"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticker: Mapped[str] = mapped_column(String(16))
@@ -141,6 +151,8 @@ class DecisionRow(Base):
     models: Mapped[dict[str, Any]] = mapped_column(JSON)
     decided_at: Mapped[datetime]
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str] = mapped_column(String(64))
 
 
 # --- added by migration 0002 ------------------------------------------------------------------
@@ -177,3 +189,74 @@ class RequestCountRow(Base):
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- added by migration 0004: paper portfolio and validation ----------------------------------
+
+
+class PortfolioStateRow(Base):
+    """The paper portfolio after applying the standing decisions of one bar (``bar_ts``)."""
+
+    __tablename__ = "portfolio_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bar_ts: Mapped[datetime] = mapped_column(UTCDateTime(), unique=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trades: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    equity: Mapped[float] = mapped_column(Float)
+    cash: Mapped[float] = mapped_column(Float)
+    saved_at: Mapped[datetime]
+
+
+class EquityPointRow(Base):
+    """Paper-portfolio and buy-and-hold equity valued at the close of the bar starting at ``ts``."""
+
+    __tablename__ = "equity_curve"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), unique=True)
+    equity: Mapped[float] = mapped_column(Float)
+    cash: Mapped[float] = mapped_column(Float)
+    buy_and_hold_equity: Mapped[float] = mapped_column(Float)
+
+
+class DecisionScoreRow(Base):
+    """One standing decision scored, once, against the close ``horizon_bars`` bars later."""
+
+    __tablename__ = "decision_scores"
+    __table_args__ = (
+        UniqueConstraint("ticker", "bar_ts", name="uq_decision_scores_key"),
+        Index("ix_decision_scores_model", "model_version", "bar_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(16))
+    bar_ts: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(8))
+    close: Mapped[float] = mapped_column(Float)
+    exit_bar_ts: Mapped[datetime]
+    exit_close: Mapped[float] = mapped_column(Float)
+    horizon_bars: Mapped[int] = mapped_column(Integer)
+    forward_return: Mapped[float] = mapped_column(Float)
+    hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None for HOLD
+    model_signal: Mapped[int | None] = mapped_column(Integer, nullable=True)  # +1 up, -1 down
+    model_signal_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    sentiment_signal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sentiment_signal_hit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    scored_at: Mapped[datetime]
+
+
+class ModelHealthRow(Base):
+    """A model version's live skill against its validated accuracy; degraded is final."""
+
+    __tablename__ = "model_health"
+
+    model_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    live_hits: Mapped[int] = mapped_column(Integer)
+    live_n: Mapped[int] = mapped_column(Integer)
+    validated_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    at: Mapped[datetime]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sentinel42.domain import SentimentScore
+from sentinel42.domain import SentimentScore, text_hash
 from sentinel42.errors import ModelError
 from sentinel42.sentiment.base import LABELS, canonical_label, make_score
 
@@ -178,8 +178,6 @@ class FinBertScorer:
 
     def score(self, texts: Sequence[str], batch_size: int = 32) -> list[SentimentScore]:
         """One :class:`SentimentScore` per text, in input order."""
-        from sentinel42.persistence import text_hash
-
         probs = self.probabilities(texts, batch_size)
         return [
             make_score(text_hash(t), p, self.name, self.revision)

@@ -1,0 +1,140 @@
+"""Is it any good? ``sentinel42 validate`` and ``sentinel42 portfolio``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from sentinel42.cli.common import emit_json, get_settings, user_errors
+
+
+def _num(value: Any, fmt: str = "{:.4f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _pct(value: Any) -> str:
+    return _num(value, "{:+.2%}")
+
+
+def validate(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Score past decisions against what the price did next; test the model's live skill."""
+    from sentinel42 import pipeline
+    from sentinel42.persistence import open_store
+    from sentinel42.validation import score_decisions
+
+    settings = get_settings()
+    with user_errors():
+        as_of = pipeline.resolve_as_of(settings)
+        with open_store(settings) as store:
+            report = score_decisions(store, settings, as_of).to_dict()
+    if as_json:
+        emit_json(report)
+        return
+    _print_validation(report)
+
+
+def _print_validation(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"as of {report['as_of']}: {report['scored']} decisions scored "
+        f"({report['newly_scored']} new), {report['pending']} waiting for their horizon"
+    )
+    table = Table("", "n", "hits", "hit rate", "mean return", title="Decisions and signals")
+    rows = [(a, s, "mean_forward_return") for a, s in report["actions"].items()]
+    rows += [
+        ("model alone", report["model_signal"], "mean_signed_return"),
+        ("news alone", report["sentiment_signal"], "mean_signed_return"),
+    ]
+    for name, s, mean in rows:
+        table.add_row(
+            name,
+            str(s["n"]),
+            _num(s["hits"], "{}"),
+            _num(s["hit_rate"], "{:.3f}"),
+            _num(s[mean], "{:+.4%}"),
+        )
+    console.print(table)
+    p = report["portfolio"]
+    if p:
+        console.print(
+            f"paper portfolio {_pct(p['return'])} vs buy-and-hold {_pct(p['buy_and_hold_return'])} "
+            f"(excess {_pct(p['excess_return'])}), {p['start']} .. {p['end']}"
+        )
+    m = report["model"]
+    if m:
+        state = "DEGRADED" if m["degraded"] else "healthy"
+        console.print(f"model {m['version']}: {state}; {m['note']}")
+
+
+def portfolio(
+    trades: int = typer.Option(10, "--trades", min=0, max=10_000, help="Show the last N trades."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Bring the paper portfolio up to date with the standing decisions and show it."""
+    from sentinel42 import pipeline
+    from sentinel42.persistence import ledger, open_store
+    from sentinel42.portfolio import update_portfolio
+
+    settings = get_settings()
+    with user_errors():
+        as_of = pipeline.resolve_as_of(settings)
+        with open_store(settings) as store:
+            snapshot = update_portfolio(store, settings, as_of)
+            snapshot["recent_trades"] = ledger.portfolio_trades(store, trades)
+    if as_json:
+        emit_json(snapshot)
+        return
+    _print_portfolio(snapshot)
+
+
+def _print_portfolio(s: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"as of {s['ts']}: equity {s['equity']:,.2f} ({_pct(s['return'])}), cash {s['cash']:,.2f}; "
+        f"realized {s['realized_pnl']:+,.2f}, unrealized {s['unrealized_pnl']:+,.2f}, "
+        f"fees {s['fees_paid']:,.2f}; buy-and-hold {_pct(s['buy_and_hold_return'])}"
+    )
+    if s["positions"]:
+        table = Table("ticker", "quantity", "avg price", "last", "value", "unrealized")
+        for ticker, p in s["positions"].items():
+            table.add_row(
+                ticker,
+                f"{p['quantity']:,.4f}",
+                f"{p['avg_price']:,.4f}",
+                f"{p['last_price']:,.4f}",
+                f"{p['market_value']:,.2f}",
+                f"{p['unrealized_pnl']:+,.2f}",
+            )
+        console.print(table)
+    else:
+        console.print("no open positions")
+    if s["recent_trades"]:
+        table = Table(
+            "bar (UTC)", "ticker", "side", "quantity", "fill", "fee", "why", title="Trades"
+        )
+        for t in s["recent_trades"]:
+            table.add_row(
+                t["ts"][:16].replace("T", " "),  # the bar's start, UTC
+                t["ticker"],
+                t["side"],
+                f"{t['quantity']:,.4f}",
+                f"{t['price']:,.4f}",
+                f"{t['fee']:,.2f}",
+                t["reason"],
+            )
+        console.print(table)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``validate`` and ``portfolio`` to the root app."""
+    app.command("validate")(validate)
+    app.command("portfolio")(portfolio)

@@ -1,0 +1,209 @@
+"""Predictions and decisions: what the model said and what was decided, per ticker and bar.
+
+A prediction is idempotent on ``(ticker, bar_ts, model_version)``. A decision is keyed by
+``(ticker, bar_ts, run_id)``: the first run to decide a ticker and bar records the standing
+decision (revision 0), which nothing rewrites; a later run (say a forced one on a weekend, at
+Friday's last bar) adds revision 1, 2, ... beside it; the same run saving again (a retry)
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import aliased
+
+from sentinel42.domain import Action, Decision, Prediction
+from sentinel42.persistence.tables import DecisionRow, PredictionRow
+
+# Each lost race for a revision number means another run committed a decision for that bar, so
+# the attempts needed grow with the runs writing the same bar at once (PostgreSQL; SQLite has one
+# writer at a time), not with time. More losses than this mean something else is wrong.
+_NUMBERING_ATTEMPTS = 20
+_RUN_ID_MAX = 64  # DecisionRow.run_id's length
+
+_DECISION_COLUMNS = (
+    DecisionRow.ticker,
+    DecisionRow.bar_ts,
+    DecisionRow.action,
+    DecisionRow.confidence,
+    DecisionRow.reason,
+    DecisionRow.inputs,
+    DecisionRow.models,
+    DecisionRow.decided_at,
+    DecisionRow.revision,
+    DecisionRow.run_id,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedDecisions:
+    """What one :meth:`DecisionStore.save_decisions` call stored."""
+
+    standing: int = 0  # new revision-0 rows: the first decision for their ticker and bar
+    revisions: int = 0  # new rows beside a standing decision (revision >= 1)
+    unchanged: int = 0  # already stored for this run_id (a retry): nothing written
+
+
+class DecisionStore:
+    """The predictions and decisions part of :class:`~sentinel42.persistence.store.Store`."""
+
+    engine: Engine
+    _insert: Callable[..., Any]  # the dialect's insert (for ON CONFLICT)
+
+    def save_predictions(self, predictions: Sequence[Prediction], created_at: datetime) -> int:
+        if not predictions:
+            return 0
+        records = [
+            {
+                "ticker": p.ticker,
+                "bar_ts": p.bar_ts,
+                "model_version": p.model_version,
+                "p_up": float(p.p_up),
+                "expected_return": float(p.expected_return),
+                "model_accuracy": p.model_accuracy,
+                "horizon_bars": p.horizon_bars,
+                "created_at": created_at,
+            }
+            for p in predictions
+        ]
+        stmt = self._insert(PredictionRow).on_conflict_do_nothing().returning(PredictionRow.id)
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt, records).all())
+
+    def save_decisions(
+        self, decisions: Sequence[Decision], *, forced: bool = False, run_id: str | None = None
+    ) -> SavedDecisions:
+        """Record one run's decisions; never rewrite a stored one.
+
+        The first decision for a ticker and bar stands (revision 0). A decision for the same bar
+        from another run is stored beside it as the next revision; one already stored for this
+        ``run_id`` is left as it is, so a retried run changes nothing. ``forced`` is stored on
+        each new row. The decisions' own ``revision`` and ``run_id`` are ignored: the store
+        numbers them.
+
+        Args:
+            decisions: At most one per ticker and bar.
+            forced: The run bypassed the market gate.
+            run_id: The run's id (the Prefect flow-run id); ``None`` makes a fresh one, so the
+                call counts as a new run.
+
+        Raises:
+            ValueError: ``run_id`` is empty or longer than 64 characters.
+        """
+        if run_id is None:
+            run_id = str(uuid.uuid4())
+        if not run_id or len(run_id) > _RUN_ID_MAX:
+            raise ValueError(f"run_id must be 1 to {_RUN_ID_MAX} characters, got {run_id!r}")
+        standing = revisions = unchanged = 0
+        with self.engine.begin() as conn:
+            # One order for every writer: concurrent runs wait on each other's rows, never in
+            # a cycle (a deadlock).
+            for d in sorted(decisions, key=lambda d: (d.ticker, d.bar_ts)):
+                revision = self._insert_decision(conn, d, forced=forced, run_id=run_id)
+                if revision is None:
+                    unchanged += 1
+                elif revision == 0:
+                    standing += 1
+                else:
+                    revisions += 1
+        return SavedDecisions(standing=standing, revisions=revisions, unchanged=unchanged)
+
+    def _insert_decision(
+        self, conn: Connection, d: Decision, *, forced: bool, run_id: str
+    ) -> int | None:
+        """Insert ``d`` as the next revision of its bar: its revision, or None if already stored.
+
+        The revision number is computed in the INSERT itself, so the read and the write are one
+        statement (on SQLite it takes the write lock, so the number cannot go stale). Under
+        PostgreSQL a concurrent writer may take the same number first: the insert then does
+        nothing, and unless this run's row is what is there, it numbers again.
+        """
+        prior = aliased(DecisionRow)
+        next_revision = (
+            select(func.coalesce(func.max(prior.revision) + 1, 0))
+            .where(prior.ticker == d.ticker, prior.bar_ts == d.bar_ts)
+            .scalar_subquery()
+        )
+        stmt = (
+            self._insert(DecisionRow)
+            .values(
+                ticker=d.ticker,
+                bar_ts=d.bar_ts,
+                run_id=run_id,
+                revision=next_revision,
+                action=d.action.value,
+                confidence=float(d.confidence),
+                reason=d.reason,
+                inputs=d.inputs,
+                models=d.models,
+                decided_at=d.decided_at or datetime.now(UTC),
+                forced=forced,
+            )
+            .on_conflict_do_nothing()  # any unique key: (bar, revision) or (bar, run_id)
+            .returning(DecisionRow.revision)
+        )
+        stored_for_run = select(DecisionRow.revision).where(
+            DecisionRow.ticker == d.ticker,
+            DecisionRow.bar_ts == d.bar_ts,
+            DecisionRow.run_id == run_id,
+        )
+        for _ in range(_NUMBERING_ATTEMPTS):
+            revision = conn.execute(stmt).scalar_one_or_none()
+            if revision is not None:
+                return int(revision)
+            if conn.execute(stored_for_run).scalar_one_or_none() is not None:
+                return None
+        raise RuntimeError(
+            f"{d.ticker} at {d.bar_ts.isoformat()}: lost the race for a revision number "
+            f"{_NUMBERING_ATTEMPTS} times in a row"
+        )
+
+    def decisions(
+        self, ticker: str | None = None, limit: int = 50, *, all_revisions: bool = False
+    ) -> list[Decision]:
+        """Stored decisions, newest bar first.
+
+        Args:
+            ticker: Only this ticker.
+            limit: At most this many.
+            all_revisions: Every revision, ordered by bar (newest first), ticker and revision;
+                by default only the standing decision (revision 0) per ticker and bar.
+        """
+        query = select(*_DECISION_COLUMNS).order_by(DecisionRow.bar_ts.desc(), DecisionRow.ticker)
+        if all_revisions:
+            query = query.order_by(DecisionRow.revision)
+        else:
+            query = query.where(DecisionRow.revision == 0)
+        if ticker is not None:
+            query = query.where(DecisionRow.ticker == ticker)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [
+            Decision(
+                ticker=r.ticker,
+                bar_ts=r.bar_ts,
+                action=Action(r.action),
+                confidence=r.confidence,
+                reason=r.reason,
+                inputs=r.inputs,
+                models=r.models,
+                decided_at=r.decided_at,
+                revision=r.revision,
+                run_id=r.run_id,
+            )
+            for r in rows
+        ]
+
+    def count_decisions(self, *, all_revisions: bool = False) -> int:
+        """Standing decisions (one per ticker and bar), or every revision."""
+        query = select(func.count(DecisionRow.id))
+        if not all_revisions:
+            query = query.where(DecisionRow.revision == 0)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
