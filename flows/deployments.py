@@ -24,6 +24,9 @@ from sentinel42.settings import load_settings
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "sentinel-pool"
 TIMEZONE = "America/New_York"
+# 20 minutes after a regular (16:00) or early (13:00) close; the flow's gate runs only the one
+# that follows that day's close.
+VALIDATE_CRON = "20 13,16 * * 1-5"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ def specs(training_cron: str, trading_cron: str) -> list[Spec]:
             "full-system-production",
             (),
             "Manual bootstrap: full refresh, a model if none, a first forced decision.",
+        ),
+        Spec(
+            "validate_flow",
+            "validate-production",
+            (Cron(VALIDATE_CRON, timezone=TIMEZONE),),
+            "Daily 20 minutes after the NYSE close (13:20 on early closes): score past "
+            "decisions against what the price did next; zero a decaying model's weight.",
         ),
         Spec(
             "model_training_flow",

@@ -23,6 +23,9 @@ from sentinel42.tasks import (
     score_sentiment_task,
     summarize_refresh_task,
     train_model_task,
+    update_portfolio_task,
+    validate_task,
+    validation_gate_task,
 )
 
 
@@ -51,7 +54,20 @@ def trading_flow(force: bool = False) -> dict[str, Any]:
         return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
     data_refresh_flow(as_of=as_of)  # one clock for the whole run
     result = decide_task(settings, as_of, force)
-    return publish_decisions_task(result)
+    portfolio = update_portfolio_task(settings, as_of)
+    return publish_decisions_task(result) | {"portfolio": portfolio}
+
+
+@flow(name="validate-flow", retries=1, retry_delay_seconds=60)
+def validate_flow(force: bool = False) -> dict[str, Any]:
+    """After the close (or with force=true): score past decisions against what the price did,
+    and zero a decaying model's weight."""
+    settings = load_settings()
+    as_of = resolve_as_of_task(settings)
+    gate = validation_gate_task(settings, as_of, force)
+    if not gate.proceed:
+        return {"as_of": as_of.isoformat(), "skipped": gate.reason}
+    return validate_task(settings, as_of)
 
 
 @flow(name="model-training-flow", retries=1, retry_delay_seconds=300)

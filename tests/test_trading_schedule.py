@@ -95,3 +95,28 @@ def test_deployments_register_the_offset_schedule():
     (schedule,) = names["trading-production"].schedules
     assert schedule.cron == "2,17,32,47 9-16 * * 1-5"
     assert schedule.timezone == "America/New_York"
+
+
+@pytest.mark.parametrize(
+    ("day", "hhmm", "proceeds"),
+    [
+        ("2026-11-24", "16:20", True),  # 20 minutes after a regular close
+        ("2026-11-24", "13:20", False),  # the session is still open
+        ("2026-11-27", "13:20", True),  # 20 minutes after the early close
+        ("2026-11-27", "16:20", False),  # already validated at 13:20
+        ("2026-11-26", "16:20", False),  # Thanksgiving
+    ],
+)
+def test_the_validate_flow_runs_once_after_each_close(day, hhmm, proceeds):
+    settings = load_settings(require_replay_dir=False)
+    gate = pipeline.validation_gate(settings, ny(day, hhmm), force=False)
+    assert gate.proceed is proceeds, gate.reason
+
+
+def test_deployments_register_the_validate_flow_after_the_close():
+    from flows.deployments import specs
+
+    names = {s.name: s for s in specs("30 17 * * 5", trading_cron(15, 2))}
+    (schedule,) = names["validate-production"].schedules
+    assert schedule.cron == "20 13,16 * * 1-5"
+    assert schedule.timezone == "America/New_York"

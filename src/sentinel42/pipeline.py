@@ -264,15 +264,47 @@ def _model_degraded(store: Any, version: str | None) -> bool:
     """True when the validate flow found ``version``'s live hit rate decayed."""
     if version is None:
         return False
-    try:
-        from sentinel42.validation import is_model_degraded
-    except ImportError:  # the validation stage is optional for deciding
-        return False
-    return bool(is_model_degraded(store, version))
+    from sentinel42.validation import is_model_degraded
+
+    return is_model_degraded(store, version)
 
 
 def _as_counts(saved: Any) -> dict[str, int]:
     return {"standing": saved.standing, "revisions": saved.revisions, "unchanged": saved.unchanged}
+
+
+# --- looking back: portfolio and validation ----------------------------------------------
+def update_portfolio(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    """Apply the standing decisions not yet applied to the paper portfolio; its snapshot."""
+    from sentinel42.portfolio import update_portfolio as _update
+
+    with open_store(settings) as store:
+        return _update(store, settings, as_of)
+
+
+def validation_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
+    """Whether the validate flow should run: within three hours after today's session closed
+    (so the 16:20 run validates a regular day and the 13:20 run an early close, once), or
+    forced."""
+    from sentinel42.factory import build_calendar
+
+    status = build_calendar(settings).status(as_of)
+    close = status.session_close
+    if close is not None and close <= as_of < close + timedelta(hours=3):
+        return Gate(True, False, f"after today's close at {close.isoformat()}")
+    why = "no session closed in the last three hours"
+    if force:
+        return Gate(True, False, f"{why}; validating anyway: force=true")
+    return Gate(False, False, f"{why}; nothing to validate")
+
+
+def validate(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    """Score every standing decision whose horizon has passed, and test the model's live skill
+    (``sentinel42 validate`` and the validate flow)."""
+    from sentinel42.validation import score_decisions
+
+    with open_store(settings) as store:
+        return score_decisions(store, settings, as_of).to_dict()
 
 
 # --- model ----------------------------------------------------------------------------------

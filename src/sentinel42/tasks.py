@@ -22,6 +22,7 @@ from sentinel42.settings import Settings
 
 NO_DATA_EVENT = "sentinel42.refresh.no-data"
 DECISIONS_EVENT = "sentinel42.decisions.recorded"
+MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
 
 
 def retry_if_temporary(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -121,6 +122,49 @@ def publish_decisions_task(result: pipeline.TradingResult) -> dict[str, Any]:
         payload={d["ticker"]: d["action"] for d in document["decisions"]},
     )
     return document
+
+
+@task(
+    name="update-portfolio",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_temporary,
+)
+def update_portfolio_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    return pipeline.update_portfolio(settings, as_of)
+
+
+@task(name="validation-gate", cache_policy=NO_CACHE)
+def validation_gate_task(settings: Settings, as_of: datetime, force: bool) -> pipeline.Gate:
+    gate = pipeline.validation_gate(settings, as_of, force=force)
+    get_run_logger().info("as of %s: %s", as_of.isoformat(), gate.reason)
+    return gate
+
+
+@task(
+    name="validate-decisions",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_temporary,
+)
+def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    report = pipeline.validate(settings, as_of)
+    if report.get("newly_degraded"):
+        model = report.get("model") or {}
+        emit_event(
+            event=MODEL_DEGRADED_EVENT,
+            resource={"prefect.resource.id": f"sentinel42.model.{report['degraded_model']}"},
+            payload=model,
+        )
+        get_run_logger().warning(
+            "model %s degraded: live hit rate %s/%s against validated accuracy %s (p=%s); its "
+            "fusion weight is zero until a retrained model is promoted",
+            report["degraded_model"], model.get("live_hits"), model.get("live_n"),
+            model.get("validated_accuracy"), model.get("p_value"),
+        )  # fmt: skip
+    return report
 
 
 @task(name="model-status", cache_policy=NO_CACHE)

@@ -75,3 +75,15 @@ def test_the_trading_run_counts_the_headlines_its_own_refresh_just_stored(
     assert (stored["first_seen_at"] == as_of).all()  # the refresh ran on the trading clock
     for ticker, count in stored.groupby("ticker").size().items():
         assert decisions[ticker].inputs["headlines"] == count
+
+
+def test_validate_flow_scores_and_the_trading_flow_keeps_a_portfolio(harness, replay_env):
+    from flows.sentinel_flows import trading_flow, validate_flow
+
+    trading = trading_flow(force=True)
+    assert trading["portfolio"]["equity"] > 0
+    report = validate_flow(force=True)
+    for key in ("newly_scored", "actions", "model_signal", "sentiment_signal", "portfolio"):
+        assert key in report
+    again = validate_flow(force=True)
+    assert again["newly_scored"] == 0

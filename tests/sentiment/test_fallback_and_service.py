@@ -82,7 +82,8 @@ def test_aggregate_is_recency_weighted_and_tells_no_news_from_neutral(store):
     store.upsert_news(
         [_item("Apple misses estimates and cuts its outlook", "AAPL", old)], seen_at=old
     )
-    # Back-dated by the feed: published 3 days ago, first seen now -> counts, at first_seen.
+    # Published 3 days ago, first seen now: three days old, outside the window (it counted as
+    # fresh news before).
     store.upsert_news(
         [_item("Apple shares jump on record demand", "AAPL", AS_OF - timedelta(days=3))],
         seen_at=AS_OF - timedelta(minutes=30),
@@ -94,14 +95,14 @@ def test_aggregate_is_recency_weighted_and_tells_no_news_from_neutral(store):
     )
     score_pending(store, FallbackScorer(), 32)
     agg = aggregate_sentiment(store, ["AAPL", "MSFT"], AS_OF, window_hours=24, half_life_hours=6)
-    assert agg["AAPL"].n_headlines == 3
-    assert agg["AAPL"].newest_headline_at == AS_OF - timedelta(minutes=30)
+    assert agg["AAPL"].n_headlines == 2
+    assert agg["AAPL"].newest_headline_at == AS_OF - timedelta(hours=1)
     assert agg["AAPL"].scorers == ("sentinel42-fallback",)
-    assert 0.2 < agg["AAPL"].score <= 1.0  # two recent positives outweigh an older negative
+    assert 0.0 < agg["AAPL"].score <= 1.0  # the recent positive outweighs the older negative
     assert agg["MSFT"].n_headlines == 0 and agg["MSFT"].score == 0.0
     assert agg["MSFT"].newest_headline_at is None
     narrow = aggregate_sentiment(store, ["AAPL"], AS_OF, window_hours=2, half_life_hours=6)
-    assert narrow["AAPL"].n_headlines == 2
+    assert narrow["AAPL"].n_headlines == 1  # only the story published an hour ago
 
 
 def test_cli_scores_stdin_as_json_lines_in_order(tmp_path):

@@ -154,6 +154,7 @@ def trade(
             if not skip_refresh:
                 pipeline.refresh_all(settings, as_of, progress=lambda s: typer.echo(s, err=True))
             document = pipeline.decide(settings, as_of, forced=force).to_dict()
+            document["portfolio"] = pipeline.update_portfolio(settings, as_of)
     if as_json:
         emit_json(document)
         return
