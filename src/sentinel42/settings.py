@@ -226,19 +226,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seed of every random draw in training (same data + seed = same model).",
     )
-    model_promotion_margin: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="A model is promoted only if its validation log-loss is below every "
-        "baseline's by at least this much.",
-    )
     model_training_cron: str = Field(
         default="30 17 * * 5",
         description="Cron (America/New_York) of the weekly retraining after the close.",
     )
     model_gate_confidence: float = Field(
-        default=0.95,
+        default=0.99,
         ge=0.5,
         lt=1.0,
         description="One-sided confidence of the promotion gate: the lower bound of the "
@@ -330,9 +323,73 @@ class Settings(BaseSettings):
         description="A backtest retrains its model walk-forward every this many sessions.",
     )
 
+    # --- alerts and notifications ------------------------------------------------------------
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack-compatible incoming webhook (JSON POST with a `text` field) that "
+        "receives every alert; https, or http on loopback only (secret).",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail alerts.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP server port.")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls", description="SMTP transport security."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP user name, if it needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret).")
+    notify_email_from: str | None = Field(default=None, description="Sender of e-mail alerts.")
+    notify_email_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated recipients of e-mail alerts."
+    )
+    notify_decisions: bool = Field(
+        default=False, description="Also send a notice for every BUY or SELL decision."
+    )
+    alert_run_minutes: int = Field(
+        default=5, ge=1, le=1440, description="Alert when a flow run is still Running after this."
+    )
+    alert_refresh_gap_minutes: int = Field(
+        default=20,
+        ge=5,
+        le=1440,
+        description="During a session, alert when no data refresh completed for this long.",
+    )
+
+    # --- metrics and retention -------------------------------------------------------------
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the Prometheus exporter listens on."
+    )
+    metrics_port: int = Field(
+        default=9420, ge=1, le=65535, description="Port of the Prometheus exporter."
+    )
+    bars_retention_days: int = Field(
+        default=730,
+        ge=30,
+        le=36_500,
+        description="Intraday bars older than this are pruned (training needs the history).",
+    )
+    news_retention_days: int = Field(
+        default=365, ge=7, le=36_500, description="Headlines older than this are pruned."
+    )
+    models_keep: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Model versions kept besides the promoted one; older ones are pruned.",
+    )
+    prefect_run_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Prefect's own database vacuum prunes flow runs older than this.",
+    )
+
     # --- validators --------------------------------------------------------------------------
     @field_validator(
-        "tickers", "rss_ticker_feeds", "rss_market_feeds", "extra_closures", mode="before"
+        "tickers",
+        "rss_ticker_feeds",
+        "rss_market_feeds",
+        "extra_closures",
+        "notify_email_to",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -374,6 +431,20 @@ class Settings(BaseSettings):
     @classmethod
     def _market_feeds(cls, value: list[str]) -> list[str]:
         return [_check_url(url) for url in value]
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parsed = urlparse(value.get_secret_value().strip())
+        loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+        if parsed.scheme == "https" and parsed.hostname:
+            return value
+        if parsed.scheme == "http" and loopback:
+            return value
+        # The URL is a secret: name the rule, never echo it.
+        raise ValueError("must be an https:// URL (http:// only on 127.0.0.1 or localhost)")
 
     @field_validator("replay_as_of")
     @classmethod
