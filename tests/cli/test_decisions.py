@@ -52,12 +52,42 @@ def test_decisions_all_revisions_json_lists_the_history_in_revision_order(env) -
     assert rows[0]["decided_at"] == BAR.isoformat()
 
 
+def _table_rows(output: str) -> list[list[str]]:
+    """The cells of the rich table's body rows."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+
+
 def test_decisions_all_revisions_table_shows_revision_numbers(env) -> None:
     result = CliRunner().invoke(app, ["decisions", "--all-revisions"], env=env)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    assert len(lines) == 2
-    assert "r0" in lines[0] and "friday" in lines[0]
-    assert "r1" in lines[1] and "forced" in lines[1]
-    standing = CliRunner().invoke(app, ["decisions"], env=env)
-    assert standing.stdout.splitlines() == [lines[0].replace("r0   ", "")]
+    rows = _table_rows(result.stdout)
+    assert [(r[1], r[2], r[3], r[-1]) for r in rows] == [
+        ("AAPL", "0", "BUY", "friday"),
+        ("AAPL", "1", "SELL", "forced"),
+    ]
+    standing = _table_rows(CliRunner().invoke(app, ["decisions"], env=env).stdout)
+    assert [(r[1], r[2], r[-1]) for r in standing] == [("AAPL", "BUY", "friday")]
+    assert standing[0][-2] == "pending"  # not scored yet
+
+
+def test_decisions_show_whether_a_scored_decision_was_right(env, tmp_path) -> None:
+    from datetime import timedelta
+
+    from sentinel42.persistence import ledger
+    from sentinel42.persistence.ledger import DecisionScore
+
+    with open_store(url=env["SENTINEL42_DATABASE_URL"]) as store:
+        ledger.save_decision_scores(
+            store,
+            [DecisionScore("AAPL", BAR, Action.BUY, 100.0, BAR + timedelta(hours=1), 101.0, 4,
+                           0.01, True, None, None, None, None, None, BAR)],
+        )  # fmt: skip
+    result = CliRunner().invoke(app, ["decisions", "--json"], env=env)
+    (row,) = json.loads(result.stdout)
+    assert row["outcome"]["hit"] is True and row["outcome"]["forward_return"] == 0.01
+    table = _table_rows(CliRunner().invoke(app, ["decisions"], env=env).stdout)
+    assert table[0][-2] == "right (+1.00%)"

@@ -44,33 +44,84 @@ def decisions(
     as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout."),
 ) -> None:
     """Recorded decisions, newest bar first: the standing one per ticker and bar."""
-    from sentinel42.persistence import open_store
+    from sentinel42.persistence import ledger, open_store
 
     settings = get_settings(require_replay_dir=False)
     with user_errors(), open_store(settings) as store:
         found = store.decisions(
             ticker.upper() if ticker else None, limit, all_revisions=all_revisions
         )
-    rows = [_decision_row(d) for d in found]
+        scores = {(sc.ticker, sc.bar_ts): sc for sc in ledger.decision_scores(store)}
+    rows = []
+    for d in found:
+        row = _decision_row(d)
+        score = scores.get((d.ticker, d.bar_ts)) if d.revision == 0 else None
+        row["outcome"] = (
+            None
+            if score is None
+            else {"forward_return": score.forward_return, "hit": score.hit,
+                  "horizon_bars": score.horizon_bars}
+        )  # fmt: skip
+        rows.append(row)
     if as_json:
         emit_json(rows)
         return
     if not rows:
         typer.echo("no decisions yet (run the trading flow, or `sentinel42 trade --force`)")
         return
+    _print_decisions(rows, all_revisions=all_revisions)
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    outcome = row.get("outcome")
+    if outcome is None:
+        return "pending" if row["revision"] == 0 else ""
+    verdict = {True: "right", False: "wrong", None: "HOLD"}[outcome["hit"]]
+    return f"{verdict} ({outcome['forward_return']:+.2%})"
+
+
+def _print_decisions(rows: list[dict[str, Any]], *, all_revisions: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Decisions (simulated; not investment advice)", title_justify="left")
+    for name in ("bar (UTC)", "ticker", *(["rev"] if all_revisions else []), "action", "conf.",
+                 "fused", "model", "news", "outcome", "reason"):  # fmt: skip
+        table.add_column(name, overflow="fold")
+    style = {"BUY": "green", "SELL": "red", "HOLD": "yellow"}
     for r in rows:
-        revision = f"r{r['revision']:<3} " if all_revisions else ""
-        typer.echo(
-            f"{r['bar_ts']}  {r['ticker']:<6} {revision}{r['action']:<4} {r['confidence']:.2f}"
-            f"  {r['reason']}"
+        inputs, weights = r["inputs"], r["inputs"].get("weights", {})
+        model = (
+            f"{weights.get('model', 0):.2f}x{inputs['model_signal']:+.2f}"
+            if "model_signal" in inputs and "p_up" in inputs
+            else "-"
         )
+        news = (
+            f"{weights.get('sentiment', 0):.2f}x{inputs['sentiment']:+.2f} ({inputs['headlines']})"
+            if inputs.get("sentiment") is not None
+            else "-"
+        )
+        fused = inputs.get("fused")
+        table.add_row(
+            r["bar_ts"][:16].replace("T", " "),
+            r["ticker"],
+            *([str(r["revision"])] if all_revisions else []),
+            f"[{style[r['action']]}]{r['action']}[/]",
+            f"{r['confidence']:.2f}",
+            f"{fused:+.3f}" if isinstance(fused, (int, float)) else "-",
+            model,
+            news,
+            _outcome(r),
+            r["reason"].split(";")[0],
+        )
+    Console(width=max(140, Console().width)).print(table)
 
 
 def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
-    from sentinel42.persistence import open_store
+    from sentinel42.persistence import ledger, open_store
     from sentinel42.pipeline import current_model_version
 
     settings = get_settings(require_replay_dir=False)
@@ -79,6 +130,24 @@ def status(
         news = store.newest_headline_ts(settings.tickers)
         model = current_model_version(settings)
         latest = {t: store.decisions(t, 1) for t in settings.tickers}
+        saved = ledger.latest_portfolio_state(store)
+        hits, n = (
+            ledger.recent_model_hits(store, model, settings.validate_window) if model else (0, 0)
+        )
+        health = ledger.model_health(store, model) if model else None
+    portfolio = (
+        {"equity": saved.equity, "cash": saved.cash, "as_of_bar": saved.bar_ts.isoformat(),
+         "return": saved.equity / settings.portfolio_starting_cash - 1.0}
+        if saved is not None
+        else None
+    )  # fmt: skip
+    live = {
+        "version": model,
+        "live_hits": hits,
+        "live_n": n,
+        "live_hit_rate": hits / n if n else None,
+        "degraded": bool(health and health.degraded),
+    }
     tickers: list[dict[str, Any]] = []
     for t in settings.tickers:
         newest = latest[t][0] if latest[t] else None
@@ -92,9 +161,19 @@ def status(
             }
         )
     if as_json:
-        emit_json({"tickers": tickers, "data_source": settings.data_source})
+        emit_json({"tickers": tickers, "data_source": settings.data_source,
+                   "portfolio": portfolio, "model": live})  # fmt: skip
         return
     typer.echo(f"data source: {settings.data_source}   model: {model or 'none promoted'}")
+    rate = f"{live['live_hit_rate']:.3f} over {n}" if n else "no scored signals yet"
+    typer.echo(f"model live hit rate: {rate}{'  (DEGRADED: weight 0)' if live['degraded'] else ''}")
+    if portfolio is not None:
+        typer.echo(
+            f"paper portfolio: {portfolio['equity']:,.2f} USD ({portfolio['return']:+.2%}), "
+            f"cash {portfolio['cash']:,.2f}"
+        )
+    else:
+        typer.echo("paper portfolio: no decision applied yet")
     for row in tickers:
         d = row["newest_decision"]
         typer.echo(
