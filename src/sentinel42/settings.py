@@ -382,6 +382,30 @@ class Settings(BaseSettings):
         description="Prefect's own database vacuum prunes flow runs older than this.",
     )
 
+    # --- backups and run limits --------------------------------------------------------------
+    backup_dir: Path | None = Field(
+        default=None, description="Where backups go (default: <data dir>/backups)."
+    )
+    backup_keep: int = Field(
+        default=7, ge=1, le=1000, description="Backups kept; older ones are deleted."
+    )
+    backup_cron: str = Field(
+        default="45 18 * * *",
+        description="Cron (America/New_York) of the daily backup deployment.",
+    )
+    flow_timeout_minutes: int = Field(
+        default=20,
+        ge=1,
+        le=24 * 60,
+        description="A flow run still running after this is stopped (TimedOut) and alerts.",
+    )
+    task_timeout_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=24 * 60,
+        description="An I/O task (download, store write) still running after this is stopped.",
+    )
+
     # --- validators --------------------------------------------------------------------------
     @field_validator(
         "tickers",
@@ -470,6 +494,10 @@ class Settings(BaseSettings):
     @property
     def store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sentinel42.db'}"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def models_dir(self) -> Path:
