@@ -234,9 +234,9 @@ class Settings(BaseSettings):
         default=0.99,
         ge=0.5,
         lt=1.0,
-        description="One-sided confidence of the promotion gate: the lower bound of the "
-        "model's edge over the best baseline (and over the incumbent) on the untouched test "
-        "block must be above zero at this level.",
+        description="One-sided confidence of the promotion gate: on the untouched test block "
+        "the lower bound of the model's accuracy edge over the best baseline must be above zero "
+        "at this level, and the candidate must not be significantly worse than the incumbent.",
     )
     model_max_age_sessions: int = Field(
         default=15,
@@ -469,6 +469,14 @@ class Settings(BaseSettings):
             return value
         # The URL is a secret: name the rule, never echo it.
         raise ValueError("must be an https:// URL (http:// only on 127.0.0.1 or localhost)")
+
+    @field_validator("replay_dir", mode="before")
+    @classmethod
+    def _replay_dir(cls, value: Any) -> Any:
+        # Path("") is the current folder: an empty variable would replay whatever is there.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; give a folder in the replay format or leave it unset")
+        return value
 
     @field_validator("replay_as_of")
     @classmethod

@@ -45,6 +45,12 @@ def test_model_train_evaluate_and_list_print_one_json_document_each(tmp_path) ->
     assert set(doc["baselines"]) == {"majority", "persistence", "momentum"}
     assert all(set(b) == METRICS for b in doc["baselines"].values())
     assert isinstance(doc["promoted"], bool) and doc["reason"] and doc["folds"]
+    gate = doc["gate"]  # which block decided, on which numbers, and why
+    assert gate["block"] == "test" and gate["n"] == doc["model"]["n"]
+    assert gate["promoted"] is doc["promoted"] is False  # a random walk
+    assert gate["reason"] == doc["reason"] and "test block" in doc["reason"]
+    assert {"edge", "edge_lower_bound", "confidence", "best_baseline", "incumbent"} <= set(gate)
+    assert doc["data_end"] >= doc["ranges"]["test"]["target_end"]
 
     evaluated = runner.invoke(app, ["model", "evaluate", "--json"], env=env)
     assert evaluated.exit_code == 0, evaluated.output
@@ -55,8 +61,13 @@ def test_model_train_evaluate_and_list_print_one_json_document_each(tmp_path) ->
     listed = runner.invoke(app, ["model", "list", "--json"], env=env)
     rows = json.loads(listed.stdout)["models"]
     assert [r["version"] for r in rows] == [doc["version"]]
+    assert rows[0]["edge"] == gate["edge"]
     table = runner.invoke(app, ["model", "list"], env=env)
     assert doc["version"] in table.stdout
+
+    text = runner.invoke(app, ["model", "train"], env=env)
+    assert text.exit_code == 0, text.output
+    assert "gate on the test block" in text.stdout and "NOT promoted" in text.stdout
 
 
 def test_model_evaluate_without_a_model_fails_with_one_line(tmp_path) -> None:

@@ -1,5 +1,6 @@
 """Training on the real recorded 15-minute bars in ../shared/data/prices (slow; not in the
-default run). Prints the out-of-sample table; asserts the shape of the result, not its luck."""
+default run). Prints the out-of-sample table and the gate; asserts the shape of the result and
+that a promotion, if any, was earned on the test block, not the data's luck."""
 
 from __future__ import annotations
 
@@ -39,10 +40,17 @@ def test_real_15_minute_bars_train_and_evaluate_out_of_sample(tmp_path: Path) ->
     bars, daily = load_real_bars()
     settings = load_settings(data_dir=tmp_path, tickers=list(bars), require_replay_dir=False)
     doc = train_and_register(settings, bars, now=NOW, daily=daily)
-    print(json.dumps({k: doc[k] for k in ("model", "baselines", "promoted", "reason")}, indent=1))
+    print(json.dumps({k: doc[k] for k in ("model", "baselines", "gate", "data_end")}, indent=1))
     for fold in doc["folds"]:
         print(fold["fold"], fold["ranges"]["test"], fold["model"], fold["baselines"])
     assert set(doc["baselines"]) == {"majority", "persistence", "momentum"}
     assert doc["model"]["n"] > 100 and len(doc["folds"]) >= 2
+    gate = doc["gate"]  # decided on the last fold's test block, never on validation
+    assert gate["block"] == "test" and gate["n"] == doc["model"]["n"]
+    assert gate["model_accuracy"] == doc["model"]["accuracy"]
+    assert gate["promoted"] is doc["promoted"] and gate["reason"] == doc["reason"]
+    if gate["promoted"]:  # whatever the luck of the data, a promotion needs a significant edge
+        assert gate["edge_lower_bound"] > 0
+        assert gate["model_log_loss"] <= gate["best_baseline_log_loss"]
     again = evaluate_model(settings, bars, version=doc["version"], daily=daily)
     assert again["model"]["accuracy"] == pytest.approx(doc["model"]["accuracy"], abs=1e-6)

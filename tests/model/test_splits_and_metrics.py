@@ -6,7 +6,7 @@ import pytest
 from sentinel42.errors import ModelError
 from sentinel42.model import baselines
 from sentinel42.model.bench import synthetic_bars
-from sentinel42.model.evaluate import gate, metrics, spearman
+from sentinel42.model.evaluate import hits, log_losses, metrics, spearman
 from sentinel42.model.features import FeatureSpec, build_table, samples
 from sentinel42.model.training import plan_folds
 
@@ -58,24 +58,14 @@ def test_metrics_on_hand_computed_values() -> None:
     assert spearman(np.ones(5), np.arange(5.0)) == 0.0
 
 
-def _m(acc: float, ll: float) -> dict[str, float]:
-    return {"accuracy": acc, "log_loss": ll, "brier": 0.25, "ic": 0.0, "n": 100}
-
-
-@pytest.mark.parametrize(
-    ("model", "margin", "promoted", "why"),
-    [
-        (_m(0.60, 0.650), 0.0, True, "beats every baseline"),
-        (_m(0.60, 0.675), 0.01, False, "not below every baseline"),
-        (_m(0.52, 0.650), 0.0, False, "accuracy 0.5200 is below"),
-        (_m(0.60, 0.690), 0.0, False, "not below every baseline"),
-    ],
-)
-def test_promotion_gate(model: dict, margin: float, promoted: bool, why: str) -> None:
-    base = {"majority": _m(0.51, 0.693), "persistence": _m(0.55, 0.680), "momentum": _m(0.5, 0.69)}
-    ok, reason = gate(model, base, margin)
-    assert ok is promoted
-    assert why in reason
+def test_per_window_hits_and_losses_average_to_the_metrics() -> None:
+    rng = np.random.default_rng(0)
+    p, realized = rng.random(50), rng.normal(size=50)
+    realized[:3] = 0.0  # a zero return is "not up"
+    m = metrics(p, p, realized)
+    assert hits(p, realized).mean() == m["accuracy"]
+    assert log_losses(p, realized).mean() == m["log_loss"]
+    assert hits(np.array([0.7]), np.array([0.0]))[0] == 0.0
 
 
 def test_baseline_probabilities_come_from_training_hit_rates() -> None:

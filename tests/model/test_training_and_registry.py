@@ -38,9 +38,12 @@ def test_random_walk_is_refused_and_the_promoted_model_stays(
     doc = train_and_register(settings, walk_bars, now=NOW + timedelta(days=7), n_folds=1)
     assert doc["promoted"] is False
     assert "baseline" in doc["reason"]
+    # same dates as the incumbent's data: no test window is out of sample for it
+    assert f"incumbent {first['version']} does not defend: only 0 test windows" in doc["reason"]
     assert registry.current_version() == first["version"] != doc["version"]
     refused = registry.decisions()[-1]
     assert refused["version"] == doc["version"] and refused["promoted"] is False
+    assert refused["gate"] == doc["gate"] and refused["gate"]["block"] == "test"
     assert refused["validation"]["model"]["log_loss"] == doc["validation"]["model"]["log_loss"]
     assert [row["current"] for row in registry.list()] == [True, False]
 

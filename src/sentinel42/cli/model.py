@@ -37,6 +37,24 @@ def _table(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _gate_line(gate: dict[str, Any]) -> str:
+    """Which block decided the promotion, and the numbers it decided on."""
+    line = (
+        f"gate on the {gate['block']} block ({gate['n']} windows): accuracy "
+        f"{_fmt(gate['model_accuracy'])} vs best baseline {gate['best_baseline']} "
+        f"{_fmt(gate['best_baseline_accuracy'])}, edge {gate['edge']:+.4f} "
+        f"({gate['confidence']:.0%} lower bound {gate['edge_lower_bound']:+.4f}); log-loss "
+        f"{_fmt(gate['model_log_loss'])} vs best baseline {_fmt(gate['best_baseline_log_loss'])}"
+    )
+    inc = gate.get("incumbent")
+    if inc is not None:
+        line += (
+            f"; incumbent {inc['version']} on {inc['n']} windows: accuracy "
+            f"{_fmt(inc['accuracy'])}, log-loss {_fmt(inc['log_loss'])}"
+        )
+    return line
+
+
 def _load(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from sentinel42.persistence import open_store
 
@@ -69,6 +87,7 @@ def train(
         emit_json(report)
         return
     typer.echo(_table(report))
+    typer.echo(_gate_line(report["gate"]))
     state = "promoted" if report["promoted"] else "NOT promoted"
     typer.echo(f"model {report['version']} {state}: {report['reason']}")
 
@@ -118,7 +137,8 @@ def list_models(
         mark = "*" if row["current"] else " "
         typer.echo(
             f"{mark} {row['version']}  accuracy {_fmt(row['accuracy'])}  "
-            f"log_loss {_fmt(row['log_loss'])}  ic {_fmt(row['ic'])}  "
+            f"edge {_fmt(row.get('edge'))}  log_loss {_fmt(row['log_loss'])}  "
+            f"ic {_fmt(row['ic'])}  "
             f"{'promoted' if row['promoted'] else 'refused'}: {row['reason']}"
         )
 

@@ -47,9 +47,37 @@ class LoadedModel:
 
     @property
     def accuracy(self) -> float | None:
-        """Out-of-sample (test window) directional accuracy measured at training."""
-        value = self.metadata.get("metrics", {}).get("test", {}).get("model", {}).get("accuracy")
+        """Directional accuracy on the block that decided the gate (the untouched test block).
+
+        Older checkpoints without a ``gate`` record give their test-block accuracy.
+        """
+        value = (self.metadata.get("gate") or {}).get("model_accuracy")
+        if value is None:
+            test = self.metadata.get("metrics", {}).get("test", {})
+            value = test.get("model", {}).get("accuracy")
         return float(value) if value is not None else None
+
+    @property
+    def edge(self) -> float | None:
+        """Accuracy minus the best baseline's on the deciding block; None for older checkpoints."""
+        value = (self.metadata.get("gate") or {}).get("edge")
+        return float(value) if value is not None else None
+
+    @property
+    def data_end(self) -> datetime | None:
+        """Start (aware UTC) of the newest target bar any training window reached.
+
+        Older checkpoints without ``data_end`` give their test block's last target bar.
+        """
+        value = self.metadata.get("data_end")
+        if value is None:
+            value = self.metadata.get("ranges", {}).get("test", {}).get("target_end")
+        if value is None:
+            return None
+        stamp = datetime.fromisoformat(str(value))
+        if stamp.tzinfo is None:  # written by this code as UTC; never guess another zone
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -115,7 +143,7 @@ class ModelRegistry:
             raise ModelError(f"model {version!r}: unreadable metadata: {exc}") from exc
 
     def list(self) -> list[dict[str, Any]]:
-        """One summary per version: created time, ranges, test metrics, promotion state."""
+        """One summary per version: created time, ranges, test metrics, gate edge, promotion."""
         current = self.current_version()
         rows = []
         for version in self.versions():
@@ -131,6 +159,8 @@ class ModelRegistry:
                     "tickers": meta.get("tickers", []),
                     "train_range": meta.get("ranges", {}).get("train"),
                     "accuracy": test.get("accuracy"),
+                    "edge": (meta.get("gate") or {}).get("edge"),
+                    "data_end": meta.get("data_end"),
                     "log_loss": test.get("log_loss"),
                     "brier": test.get("brier"),
                     "ic": test.get("ic"),
@@ -218,6 +248,29 @@ class ModelRegistry:
             raise ModelError(f"model {version!r}: weights do not fit the network: {exc}") from exc
         network.eval()
         return LoadedModel(version, spec, normalizer, network, meta)
+
+    def prune(self, keep: int) -> builtins.list[str]:
+        """Delete every version but the newest ``keep`` and the promoted one.
+
+        Args:
+            keep: Versions kept besides the promoted one (``settings.models_keep``), >= 1.
+
+        Returns:
+            The deleted versions, oldest first. A second call deletes nothing.
+
+        Raises:
+            ValueError: ``keep`` is below 1.
+        """
+        import shutil
+
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        current = self.current_version()
+        doomed = [v for v in self.versions()[:-keep] if v != current]
+        for version in doomed:
+            shutil.rmtree(self._folder(version))
+            logger.info("pruned model %s (the newest %d and the promoted one stay)", version, keep)
+        return doomed
 
 
 def new_version_name(now: datetime, fingerprint: str) -> str:

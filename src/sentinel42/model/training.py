@@ -3,6 +3,8 @@
 Splits are chronological on the bar clock shared by all tickers. Between consecutive splits
 there is a purge: a validation (or test) window is kept only if its first bar starts after the
 last training (or validation) target ends, so no window and no target overlap across splits.
+The validation block chooses the early-stopping epoch; the test block chose nothing, so it alone
+decides the promotion gate (``model/gate.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 from sentinel42.errors import ModelError
 from sentinel42.model import baselines as bl
-from sentinel42.model.evaluate import gate, metrics
+from sentinel42.model.evaluate import metrics
 from sentinel42.model.features import (
     FeatureSpec,
     FeatureTable,
@@ -31,6 +33,7 @@ from sentinel42.model.features import (
     samples,
     windows,
 )
+from sentinel42.model.gate import decide, incumbent_forecasts
 from sentinel42.model.registry import ModelRegistry, new_version_name
 
 logger = logging.getLogger(__name__)
@@ -64,9 +67,9 @@ def _range(s: Samples) -> dict[str, Any]:
 def plan_folds(all_samples: Samples, n_folds: int = DEFAULT_FOLDS) -> list[Fold]:
     """Walk-forward folds, oldest first; the last one trains the registered model.
 
-    Each fold has an expanding training window, then a validation block (early stopping and the
-    promotion gate), then a test block (the out-of-sample numbers). Fewer folds are planned when
-    the history is too short for the requested number.
+    Each fold has an expanding training window, then a validation block (early stopping), then
+    a test block (the out-of-sample numbers; the last fold's decides the promotion gate). Fewer
+    folds are planned when the history is too short for the requested number.
 
     Raises:
         ModelError: not even one fold has ``MIN_TRAIN_SAMPLES`` training and
@@ -142,20 +145,27 @@ def _net_and_train_config(settings: Any, n_features: int) -> tuple[Any, Any]:
     )  # fmt: skip
 
 
-def score_split(
+def forecast_split(
     network: Any, normalizer: Normalizer, params: dict[str, Any], table: FeatureTable,
     spec: FeatureSpec, s: Samples,
-) -> dict[str, Any]:  # fmt: skip
-    """Model and baseline metrics on one split (out of sample when ``s`` follows training)."""
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """``"model"`` and each baseline -> (P(up), expected return), one entry per window of ``s``."""
     from sentinel42.model.trainer import predict
 
     x = windows(normalizer.apply(table.features), s.ends, spec.window)
-    p_up, ret = predict(network, x)
-    base = bl.predict(params, table, s, spec.window)
-    return {
-        "model": metrics(p_up, ret, s.target),
-        "baselines": {name: metrics(p, e, s.target) for name, (p, e) in base.items()},
-    }
+    return {"model": predict(network, x), **bl.predict(params, table, s, spec.window)}
+
+
+def score_split(
+    network: Any, normalizer: Normalizer, params: dict[str, Any], table: FeatureTable,
+    spec: FeatureSpec, s: Samples,
+    forecasts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Model and baseline metrics on one split (out of sample when ``s`` follows training)."""
+    if forecasts is None:
+        forecasts = forecast_split(network, normalizer, params, table, spec, s)
+    scored = {name: metrics(p, e, s.target) for name, (p, e) in forecasts.items()}
+    return {"model": scored.pop("model"), "baselines": scored}
 
 
 def _fit_fold(
@@ -174,9 +184,12 @@ def _fit_fold(
         progress=progress,
     )  # fmt: skip
     params = bl.fit(table, fold.train, spec.window)
+    test_forecasts = forecast_split(result.network, normalizer, params, table, spec, fold.test)
     report = {
         "validation": score_split(result.network, normalizer, params, table, spec, fold.val),
-        "test": score_split(result.network, normalizer, params, table, spec, fold.test),
+        "test": score_split(result.network, normalizer, params, table, spec, fold.test,
+                            test_forecasts),
+        "test_forecasts": test_forecasts,
         "ranges": {"train": _range(fold.train), "validation": _range(fold.val),
                    "test": _range(fold.test)},
         "best_epoch": result.best_epoch,
@@ -190,6 +203,30 @@ def _prefixed(progress: Callable[[str], None] | None, prefix: str) -> Callable[[
         return None
     sink = progress
     return lambda line: sink(prefix + line)
+
+
+def _expired(
+    registry: ModelRegistry, version: str | None, settings: Any, now: datetime
+) -> str | None:
+    """Why the incumbent may not defend because it is past its age limit (as it is then no longer
+    used for decisions either), else None."""
+    from sentinel42.factory import build_calendar
+
+    if version is None:
+        return None
+    try:
+        end = registry.load(version).data_end
+    except ModelError:
+        return None  # the gate says why it cannot defend
+    if end is None:
+        return None
+    age = build_calendar(settings).sessions_since(end, now)
+    if age <= settings.model_max_age_sessions:
+        return None
+    return (
+        f"incumbent {version} does not defend: expired, its data ended {age} sessions ago "
+        f"(limit {settings.model_max_age_sessions})"
+    )
 
 
 def train_and_register(
@@ -214,7 +251,9 @@ def train_and_register(
 
     Returns:
         The ``model train --json`` document: model and baseline test metrics of the registered
-        (last) fold, validation metrics that decided the gate, every fold, promoted and reason.
+        (last) fold, its validation metrics (early stopping only), every fold, ``gate`` (the
+        decision on the last fold's test block, see ``model/gate.py``), ``data_end`` (ISO UTC,
+        the newest target bar any window reached), promoted and reason.
 
     Raises:
         ModelError: too little data to train.
@@ -222,9 +261,15 @@ def train_and_register(
     if now.tzinfo is None:
         raise ModelError("now must be timezone-aware")
     use_daily = daily is not None and all(t in daily and len(daily[t]) > 0 for t in bars)
-    spec = FeatureSpec(settings.model_window, settings.model_horizon, use_daily=use_daily)
+    spec = FeatureSpec(
+        settings.model_window,
+        settings.model_horizon,
+        use_daily=use_daily,
+        interval_minutes=settings.interval_minutes,
+    )
     table = build_table(bars, spec, daily=daily if use_daily else None)
-    folds = plan_folds(samples(table, spec), n_folds)
+    all_samples = samples(table, spec)
+    folds = plan_folds(all_samples, n_folds)
     fold_reports: list[dict[str, Any]] = []
     for i, fold in enumerate(folds, start=1):
         prefix = f"fold {i}/{len(folds)}: "
@@ -237,17 +282,26 @@ def train_and_register(
             {"fold": i, **report["test"], "ranges": report["ranges"],
              "best_epoch": report["best_epoch"]}
         )  # fmt: skip
-    final = report
+    final, deciding = report, folds[-1].test
+    data_end = _iso(all_samples.target_end.max())
     registry = ModelRegistry(settings.models_dir)
     previous = registry.current_version()
     fp = fingerprint(bars, daily if use_daily else None)
     version = new_version_name(now, fp)
     while version in registry.versions():
         version += "b"
-    promoted, reason = gate(
-        final["validation"]["model"], final["validation"]["baselines"],
-        settings.model_promotion_margin,
+    incumbent, ignored = incumbent_forecasts(registry, previous, spec, table, deciding)
+    expired = _expired(registry, previous, settings, now) if ignored is None else None
+    if expired is not None:
+        incumbent, ignored = None, expired
+    forecasts = final["test_forecasts"]
+    gate = decide(
+        forecasts["model"][0], {name: forecasts[name][0] for name in bl.BASELINES},
+        deciding.target, deciding.ts, horizon=spec.horizon,
+        confidence=settings.model_gate_confidence, seed=settings.model_seed,
+        incumbent=incumbent, incumbent_ignored=ignored,
     )  # fmt: skip
+    promoted, reason = bool(gate["promoted"]), str(gate["reason"])
     net_config, train_config = _net_and_train_config(settings, len(spec.names))
     meta = {
         "created_at": now.astimezone(UTC).isoformat(),
@@ -261,17 +315,19 @@ def train_and_register(
         "baselines": params,
         "tickers": list(table.tickers),
         "ranges": final["ranges"],
+        "data_end": data_end,
         "data_fingerprint": fp,
         "metrics": {"validation": final["validation"], "test": final["test"]},
         "folds": fold_reports,
         "libraries": library_versions(),
+        "gate": gate,
         "promotion": {"promoted": promoted, "reason": reason, "previous_version": previous,
-                      "margin": settings.model_promotion_margin},
+                      "confidence": settings.model_gate_confidence},
     }  # fmt: skip
     registry.save(version, network, meta)
     registry.record_decision(
         {"version": version, "promoted": promoted, "reason": reason, "previous_version": previous,
-         "validation": final["validation"]},
+         "gate": gate, "validation": final["validation"]},
         now,
     )  # fmt: skip
     if promoted:
@@ -285,6 +341,8 @@ def train_and_register(
         "baselines": final["test"]["baselines"],
         "validation": final["validation"],
         "folds": fold_reports,
+        "gate": gate,
+        "data_end": data_end,
         "promoted": promoted,
         "reason": reason,
         "previous_version": previous,
@@ -303,7 +361,8 @@ def evaluate_model(
     """Score a registered model and its stored baselines on windows after its validation block.
 
     Those windows start after the last validation target ended, so they are out of sample for
-    the model, its early stopping and its gate; on the training data they are the test block.
+    the model and its early stopping; on the training data they are the test block, which also
+    decided the gate. Only windows after ``data_end`` are a fresh check of that decision.
 
     Args:
         version: a registered version; default the promoted one, else the newest.
