@@ -1,4 +1,4 @@
-"""The offline scorer: TF-IDF features + multinomial logistic regression, evaluated with numpy.
+"""The offline scorer: TF-IDF features + finance rules + logistic regression, evaluated with numpy.
 
 Used when FinBERT cannot be loaded (no network, no local copy). The weights are trained on the
 labelled financial headlines by ``scripts/train_fallback_sentiment.py`` and shipped in
@@ -6,8 +6,12 @@ labelled financial headlines by ``scripts/train_fallback_sentiment.py`` and ship
 ``scorer="sentinel42-fallback"`` and the weights' fingerprint as revision, so a decision never
 hides that the fallback stood behind it.
 
-The feature function :func:`features` is shared by the training script and this module, so the
-model sees at run time exactly the features it was trained on.
+Two blocks of features: sparse TF-IDF over :func:`features` (words, word pairs, character
+n-grams, lexicon counts) and a few dense counts from :func:`dense_features`, where the finance
+rules of :mod:`sentinel42.sentiment.finance_rules` compose a direction with the figure it moves
+("operating loss narrowed" is good news). The dense block is what carries the classifier from
+tweets to news sentences, whose n-grams the tweets rarely contain. Both functions are shared by
+the training script and this module, so the model sees at run time exactly what it was trained on.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from sentinel42.domain import FALLBACK_SCORER, SentimentScore
+from sentinel42.domain import FALLBACK_SCORER, SentimentScore, text_hash
 from sentinel42.sentiment.base import make_score
+from sentinel42.sentiment.finance_rules import finance_signals
 from sentinel42.sentiment.lexicon import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS
 
 logger = logging.getLogger(__name__)
@@ -93,6 +98,39 @@ def features(text: str) -> list[str]:
     return feats
 
 
+DENSE_NAMES: tuple[str, ...] = (
+    "moves_good",
+    "moves_bad",
+    "compared_good",
+    "compared_bad",
+    "events_good",
+    "events_bad",
+    "net_good",
+    "net_bad",
+    "no_signal",
+    "amount_no_signal",
+)
+
+
+def dense_features(text: str) -> list[float]:
+    """The finance-rule counts of ``text``, in :data:`DENSE_NAMES` order.
+
+    From :func:`~sentinel42.sentiment.finance_rules.finance_signals`; each count is capped at 3
+    so one long sentence cannot dominate.
+    """
+    sig = finance_signals(text)
+    good = sig.moves_good + sig.compared_good + sig.events_good
+    bad = sig.moves_bad + sig.compared_bad + sig.events_bad
+    quiet = good == bad == 0
+    return [
+        *(float(min(c, 3)) for c in sig[:6]),
+        float(good > bad),
+        float(bad > good),
+        float(quiet),
+        float(quiet and sig.amounts > 0),  # "Net sales totalled EUR 64.8 mn": a figure, no news
+    ]
+
+
 class LexiconScorer:
     """Finance word-list baseline (kept to compare against; the fallback beats it)."""
 
@@ -100,8 +138,6 @@ class LexiconScorer:
     revision = "1"
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]:
-        from sentinel42.persistence import text_hash
-
         out: list[SentimentScore] = []
         for text in texts:
             pos, neg = lexicon_polarity(words(text))
@@ -129,10 +165,18 @@ class FallbackScorer:
         self._idf: np.ndarray = model["idf"]
         self._coef: np.ndarray = model["coef"]  # [classes, features]
         self._intercept: np.ndarray = model["intercept"]  # [classes]
+        # A model saved without a dense block (the first shipped one) still loads and scores.
+        self.dense_names: tuple[str, ...] = model["dense_names"]
+        self._dense_scale: float = model["dense_scale"]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, ``[len(texts), classes]`` in :attr:`labels` order."""
         logits = np.tile(self._intercept, (len(texts), 1))
+        n_sparse = len(self._vocab)
+        if self.dense_names and texts:
+            dense = np.array([dense_features(t) for t in texts], dtype=np.float64)
+            # [texts, dense] @ [dense, classes]
+            logits += (dense * self._dense_scale) @ self._coef[:, n_sparse:].T
         for row, text in enumerate(texts):
             counts = Counter(f for f in features(text) if f in self._vocab)
             if not counts:
@@ -142,14 +186,12 @@ class FallbackScorer:
             tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64)
             vec = tf * self._idf[idx]
             vec /= np.linalg.norm(vec)
-            logits[row] += self._coef[:, idx] @ vec
+            logits[row] += self._coef[:, idx] @ vec  # idx < n_sparse: vocabulary columns
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]:
-        from sentinel42.persistence import text_hash
-
         probs = self.probabilities(texts)
         return [
             make_score(
@@ -170,8 +212,14 @@ def save_model(
     intercept: np.ndarray,
     labels: Sequence[str],
     metadata: dict[str, Any],
+    dense_names: Sequence[str] = (),
+    dense_scale: float = 1.0,
 ) -> None:
-    """Write the weights as plain arrays (loadable with ``allow_pickle=False``)."""
+    """Write the weights as plain arrays (loadable with ``allow_pickle=False``).
+
+    ``coef`` is ``[classes, len(vocab) + len(dense_names)]``: the TF-IDF columns, then the dense
+    ones, which the model multiplies by ``dense_scale`` before the weights.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         np.savez_compressed(
@@ -182,6 +230,8 @@ def save_model(
             intercept=intercept.astype(np.float32),
             labels=np.array("\n".join(labels)),
             metadata=np.array(json.dumps(metadata, sort_keys=True)),
+            dense_names=np.array("\n".join(dense_names)),
+            dense_scale=np.array(dense_scale, dtype=np.float64),
         )
 
 
@@ -197,7 +247,19 @@ def _load(path: Path) -> dict[str, Any]:
             "intercept": data["intercept"].astype(np.float64),
             "labels": tuple(str(data["labels"]).split("\n")),
             "metadata": json.loads(str(data["metadata"])),
+            "dense_names": (),
+            "dense_scale": 1.0,
         }
+        if "dense_names" in data.files and str(data["dense_names"]):
+            model["dense_names"] = tuple(str(data["dense_names"]).split("\n"))
+            model["dense_scale"] = float(data["dense_scale"])
+        expected = len(vocab_list) + len(model["dense_names"])
+        if model["coef"].shape[1] != expected:
+            raise ValueError(
+                f"{path}: {model['coef'].shape[1]} weight columns, expected {expected}"
+            )
+        if model["dense_names"] and model["dense_names"] != DENSE_NAMES:
+            raise ValueError(f"{path}: dense features {model['dense_names']} are not this code's")
     model["revision"] = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
     logger.debug("fallback sentiment model %s loaded (%d features)", path, len(vocab_list))
     return model
