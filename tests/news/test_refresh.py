@@ -65,7 +65,9 @@ def test_replay_serves_only_items_published_by_as_of(tmp_path):
     batch = ReplayNewsSource(tmp_path).fetch(["AAPL", "MSFT", "NVDA"], T0)
     assert [i.title for i in batch.items] == ["Apple beats", "Microsoft falls"]
     assert batch.items[1].tickers == ("MSFT",)
-    assert batch.problems == ["replay a.jsonl: 1 unreadable lines dropped"]
+    assert batch.problems == [
+        "news/a.jsonl line 4: published_at '2026-03-08T13:00:00' has no UTC offset; line skipped"
+    ]
 
 
 def test_write_jsonl_appends_and_skips_known_urls(tmp_path):

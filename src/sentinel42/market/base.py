@@ -24,6 +24,28 @@ DAILY = "1d"
 _INTERVAL = re.compile(r"^(\d+)(m|h|d)$")
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One input row a source could not turn into a bar; the rest of its file is kept.
+
+    Attributes:
+        file: where it came from, relative to the source's folder (``prices/AAPL.csv``).
+        line: 1-based line number in that file.
+        reason: what was wrong, quoting the offending value.
+        rule: the rejection rule (the key of the refresh report's ``rejected_reasons``).
+        ts: the row's bar start when its timestamp was readable (UTC), else None.
+    """
+
+    file: str
+    line: int
+    reason: str
+    rule: str
+    ts: datetime | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file} line {self.line}: {self.reason}; row skipped"
+
+
 @dataclass
 class PriceBatch:
     """One fetch for several tickers.
@@ -31,10 +53,12 @@ class PriceBatch:
     Attributes:
         frames: ticker -> domain bar frame (may be empty when the source had nothing new).
         errors: ticker -> why that ticker got no data. A ticker is in one of the two, never both.
+        rejected: ticker -> input rows of the fetched range that were skipped (file sources).
     """
 
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     errors: dict[str, SourceError] = field(default_factory=dict)
+    rejected: dict[str, list[RejectedRow]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import DataError, TemporarySourceError
-from sentinel42.market.base import DAILY, PriceSource
+from sentinel42.market.base import DAILY, PriceSource, RejectedRow
 from sentinel42.market.validate import ValidationResult, validate_bars
 
 if TYPE_CHECKING:
@@ -31,11 +31,17 @@ CORPORATE_ACTION = "corporate_action"
 # Stored bars loaded before each ticker's new data: the overlap (rewrite check) plus the
 # neighbours the spike check compares a new bar with.
 CONTEXT_DAYS = 1
+# Skipped input rows listed one by one per ticker and fetch; the rest are counted in one line.
+MAX_PROBLEM_LINES = 50
 
 
 @dataclass
 class TickerPrices:
-    """What one refresh did for one ticker (``bars_*``: the intraday interval)."""
+    """What one refresh did for one ticker (``bars_*``: the intraday interval).
+
+    ``problems`` has one line per input row the source skipped (file, line, reason), intraday
+    and daily; the intraday ones are counted in ``bars_rejected`` and ``rejected_reasons`` too.
+    """
 
     ticker: str
     bars_new: int = 0
@@ -50,6 +56,7 @@ class TickerPrices:
     daily_error: str | None = None
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     retryable: bool = False
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +84,11 @@ class PriceRefreshReport:
     @property
     def failed(self) -> list[str]:
         return [t.ticker for t in self.tickers if t.error]
+
+    @property
+    def problems(self) -> list[str]:
+        """Every ticker's skipped input rows, one line each."""
+        return [line for t in self.tickers for line in t.problems]
 
 
 def _validate(
@@ -175,6 +187,7 @@ def refresh_prices(
     pending: dict[str, ValidationResult] = {}
     for i, ticker in enumerate(tickers, 1):
         row = results[ticker]
+        _note_rejected_rows(row, batch.rejected.get(ticker, ()), count=True)
         if ticker in batch.errors:
             err = batch.errors[ticker]
             row.error, row.retryable = str(err), err.retryable
@@ -254,6 +267,19 @@ def _count(row: TickerPrices, checked: ValidationResult, new: int, updated: int)
     merged = Counter(row.rejected_reasons)
     merged.update(checked.rejected)
     row.rejected_reasons = dict(merged)
+
+
+def _note_rejected_rows(row: TickerPrices, rejected: Sequence[RejectedRow], *, count: bool) -> None:
+    """Input rows the source skipped: a problem line each, counted when ``count`` (intraday)."""
+    row.problems.extend(str(r) for r in rejected[:MAX_PROBLEM_LINES])
+    if len(rejected) > MAX_PROBLEM_LINES:
+        more = len(rejected) - MAX_PROBLEM_LINES
+        row.problems.append(f"{rejected[0].file}: {more} more row(s) skipped")
+    if count and rejected:
+        row.bars_rejected += len(rejected)
+        merged = Counter(row.rejected_reasons)
+        merged.update(r.rule for r in rejected)
+        row.rejected_reasons = dict(merged)
 
 
 def _corporate_action(
@@ -337,6 +363,7 @@ def _refresh_daily(
     batch = source.fetch_daily(due, since, as_of)
     for ticker in due:
         row = results[ticker]
+        _note_rejected_rows(row, batch.rejected.get(ticker, ()), count=False)
         if ticker in batch.errors:
             row.daily_error = str(batch.errors[ticker])
             continue

@@ -1,7 +1,10 @@
 """Validation of bar frames at the adapter edge, the same for every source.
 
 Rejected bars are dropped; suspicious bars are kept and flagged. Every rejection and flag is
-counted and logged with its reason, and no value is ever changed.
+counted and logged with its reason, and no value is ever changed. A price is rejected when it is
+missing, not finite (``inf``) or not positive, or when high/low do not bound open and close; a
+volume when it is missing, not finite or negative (:func:`bar_rules`, which the replay reader
+applies too, so that a bad row of a file is reported with its line number).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 SPIKE_HALF_WINDOW = 5
 MIN_NEIGHBOURS = 4
 PRICE_COLUMNS = ("open", "high", "low", "close")
+OHLC_REASON = "inconsistent OHLC (low > open/close or high < open/close)"
 
 
 @dataclass
@@ -70,6 +74,47 @@ def normalize_index(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out.index = index.tz_convert(UTC).as_unit("ns").rename("ts")
     return out
+
+
+def bar_rules(values: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The value rules every bar must pass, in the order they are applied.
+
+    Args:
+        values: ``[bars, 5]`` float64 in ``BAR_COLUMNS`` order (open, high, low, close, volume).
+
+    Returns:
+        One ``(reason, bad, cells)`` per rule: ``bad`` ``[bars]`` marks the bars breaking it and
+        ``cells`` ``[bars, 5]`` the values at fault (so a file reader can quote them). A bar
+        breaking several rules counts under the first.
+    """
+    prices = values[:, :4]
+    o, h, lo, c, v = (values[:, i] for i in range(5))
+    n = len(values)
+
+    def only(col: int, mask: np.ndarray) -> np.ndarray:
+        cells = np.zeros((n, 5), dtype=bool)
+        cells[:, col] = mask
+        return cells
+
+    def price_cells(mask: np.ndarray) -> np.ndarray:
+        return np.concatenate([mask, np.zeros((n, 1), dtype=bool)], axis=1)
+
+    with np.errstate(invalid="ignore"):
+        nan_price = np.isnan(prices)
+        inf_price = np.isinf(prices)
+        low_price = prices <= 0
+        bad_ohlc = (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
+        ohlc_cells = np.zeros((n, 5), dtype=bool)
+        ohlc_cells[:, :4] = bad_ohlc[:, None]
+        return [
+            ("missing price (NaN)", nan_price.any(axis=1), price_cells(nan_price)),
+            ("non-finite price (inf)", inf_price.any(axis=1), price_cells(inf_price)),
+            ("non-positive price", low_price.any(axis=1), price_cells(low_price)),
+            (OHLC_REASON, bad_ohlc, ohlc_cells),
+            ("missing volume (NaN)", np.isnan(v), only(4, np.isnan(v))),
+            ("non-finite volume (inf)", np.isinf(v), only(4, np.isinf(v))),
+            ("negative volume", v < 0, only(4, v < 0)),
+        ]
 
 
 def _reject(
@@ -146,23 +191,8 @@ def validate_bars(
     dup = idx.duplicated(keep="last")
     _reject(keep, dup, "duplicate timestamp", rejected, idx, who)
 
-    values = bars.to_numpy()
-    o, h, lo, c, v = (values[:, i] for i in range(5))
-    prices = values[:, :4]
-    _reject(keep, np.isnan(prices).any(axis=1), "missing price (NaN)", rejected, idx, who)
-    with np.errstate(invalid="ignore"):
-        _reject(keep, (prices <= 0).any(axis=1), "non-positive price", rejected, idx, who)
-        bad_ohlc = (lo > np.minimum(o, c)) | (h < np.maximum(o, c)) | (lo > h)
-        _reject(
-            keep,
-            bad_ohlc,
-            "inconsistent OHLC (low > open/close or high < open/close)",
-            rejected,
-            idx,
-            who,
-        )
-        _reject(keep, np.isnan(v), "missing volume (NaN)", rejected, idx, who)
-        _reject(keep, v < 0, "negative volume", rejected, idx, who)
+    for reason, bad, _cells in bar_rules(bars.to_numpy()):
+        _reject(keep, bad, reason, rejected, idx, who)
 
     if daily:
         not_session = np.array(

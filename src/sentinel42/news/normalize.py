@@ -28,6 +28,14 @@ _TRACKING_PREFIXES = ("utm_", "guce_", "at_", "pk_")
 # Seeking Alpha and others tag the feed that linked: "?source=feed_symbol_AAPL".
 _FEED_SOURCE_VALUE = re.compile(r"^(feed|rss)", re.IGNORECASE)
 
+# Bounds on what one item may store and score: a headline is a line, a teaser a paragraph.
+# Longer text is cut (and the replay reports it); a longer link is refused.
+MAX_TITLE_CHARS = 500
+MAX_SUMMARY_CHARS = 2_000
+MAX_SOURCE_CHARS = 200
+MAX_URL_CHARS = 2_048
+WEB_SCHEMES = ("http", "https")
+
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -125,6 +133,47 @@ def clean_text(text: str | None) -> str:
     return _SPACE.sub(" ", _TAG.sub(" ", html.unescape(html.unescape(text)))).strip()
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def item_problem(*, url: str, title: str) -> str | None:
+    """Why an entry cannot become a :class:`NewsItem` (no title, no usable link), or None.
+
+    Only ``http(s)`` links are kept: a ``javascript:``, ``data:`` or ``file:`` link from a feed
+    is never stored or shown.
+    """
+    if not clean_text(title):
+        return "no title"
+    link = url.strip()
+    if not link:
+        return "no url"
+    if len(link) > MAX_URL_CHARS:
+        return f"url of {len(link)} characters (at most {MAX_URL_CHARS})"
+    try:
+        parts = urlsplit(link)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        return f"url {cut(link, 80)!r} is not a valid link"
+    if parts.scheme.lower() not in WEB_SCHEMES or not parts.netloc:
+        return f"url {cut(link, 80)!r} is not an http(s) link"
+    return None
+
+
+def oversized(*, title: str, summary: str | None) -> list[str]:
+    """What :func:`make_item` will cut: one note each, ``title of 102400 characters cut to 500``."""
+    notes = []
+    for name, text, limit in (
+        ("title", title, MAX_TITLE_CHARS),
+        ("summary", summary, MAX_SUMMARY_CHARS),
+    ):
+        n = len(clean_text(text))
+        if n > limit:
+            notes.append(f"{name} of {n} characters cut to {limit}")
+    return notes
+
+
 def canonical_url(url: str) -> str:
     """The URL without tracking parameters, fragment, default port or host case.
 
@@ -217,25 +266,27 @@ def make_item(
     hinted: Iterable[str] = (),
     company_names: Mapping[str, Sequence[str]] | None = None,
 ) -> NewsItem | None:
-    """Build a normalized :class:`NewsItem`, or None when it has no title or link.
+    """Build a normalized :class:`NewsItem`, or None when :func:`item_problem` finds one.
 
     ``hinted`` are symbols the source itself attached (the ticker of a per-symbol feed, a
-    NewsAPI query, publisher tags); those on the watchlist are kept, and the title and summary
-    add any other watchlist symbols they mention.
+    NewsAPI query, publisher tags); they are never trusted as they come: only those equal to a
+    watchlist symbol are kept, and the title and summary add any other watchlist symbols they
+    mention. Title, summary and source are cut to ``MAX_TITLE_CHARS``, ``MAX_SUMMARY_CHARS``
+    and ``MAX_SOURCE_CHARS``.
     """
-    clean_title = clean_text(title)
-    if not clean_title or not url:
+    if item_problem(url=url, title=title) is not None:
         return None
-    clean_summary = clean_text(summary)
+    clean_title = cut(clean_text(title), MAX_TITLE_CHARS)
+    clean_summary = cut(clean_text(summary), MAX_SUMMARY_CHARS)
     watch = [t.upper() for t in watchlist]
-    hinted_set = {h.upper() for h in hinted}
+    hinted_set = {h.strip().upper() for h in hinted if isinstance(h, str)}
     matched = set(match_tickers(f"{clean_title}\n{clean_summary}", watch, company_names))
     tickers = tuple(t for t in watch if t in hinted_set or t in matched)
     return NewsItem(
         url=canonical_url(url),
         title=clean_title,
         published_at=to_utc(published_at),
-        source=clean_text(source) or "unknown",
+        source=cut(clean_text(source), MAX_SOURCE_CHARS) or "unknown",
         summary=clean_summary,
         tickers=tickers,
         origin=origin,

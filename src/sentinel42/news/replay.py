@@ -5,8 +5,9 @@ Format (``<replay_dir>/news/*.jsonl``), one item per line::
     {"published_at": "2025-06-04T13:05:00+00:00", "title": "...", "summary": "...",
      "url": "https://...", "source": "Reuters", "tickers": ["AAPL"]}
 
-``summary`` and ``tickers`` are optional; ``published_at`` must carry an offset. The source
-serves only items published at or before ``as_of``, so a replay never sees the future.
+``summary`` and ``tickers`` are optional; ``published_at`` must carry an offset, ``url`` must
+be an http(s) link. The source serves only items published at or before ``as_of``, so a replay
+never sees the future. A line that breaks these rules is skipped and reported with its number.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from pathlib import Path
 
 from sentinel42.domain import NewsItem
 from sentinel42.news.base import NewsBatch
-from sentinel42.news.normalize import canonical_url, make_item
+from sentinel42.news.normalize import canonical_url, cut, item_problem, make_item, oversized
 
 logger = logging.getLogger(__name__)
+# Problem lines reported per file; past that, one line counts the rest.
+MAX_REPORTED_LINES = 50
 
 
 class ReplayNewsSource:
-    """Reads ``news/*.jsonl`` under ``replay_dir`` (parsed once, then served by ``as_of``)."""
+    """Reads ``news/*.jsonl`` under ``replay_dir`` (parsed once, then served by ``as_of``).
+
+    A bad line loses only itself: it is skipped, logged and reported in every batch's
+    ``problems`` as ``news/<file> line <n>: <what was wrong>; line skipped`` (the first
+    ``MAX_REPORTED_LINES`` of a file one by one, then a count). Items whose title or summary
+    had to be cut are kept and reported the same way.
+    """
 
     name = "replay"
 
@@ -39,22 +48,22 @@ class ReplayNewsSource:
             return self._lines
         lines: list[tuple[datetime, dict[str, object]]] = []
         for path in sorted((self.replay_dir / "news").glob("*.jsonl")):
-            bad = 0
-            with path.open(encoding="utf-8") as fh:
-                for raw in fh:
+            label = f"{path.parent.name}/{path.name}"
+            problems: list[str] = []
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                for number, raw in enumerate(fh, 1):
                     if not raw.strip():
                         continue
                     try:
-                        record = json.loads(raw)
-                        published = datetime.fromisoformat(str(record["published_at"]))
-                        if published.tzinfo is None:
-                            raise ValueError("published_at has no UTC offset")
-                    except (ValueError, KeyError, TypeError):
-                        bad += 1
+                        published, record, notes = _read_line(raw)
+                    except ValueError as exc:
+                        problems.append(f"{label} line {number}: {exc}; line skipped")
                         continue
+                    problems += [f"{label} line {number}: {note}; item kept" for note in notes]
                     lines.append((published, record))
-            if bad:
-                self._problems.append(f"replay {path.name}: {bad} unreadable lines dropped")
+            self._problems += _capped(label, problems)
+        for problem in self._problems:
+            logger.warning("replay news: %s", problem)
         lines.sort(key=lambda pair: pair[0])
         self._lines = lines
         return lines
@@ -68,18 +77,60 @@ class ReplayNewsSource:
                 break  # sorted by time
             raw_tickers = record.get("tickers") or []
             item = make_item(
-                url=str(record.get("url") or ""),
-                title=str(record.get("title") or ""),
+                url=str(record["url"]),
+                title=str(record["title"]),
                 published_at=published,
                 source=str(record.get("source") or "replay"),
                 summary=str(record.get("summary") or ""),
                 origin="replay",
                 watchlist=tickers,
-                hinted=[str(t) for t in raw_tickers] if isinstance(raw_tickers, list) else [],
+                hinted=[t for t in raw_tickers if isinstance(t, str)]
+                if isinstance(raw_tickers, list)
+                else [],
             )
             if item is not None:
                 batch.items.append(item)
         return batch
+
+
+def _read_line(raw: str) -> tuple[datetime, dict[str, object], list[str]]:
+    """One line of a replay file: its publication time, the record and what will be cut.
+
+    Raises:
+        ValueError: the line is not an item (the message says why).
+    """
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"not a JSON object but {type(record).__name__}")
+    stamp = record.get("published_at")
+    if stamp is None or stamp == "":
+        raise ValueError("no published_at")
+    try:
+        published = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        raise ValueError(f"published_at {cut(str(stamp), 40)!r} is not an ISO 8601 time") from None
+    if published.tzinfo is None:
+        raise ValueError(f"published_at {stamp!r} has no UTC offset")
+    title, url = record.get("title"), record.get("url")
+    title, url = (v if isinstance(v, str) else "" for v in (title, url))
+    problem = item_problem(url=url, title=title)
+    if problem is not None:
+        raise ValueError(problem)
+    summary = record.get("summary")
+    notes = oversized(title=title, summary=summary if isinstance(summary, str) else "")
+    if "tickers" in record and not isinstance(record["tickers"], list | type(None)):
+        notes.append("tickers is not a list (matched from the text instead)")
+    return published, record, notes
+
+
+def _capped(label: str, problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_REPORTED_LINES:
+        return problems
+    more = len(problems) - MAX_REPORTED_LINES
+    return [*problems[:MAX_REPORTED_LINES], f"{label}: {more} more line(s) skipped or cut"]
 
 
 def write_jsonl(items: Iterable[NewsItem], path: Path) -> int:
