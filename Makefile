@@ -60,6 +60,21 @@ prefect-ui: ## Print the dashboard URL (and open it where a browser exists)
 		if command -v xdg-open >/dev/null 2>&1 && [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then xdg-open "$$url" >/dev/null 2>&1 & \
 		elif command -v open >/dev/null 2>&1 && [ "$$(uname)" = Darwin ]; then open "$$url"; fi
 
+# systemd: SYSTEMD_USER=1 for per-user units; SYSTEMD_RUN_AS=USER (default: the checkout's owner).
+UNITDIR ?=
+SYSTEMD_USER ?=
+SYSTEMD_RUN_AS ?=
+SYSTEMD_ARGS = $(if $(filter 1 yes true,$(SYSTEMD_USER)),--user) $(SYSTEMD_RUN_AS)
+
+.PHONY: systemd-units
+systemd-units: ## Write the rendered systemd units into UNITDIR (make systemd-units UNITDIR=DIR)
+	@test -n "$(UNITDIR)" || { echo "usage: make systemd-units UNITDIR=DIR [SYSTEMD_USER=1] [SYSTEMD_RUN_AS=USER]" >&2; exit 2; }
+	@scripts/install_systemd.sh --render "$(UNITDIR)" $(SYSTEMD_ARGS)
+
+.PHONY: install-systemd
+install-systemd: ## Install, enable and start the systemd units (sudo; SYSTEMD_USER=1: per-user)
+	@scripts/install_systemd.sh $(SYSTEMD_ARGS)
+
 .PHONY: replay
 replay: ## Generate a synthetic replay folder in ./replay (offline mode)
 	$(UV) run --frozen sentinel42 replay generate --out replay

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Print whether the server and worker are running, the server's health, and the deployments.
+# Print whether the server, worker and metrics exporter run, the server's health, the deployments.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prefect_env.sh"
 rc=0
 if alive "$SERVER_PID"; then echo "server: running (pid $(cat "$SERVER_PID"))"; else echo "server: stopped"; rc=1; fi
 if alive "$WORKER_PID"; then echo "worker: running (pid $(cat "$WORKER_PID"))"; else echo "worker: stopped"; rc=1; fi
+if alive "$METRICS_PID"; then
+    echo "metrics: running (pid $(cat "$METRICS_PID")) at http://$METRICS_HOST:$METRICS_PORT/metrics"
+else
+    echo "metrics: stopped"; rc=1
+fi
 if healthy; then
     echo "api:    healthy at $PREFECT_API_URL"
     echo "dashboard: http://$HOST:$PORT"

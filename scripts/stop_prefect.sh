@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop the worker, then the server, that start_prefect.sh started (by their recorded pids).
+# Stop the metrics exporter, the worker, then the server that start_prefect.sh started (by their
+# recorded pids).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prefect_env.sh"
 
@@ -29,6 +30,7 @@ stop() {
     echo "$name stopped (pid $pid)"
 }
 
+stop "metrics exporter" "$METRICS_PID" TERM
 # The worker needs a second SIGINT to stop promptly (see docs/operations.md).
 stop worker "$WORKER_PID" INT INT TERM
 stop server "$SERVER_PID" TERM

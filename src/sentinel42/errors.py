@@ -39,6 +39,21 @@ class ModelError(Sentinel42Error):
     """A model cannot be trained, loaded or used (missing checkpoint, mismatched spec)."""
 
 
+class StoreError(Sentinel42Error):
+    """The store cannot be opened, read or written; the message names it and what to do.
+
+    Attributes:
+        kind: ``missing``, ``driver``, ``unreachable``, ``read-only``, ``locked``, ``full``,
+            ``corrupt``, ``schema`` or ``other``.
+        retryable: True where waiting can help (``locked``, ``unreachable``).
+    """
+
+    def __init__(self, message: str, *, kind: str = "other", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True when ``exc`` (or the error it wraps) is worth retrying."""
     seen: set[int] = set()

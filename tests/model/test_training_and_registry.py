@@ -141,3 +141,24 @@ def test_promote_swaps_the_pointer_without_leaving_temp_files(trained: dict, tmp
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.endswith(".tmp")]
     with pytest.raises(ModelError, match="no such checkpoint"):
         registry.promote("20990101T000000Z-deadbeef")
+
+
+def test_a_partly_written_version_folder_does_not_block_the_next_save(trained, tmp_path) -> None:
+    """A save killed half-way left a folder without metadata: the retrain at the same clock
+    used to fail with FileExistsError for good."""
+    import shutil
+
+    from sentinel42.model.registry import ModelRegistry
+
+    shutil.copytree(trained["settings"].models_dir, tmp_path / "models")
+    registry = ModelRegistry(tmp_path / "models")
+    version = trained["doc"]["version"]
+    loaded = registry.load(version)
+    leftover = tmp_path / "models" / "v-leftover"
+    leftover.mkdir()
+    (leftover / "weights.safetensors").write_bytes(b"half")
+    assert "v-leftover" not in registry.versions()
+    registry.save("v-leftover", loaded.network, registry.metadata(version))
+    assert "v-leftover" in registry.versions()
+    assert registry.load("v-leftover").version == "v-leftover"
+    assert not [p for p in (tmp_path / "models").iterdir() if ".partial-" in p.name]

@@ -97,9 +97,39 @@ def test_unchanged_feed_is_a_304_that_costs_nothing(httpserver, tmp_path, store)
     source = RssNewsSource(settings, store=store)
     first = source.fetch(["AAPL"], AS_OF)
     assert len(first.items) == 2
+    assert store.get_feed_state(first.feed_states[0].url) == (None, None)  # not stored yet
+    for state in first.feed_states:  # what refresh_news does once the items are stored
+        store.set_feed_state(state.url, state.etag, state.last_modified)
     second = source.fetch(["AAPL"], AS_OF)
     assert second.items == [] and second.problems == []
     httpserver.check_assertions()
+
+
+def test_feed_state_is_stored_only_after_its_items(httpserver, tmp_path, store):
+    """A refresh whose items fail to store must fetch the feed in full again, not get a 304."""
+    from sentinel42.news.refresh import refresh_news
+
+    def conditional(request):
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304)
+        return Response(FEED, headers={"ETag": '"v1"', "Content-Type": "application/rss+xml"})
+
+    httpserver.expect_request("/rss").respond_with_handler(conditional)
+    settings = _settings(tmp_path, [httpserver.url_for("/rss") + "?s={ticker}"])
+
+    class FailingStore:
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def upsert_news(self, items, seen_at):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        refresh_news(settings, [RssNewsSource(settings, store=store)], FailingStore(), AS_OF)
+    report = refresh_news(settings, [RssNewsSource(settings, store=store)], store, AS_OF)
+    assert report.headlines_new == 2
+    again = refresh_news(settings, [RssNewsSource(settings, store=store)], store, AS_OF)
+    assert again.headlines_fetched == 0  # now a 304
 
 
 def test_timeout_is_temporary(httpserver):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sentinel42.cli import core, market, model, news
+from sentinel42.cli import backtest, core, doctor, evaluation, market, model, news, ops
 from sentinel42.cli.common import setup_logging
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ def _root(
     setup_logging(verbose)
 
 
-for _module in (core, market, news, model):
+for _module in (core, market, news, model, backtest, evaluation, ops, doctor):
     _module.register(app, bench_app)
 
 

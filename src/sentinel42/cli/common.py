@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from sentinel42.errors import ConfigError, Sentinel42Error
+from sentinel42.errors import ConfigError, Sentinel42Error, StoreError
 from sentinel42.settings import Settings, load_settings
 
 
@@ -69,15 +69,39 @@ def get_settings(*, require_replay_dir: bool = True, **overrides: Any) -> Settin
         fail(str(exc))
 
 
+# Store errors that are the caller's to fix before anything can run: exit 2, like a bad setting.
+_STORE_SETUP_KINDS = frozenset({"missing", "driver", "schema"})
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn Sentinel42's own errors into one line on stderr and a non-zero exit."""
+    """Turn Sentinel42's own errors, and store failures, into one line on stderr and an exit.
+
+    Exit 2: a bad setting, no store where one was expected, a missing driver, a schema this
+    code cannot read. Exit 1: any other error of Sentinel42's (the store read-only, locked,
+    full, corrupted or unreachable included).
+    """
     try:
         yield
     except ConfigError as exc:
         fail(str(exc), 2)
+    except StoreError as exc:
+        fail(str(exc), 2 if exc.kind in _STORE_SETUP_KINDS else 1)
     except Sentinel42Error as exc:
         fail(str(exc), 1)
+    except Exception as exc:
+        # A driver or OS error that escaped the store's own translation (open_store does it).
+        from sentinel42.persistence.failures import translate
+
+        translated = translate(exc, None) if _from_store(exc) else None
+        if translated is None:
+            raise
+        fail(str(translated), 2 if translated.kind in _STORE_SETUP_KINDS else 1)
+
+
+def _from_store(exc: BaseException) -> bool:
+    """True for SQLAlchemy's errors (an OSError may come from anything: left alone here)."""
+    return type(exc).__module__.startswith("sqlalchemy")
 
 
 def setup_logging(verbose: bool = False) -> None:

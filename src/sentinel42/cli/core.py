@@ -47,7 +47,7 @@ def decisions(
     from sentinel42.persistence import ledger, open_store
 
     settings = get_settings(require_replay_dir=False)
-    with user_errors(), open_store(settings) as store:
+    with user_errors(), open_store(settings, readonly=True) as store:
         found = store.decisions(
             ticker.upper() if ticker else None, limit, all_revisions=all_revisions
         )
@@ -125,7 +125,7 @@ def status(
     from sentinel42.pipeline import current_model_version
 
     settings = get_settings(require_replay_dir=False)
-    with user_errors(), open_store(settings) as store:
+    with user_errors(), open_store(settings, readonly=True) as store:
         bars = store.newest_bar_ts(settings.tickers, settings.interval)
         news = store.newest_headline_ts(settings.tickers)
         model = current_model_version(settings)
@@ -186,7 +186,11 @@ def status(
 def refresh(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Run one data refresh (prices, news, sentiment) in-process; no server needed."""
+    """Run one data refresh (prices, news, sentiment) in-process; no server needed.
+
+    Exits 1 when every ticker failed (the report is printed first); a partial failure exits 0
+    and names each failed ticker.
+    """
     from sentinel42 import pipeline
 
     settings = get_settings()
@@ -195,9 +199,17 @@ def refresh(
         summary = pipeline.refresh_all(
             settings, as_of, progress=lambda line: typer.echo(line, err=True)
         )
+    failed = [row for row in summary["tickers"] if row.get("error")]
     if as_json:
         emit_json(summary)
-        return
+    else:
+        _print_refresh(summary)
+    if failed and len(failed) == len(summary["tickers"]):
+        first = failed[0]
+        fail(f"every ticker failed ({len(failed)}), e.g. {first['ticker']}: {first['error']}", 1)
+
+
+def _print_refresh(summary: dict[str, Any]) -> None:
     typer.echo(f"refresh as of {summary['as_of']}")
     for row in summary["tickers"]:
         extra = f"  error: {row['error']}" if row.get("error") else ""
@@ -207,7 +219,8 @@ def refresh(
             f"daily +{row.get('daily_bars_new', 0)}  headlines +{row['headlines_new']}{extra}"
         )
     typer.echo(f"headlines scored: {summary['headlines_scored']} by {summary['scorer']}")
-    for problem in summary["problems"]:
+    skipped_rows = [line for row in summary["tickers"] for line in row.get("problems", [])]
+    for problem in [*skipped_rows, *summary["problems"]]:
         typer.echo(f"note: {problem}", err=True)
 
 

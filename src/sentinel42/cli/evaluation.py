@@ -84,7 +84,8 @@ def portfolio(
     settings = get_settings()
     with user_errors():
         as_of = pipeline.resolve_as_of(settings)
-        with open_store(settings) as store:
+        # It writes (the portfolio's ledger) but has nothing to do without stored decisions.
+        with open_store(settings, create=False) as store:
             snapshot = update_portfolio(store, settings, as_of)
             snapshot["recent_trades"] = ledger.portfolio_trades(store, trades)
     if as_json:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,7 +127,10 @@ class ModelRegistry:
         return sorted(
             p.name
             for p in self.models_dir.iterdir()
-            if p.is_dir() and (p / METADATA_FILE).is_file() and (p / WEIGHTS_FILE).is_file()
+            if p.is_dir()
+            and not p.name.startswith(".")  # a save in progress
+            and (p / METADATA_FILE).is_file()
+            and (p / WEIGHTS_FILE).is_file()
         )
 
     def newest_version(self) -> str | None:
@@ -172,14 +176,27 @@ class ModelRegistry:
         """Write weights and metadata into a new version folder (never overwrites one)."""
         from safetensors.torch import save_file
 
+        from sentinel42.persistence.db import secure_dir
+
         folder = self._folder(version)
-        folder.mkdir(parents=True, exist_ok=False)
-        weights = folder / WEIGHTS_FILE
+        if folder.exists():
+            if (folder / METADATA_FILE).is_file():
+                raise ModelError(f"model version {version} exists already; never overwritten")
+            # A folder without metadata is what a killed save left behind: it holds nothing
+            # usable, and keeping it would make every retrain at the same clock fail.
+            logger.warning("removing the partly written model folder %s", folder)
+            shutil.rmtree(folder)
+        # Written beside its final name, then renamed: a reader never sees half a checkpoint.
+        staging = secure_dir(self.models_dir) / f".{version}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        weights = staging / WEIGHTS_FILE
         state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(weights), metadata={"version": version})
         meta = dict(metadata, format=METADATA_FORMAT, version=version)
         meta["weights_sha256"] = _sha256(weights)
-        _atomic_write(folder / METADATA_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        _atomic_write(staging / METADATA_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(staging, folder)
         logger.info("saved model %s to %s", version, folder)
         return folder
 
@@ -193,13 +210,14 @@ class ModelRegistry:
         """Point ``current`` at ``version``: write a temp file, then ``os.replace`` it."""
         if version not in self.versions():
             raise ModelError(f"cannot promote {version!r}: no such checkpoint")
-        self.models_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.models_dir / CURRENT_FILE, version + "\n")
         logger.info("promoted model %s", version)
 
     def record_decision(self, entry: dict[str, Any], at: datetime) -> None:
         """Append one promotion decision (promoted or refused, with the numbers)."""
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+        from sentinel42.persistence.db import secure_dir
+
+        secure_dir(self.models_dir)
         line = json.dumps(dict(entry, at=at.astimezone(UTC).isoformat()), sort_keys=True)
         with (self.models_dir / DECISIONS_FILE).open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")

@@ -14,6 +14,7 @@ from sentinel42.news.normalize import dedupe
 
 if TYPE_CHECKING:
     from sentinel42.domain import NewsItem
+    from sentinel42.news.base import FeedState
     from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def refresh_news(
     """Fetch every source for the watchlist and store each story once.
 
     ``first_seen_at`` of a new story is ``as_of`` (when Sentinel42 first saw it); a story seen
-    again keeps its earliest ``first_seen_at``.
+    again keeps its earliest ``first_seen_at``. Feeds' ETag/Last-Modified are stored after the
+    items, so a refresh that fails to store them fetches the feeds in full again.
 
     Raises:
         TemporarySourceError: every source failed, and with retryable errors (so the flow's
@@ -66,6 +68,7 @@ def refresh_news(
     tickers = list(settings.tickers)
     report = NewsRefreshReport(as_of=as_of, per_ticker=dict.fromkeys(tickers, 0))
     items: list[NewsItem] = []
+    feed_states: list[FeedState] = []
     failures: list[SourceError] = []
     for source in sources:
         try:
@@ -78,11 +81,14 @@ def refresh_news(
         report.per_source[source.name] = len(batch.items)
         report.problems.extend(batch.problems)
         items.extend(batch.items)
+        feed_states.extend(batch.feed_states)
     if sources and len(failures) == len(sources) and all(f.retryable for f in failures):
         raise TemporarySourceError(f"every news source failed: {failures[0]}") from failures[0]
 
     report.headlines_fetched = len(items)
     new_items = store.upsert_news(dedupe(items), seen_at=as_of)
+    for state in feed_states:  # only now: a failed store must not turn the retry into a 304
+        store.set_feed_state(state.url, state.etag, state.last_modified)
     report.new_items = list(new_items)
     report.headlines_new = len(new_items)
     for item in new_items:

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from sentinel42.errors import PermanentSourceError, SourceError, TemporarySourceError
-from sentinel42.news.base import NewsBatch
+from sentinel42.news.base import FeedState, NewsBatch
 from sentinel42.news.normalize import make_item
 
 if TYPE_CHECKING:
@@ -181,7 +181,8 @@ class RssNewsSource:
     Args:
         settings: ``rss_ticker_feeds`` (templates with ``{ticker}``), ``rss_market_feeds``,
             ``http_timeout_seconds``, ``feed_max_bytes``.
-        store: optional; keeps each feed's ETag/Last-Modified between runs.
+        store: optional; gives each feed's stored ETag/Last-Modified for a conditional
+            request (the new ones come back in :attr:`NewsBatch.feed_states`).
         client: optional httpx client (tests point it at a local server).
     """
 
@@ -221,6 +222,7 @@ class RssNewsSource:
                     continue
                 batch.items.extend(feed.items)
                 batch.problems.extend(feed.problems)
+                batch.feed_states.extend(feed.feed_states)
         finally:
             if self._client is None:
                 client.close()
@@ -260,6 +262,7 @@ class RssNewsSource:
             ticker=request.ticker,
             content_type=fetched.content_type,
         )
-        if self.store is not None and (fetched.etag or fetched.last_modified):
-            self.store.set_feed_state(request.url, fetched.etag, fetched.last_modified)
+        if fetched.etag or fetched.last_modified:
+            # Stored by refresh_news after the items are (see NewsBatch.feed_states).
+            feed.feed_states.append(FeedState(request.url, fetched.etag, fetched.last_modified))
         return feed

@@ -1,44 +1,176 @@
-"""Engine creation and schema migration (Alembic, run programmatically on first use)."""
+"""Engine creation and schema migration (Alembic, run programmatically on first use).
+
+Several processes may open a fresh store at once (a flow run, a CLI command, a second worker):
+migrations run under a lock (a ``<db>.migrate.lock`` file lock beside a SQLite database, a
+transaction-scoped advisory lock on PostgreSQL), and a store already at the head skips them.
+A new SQLite store is created owner-only: its folder ``0700``, the file ``0600`` (SQLite gives
+the ``-wal`` and ``-shm`` files the database file's mode).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+
+from sentinel42.errors import StoreError
+from sentinel42.persistence.failures import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    sqlite_file,
+    store_label,
+    translate,
+)
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 HEAD = "head"
+MIGRATION_LOCK_TIMEOUT_S = 300.0
+# Any constant shared by every Sentinel42 process: the key of the PostgreSQL advisory lock.
+_PG_MIGRATION_LOCK_KEY = 0x5E471E42
 
 
-def make_engine(url: str) -> Engine:
+def secure_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents owner-only (``0700``); existing folders are kept.
+
+    Returns:
+        ``path``.
+    """
+    missing: list[Path] = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=0o700)
+    return Path(path)
+
+
+def _normalized(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":  # SQLAlchemy's default is psycopg2; we ship psycopg 3
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _readonly_sqlite(path: Path) -> URL:
+    # A WAL database in a folder we cannot write can only be read when its -wal file is absent
+    # (a clean shutdown) and SQLite is told nothing will change it underneath (immutable=1).
+    folder_writable = os.access(path.parent, os.W_OK, effective_ids=True)
+    wal = path.with_name(path.name + "-wal")
+    query = {"mode": "ro", "uri": "true"}
+    if not folder_writable and not wal.exists():
+        query["immutable"] = "1"
+    return URL.create("sqlite", database=f"file:{quote(str(path))}", query=query)
+
+
+def make_engine(
+    url: str, *, readonly: bool = False, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
     WAL lets the dashboard-side readers (CLI, status) read while a flow run writes.
+
+    Args:
+        url: SQLAlchemy URL; ``postgresql://`` means ``postgresql+psycopg://``.
+        readonly: open without writing anything: a missing SQLite file is refused (never
+            created); PostgreSQL sessions default to read-only transactions.
+        busy_timeout_s: how long a SQLite write waits for another writer's lock.
+
+    Raises:
+        StoreError: missing driver, unusable URL, a missing store (``readonly``), a folder or
+            file that cannot be created.
     """
-    parsed = make_url(url)
+    try:
+        return _make_engine(url, readonly=readonly, busy_timeout_s=busy_timeout_s)
+    except StoreError:
+        raise
+    except Exception as exc:
+        translated = translate(exc, url, busy_timeout_s=busy_timeout_s)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
+    parsed = _normalized(url)
     kwargs: dict[str, Any] = {"future": True}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
-    engine = create_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    path = sqlite_file(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        kwargs["connect_args"] = {"timeout": busy_timeout_s}
+        if path is not None and readonly:
+            if not path.is_file():
+                raise StoreError(
+                    f"no store at {path}; run `sentinel42 refresh` (or `make prefect-start` and "
+                    "let the flows run) first, or fix SENTINEL42_DATA_DIR / "
+                    "SENTINEL42_DATABASE_URL",
+                    kind="missing",
+                )
+            parsed = _readonly_sqlite(path)
+        elif path is not None and not path.exists():
+            secure_dir(path.parent)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            logger.info("created store %s", path)
+    elif readonly and parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+    engine = create_engine(parsed, **kwargs)
+    if sqlite:
+        busy_ms = int(busy_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
+            if not readonly:
+                # We open transactions ourselves (below), so the driver must not.
+                dbapi_conn.isolation_level = None
+
+        if not readonly:
+
+            @event.listens_for(engine, "begin")
+            def _begin_immediate(conn: Any) -> None:
+                # A deferred transaction that reads, then writes after another process wrote,
+                # gets "database is locked" at once: SQLite cannot wait for it (the snapshot it
+                # read is stale), so the busy timeout never applies. Taking the write lock at
+                # BEGIN makes concurrent writers queue for up to the busy timeout instead.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (for commands that must not create one).
+
+    Raises:
+        StoreError: ``kind="missing"``.
+    """
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise StoreError(
+            f"no store at {path}; run `sentinel42 refresh` (or `make prefect-start` and let the "
+            "flows run) first, or fix SENTINEL42_DATA_DIR / SENTINEL42_DATABASE_URL",
+            kind="missing",
+        )
 
 
 def _alembic_config(connection: Any) -> Any:
@@ -50,11 +182,90 @@ def _alembic_config(connection: Any) -> Any:
     return config
 
 
-def migrate(engine: Engine, revision: str = HEAD) -> None:
-    """Bring the schema to ``revision`` (default: the newest). Safe to call on every start."""
+@functools.cache
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this code knows (a store at another one is from newer code)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    return {r.revision for r in script.walk_revisions()}
+
+
+@contextmanager
+def _file_lock(path: Path, timeout_s: float) -> Iterator[None]:
+    lock = path.with_name(path.name + ".migrate.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"store {path}: another process has been migrating it for over "
+                        f"{timeout_s:g} s (it holds {lock.name}); wait for it, or stop it and "
+                        "retry",
+                        kind="locked",
+                        retryable=True,
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (unlinking it would race)
+
+
+def migrate(
+    engine: Engine, revision: str = HEAD, *, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S
+) -> None:
+    """Bring the schema to ``revision`` (default: the newest). Safe to call on every start.
+
+    Safe when several processes open a fresh store at once: one migrates, the others wait for
+    it and then find nothing to do.
+
+    Raises:
+        StoreError: the store cannot be written or locked (one line; see
+            :mod:`sentinel42.persistence.failures`).
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        if revision == HEAD and current_revision(engine) == head_revision():
+            return
+        _migrate(engine, revision, lock_timeout_s)
+    except StoreError:
+        raise
+    except Exception as exc:
+        translated = translate(exc, url)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _migrate(engine: Engine, revision: str, lock_timeout_s: float) -> None:
     from alembic import command
 
+    path = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if path is not None:
+        with _file_lock(path, lock_timeout_s), engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), revision)
+        return
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held until this transaction commits: a second process waits, then sees the head.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
+            )
         command.upgrade(_alembic_config(connection), revision)
 
 
@@ -66,3 +277,33 @@ def current_revision(engine: Engine) -> str | None:
         from alembic.migration import MigrationContext
 
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to read a store whose schema is not this code's head (read-only opens).
+
+    Raises:
+        StoreError: ``kind="schema"`` (older or newer schema) or ``"corrupt"`` (no schema).
+    """
+    label = store_label(engine.url.render_as_string(hide_password=False))
+    found = current_revision(engine)
+    head = head_revision()
+    if found == head:
+        return
+    if found is None:
+        raise StoreError(
+            f"store {label} has no Sentinel42 schema (an empty or foreign database); check "
+            "SENTINEL42_DATABASE_URL, or run `sentinel42 refresh` to create the store",
+            kind="schema",
+        )
+    if found in known_revisions():
+        raise StoreError(
+            f"store {label} has schema {found}, older than this code's {head}; run a command "
+            "that writes (e.g. `sentinel42 refresh`) to migrate it, then retry",
+            kind="schema",
+        )
+    raise StoreError(
+        f"store {label} has schema {found}, which this code does not know (made by a newer "
+        "Sentinel42?); upgrade this checkout",
+        kind="schema",
+    )

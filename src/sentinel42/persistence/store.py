@@ -9,39 +9,25 @@ standing one (:mod:`sentinel42.persistence.decisions`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, case, delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sentinel42.domain import (
-    BAR_COLUMNS,
-    FALLBACK_SCORER,
-    STORY_WINDOW,
-    NewsItem,
-    SentimentScore,
-    story_key,
-    text_hash,
-    title_hash,
-)
-from sentinel42.persistence.db import make_engine, migrate
+from sentinel42.domain import BAR_COLUMNS
+from sentinel42.persistence.db import check_schema, make_engine, migrate, require_existing
 from sentinel42.persistence.decisions import DecisionStore, SavedDecisions
-from sentinel42.persistence.tables import (
-    BarRow,
-    EventRow,
-    FeedStateRow,
-    NewsRow,
-    NewsTickerRow,
-    RequestCountRow,
-    SentimentRow,
-)
+from sentinel42.persistence.failures import DEFAULT_BUSY_TIMEOUT_S, translate
+from sentinel42.persistence.news import NewsStore
+from sentinel42.persistence.tables import BarRow, EventRow
 
 if TYPE_CHECKING:
     from sentinel42.settings import Settings
@@ -100,10 +86,11 @@ def _bar_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-class Store(DecisionStore):
+class Store(NewsStore, DecisionStore):
     """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one.
 
-    Predictions and decisions are in :class:`~sentinel42.persistence.decisions.DecisionStore`.
+    Headlines, scores and feed state are in :class:`~sentinel42.persistence.news.NewsStore`;
+    predictions and decisions in :class:`~sentinel42.persistence.decisions.DecisionStore`.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -244,235 +231,60 @@ class Store(DecisionStore):
                 for e in s.scalars(query)
             ]
 
-    # --- news ------------------------------------------------------------------------------
-    def upsert_news(self, items: Sequence[NewsItem], seen_at: datetime) -> list[NewsItem]:
-        """Store each story once; return the items that were new (with ``first_seen_at``).
-
-        A story is its normalized title: an item whose title matches a stored story published
-        within :data:`STORY_WINDOW` of it is that story (another source, a later refresh, a
-        feed that re-dated it) and only adds its tickers; the same title further apart in time
-        ("Stocks making the biggest moves midday") is a new story.
-        """
-        if not items:
-            return []
-        hashes = {title_hash(item.title) for item in items}
-        new_items: list[NewsItem] = []
-        with self.session() as s:
-            known: dict[str, list[NewsRow]] = {}
-            for stored in s.scalars(select(NewsRow).where(NewsRow.title_hash.in_(list(hashes)))):
-                known.setdefault(stored.title_hash or "", []).append(stored)
-            for item in items:
-                th = title_hash(item.title)
-                first_seen = item.first_seen_at or seen_at
-                row: NewsRow | None = next(
-                    (
-                        r
-                        for r in known.get(th, [])
-                        if abs(r.published_at - item.published_at) <= STORY_WINDOW
-                    ),
-                    None,
-                )
-                if row is None:
-                    row = NewsRow(
-                        dedupe_key=story_key(item.title, item.published_at),
-                        title_hash=th,
-                        url=item.url,
-                        title=item.title,
-                        summary=item.summary,
-                        source=item.source,
-                        origin=item.origin,
-                        published_at=item.published_at,
-                        first_seen_at=first_seen,
-                        text_hash=text_hash(item.title),
-                    )
-                    s.add(row)
-                    s.flush()
-                    known.setdefault(th, []).append(row)
-                    new_items.append(replace(item, first_seen_at=first_seen))
-                elif first_seen < row.first_seen_at:
-                    row.first_seen_at = first_seen
-                if item.tickers:
-                    stmt = self._insert(NewsTickerRow).on_conflict_do_nothing()
-                    s.execute(stmt, [{"news_id": row.id, "ticker": t} for t in item.tickers])
-        return new_items
-
-    def pending_texts(
-        self, scorer: str, revision: str, limit: int | None = None
-    ) -> list[tuple[str, str]]:
-        """(text_hash, text) of stored headlines that this scorer+revision has not scored."""
-        query = (
-            select(NewsRow.text_hash, func.min(NewsRow.title))
-            .outerjoin(
-                SentimentRow,
-                and_(
-                    SentimentRow.text_hash == NewsRow.text_hash,
-                    SentimentRow.scorer == scorer,
-                    SentimentRow.revision == revision,
-                ),
-            )
-            .where(SentimentRow.id.is_(None))
-            .group_by(NewsRow.text_hash)
-            .order_by(NewsRow.text_hash)
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [(h, t) for h, t in conn.execute(query).all()]
-
-    def save_scores(
-        self, scores: Sequence[SentimentScore], scored_at: datetime | None = None
-    ) -> int:
-        if not scores:
-            return 0
-        at = scored_at or datetime.now(UTC)
-        records = [
-            {
-                "text_hash": sc.text_hash,
-                "scorer": sc.scorer,
-                "revision": sc.revision,
-                "label": sc.label,
-                "p_positive": sc.p_positive,
-                "p_negative": sc.p_negative,
-                "p_neutral": sc.p_neutral,
-                "score": sc.score,
-                "scored_at": at,
-            }
-            for sc in scores
-        ]
-        stmt = self._insert(SentimentRow).on_conflict_do_nothing().returning(SentimentRow.id)
-        with self.engine.begin() as conn:
-            return len(conn.execute(stmt, records).all())
-
-    def count_scores(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count(SentimentRow.id))).scalar_one())
-
-    def headlines(
-        self,
-        tickers: Sequence[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
-        """Headlines (one row per headline and ticker) with their newest score, newest first."""
-        # One score per headline: the newest by a model, else the newest by the fallback.
-        # (The fallback re-scoring a headline while FinBERT is briefly unavailable must not
-        # hide FinBERT's score of it once FinBERT is back.)
-        by_model = func.max(case((SentimentRow.scorer != FALLBACK_SCORER, SentimentRow.id)))
-        latest = (
-            select(
-                SentimentRow.text_hash,
-                func.coalesce(by_model, func.max(SentimentRow.id)).label("sid"),
-            )
-            .group_by(SentimentRow.text_hash)
-            .subquery()
-        )
-        query = (
-            select(
-                NewsTickerRow.ticker,
-                NewsRow.published_at,
-                NewsRow.first_seen_at,
-                NewsRow.title,
-                NewsRow.summary,
-                NewsRow.url,
-                NewsRow.source,
-                NewsRow.text_hash,
-                SentimentRow.score,
-                SentimentRow.label,
-                SentimentRow.scorer,
-            )
-            .select_from(NewsRow)
-            .outerjoin(NewsTickerRow, NewsTickerRow.news_id == NewsRow.id)
-            .outerjoin(latest, latest.c.text_hash == NewsRow.text_hash)
-            .outerjoin(SentimentRow, SentimentRow.id == latest.c.sid)
-            .order_by(NewsRow.published_at.desc(), NewsRow.id.desc())
-        )
-        if tickers is not None:
-            query = query.where(NewsTickerRow.ticker.in_(list(tickers)))
-        if since is not None:
-            query = query.where(NewsRow.published_at >= since)
-        if until is not None:
-            query = query.where(NewsRow.published_at <= until)
-        if limit is not None:
-            query = query.limit(limit)
-        with self.session() as s:
-            rows = s.execute(query).all()
-        columns = [
-            "ticker",
-            "published_at",
-            "first_seen_at",
-            "title",
-            "summary",
-            "url",
-            "source",
-            "text_hash",
-            "score",
-            "label",
-            "scorer",
-        ]
-        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
-
-    def count_news(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count(NewsRow.id))).scalar_one())
-
-    def newest_headline_ts(self, tickers: Sequence[str]) -> dict[str, datetime | None]:
-        with self.session() as s:
-            rows = s.execute(
-                select(NewsTickerRow.ticker, func.max(NewsRow.published_at))
-                .join(NewsRow, NewsRow.id == NewsTickerRow.news_id)
-                .where(NewsTickerRow.ticker.in_(list(tickers)))
-                .group_by(NewsTickerRow.ticker)
-            ).all()
-        # func.max bypasses the column type on some backends: normalize to aware UTC.
-        found = {t: _aware(v) for t, v in rows}
-        return {t: found.get(t) for t in tickers}
-
-    # --- feed state and request budgets -----------------------------------------------------
-    def get_feed_state(self, url: str) -> tuple[str | None, str | None]:
-        with self.session() as s:
-            row = s.get(FeedStateRow, url)
-            return (row.etag, row.last_modified) if row else (None, None)
-
-    def set_feed_state(self, url: str, etag: str | None, last_modified: str | None) -> None:
-        stmt = self._insert(FeedStateRow).values(url=url, etag=etag, last_modified=last_modified)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["url"], set_={"etag": etag, "last_modified": last_modified}
-        )
-        with self.session() as s:
-            s.execute(stmt)
-
-    def count_requests(self, source: str, day: date) -> int:
-        with self.session() as s:
-            row = s.get(RequestCountRow, (source, day.isoformat()))
-            return row.count if row else 0
-
-    def add_requests(self, source: str, day: date, n: int = 1) -> None:
-        stmt = self._insert(RequestCountRow).values(source=source, day=day.isoformat(), count=n)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source", "day"], set_={"count": RequestCountRow.count + n}
-        )
-        with self.session() as s:
-            s.execute(stmt)
-
-
-def _aware(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 @contextmanager
-def open_store(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Store]:
-    """Open (and create or migrate, on first use) the store named by the settings or ``url``."""
+def open_store(
+    settings: Settings | None = None,
+    *,
+    url: str | None = None,
+    readonly: bool = False,
+    create: bool = True,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+) -> Iterator[Store]:
+    """Open the store named by the settings or ``url``.
+
+    Args:
+        settings: gives ``store_url`` unless ``url`` is given.
+        url: a SQLAlchemy URL.
+        readonly: open without writing (read-only commands: ``status``, ``decisions``): never
+            creates or migrates; works on a read-only file or folder; refuses a store whose
+            schema is not this code's head.
+        create: False refuses a missing SQLite file instead of creating it (a command that
+            writes but has nothing to do without stored data).
+        busy_timeout_s: how long a SQLite write waits for another writer (tests shorten it).
+
+    Raises:
+        StoreError: one line naming the store and what to do (missing, read-only, locked,
+            disk full, corrupted, unreachable, missing driver, other schema); also for such
+            errors raised while the block uses the store.
+    """
     target = url or (settings.store_url if settings is not None else None)
     if target is None:
         raise ValueError("open_store needs settings or a url")
-    engine = make_engine(target)
+    if not create and not readonly:
+        require_existing(target)
+    engine = make_engine(target, readonly=readonly, busy_timeout_s=busy_timeout_s)
     try:
-        migrate(engine)
-        yield Store(engine)
+        if readonly:
+            _opened(lambda: check_schema(engine), target, busy_timeout_s)
+        else:
+            migrate(engine)
+        try:
+            yield Store(engine)
+        except DBAPIError as exc:
+            translated = translate(exc, target, busy_timeout_s=busy_timeout_s)
+            if translated is None:
+                raise
+            raise translated from exc
     finally:
         engine.dispose()
+
+
+def _opened(check: Callable[[], None], url: str, busy_timeout_s: float) -> None:
+    try:
+        check()
+    except DBAPIError as exc:
+        translated = translate(exc, url, busy_timeout_s=busy_timeout_s)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,389 @@
+"""Backtest: a recorded period replayed bar by bar through the live trading path.
+
+Each step's clock is a bar end plus ``settings.trading_delay_minutes`` (the live trading
+schedule: every bar of every NYSE session, early closes respected) and the step runs what a live
+trading run runs: :func:`sentinel42.pipeline.refresh_all`, then
+:func:`sentinel42.pipeline.decide`, then the paper portfolio. The settings point at a work folder
+of its own (store, model registry), and the replay sources serve nothing that ended, or was
+published, after the clock. The model is retrained walk-forward before every
+``retrain_sessions``-th session, on the store's bars up to the previous close, so a model never
+saw the bars it decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sentinel42.errors import ConfigError, ModelError
+from sentinel42.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sentinel42.market.calendar import NyseCalendar
+    from sentinel42.portfolio import Portfolio
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+SESSIONS_PER_YEAR = 252
+REGULAR_SESSION_MINUTES = 390
+STORE_FILE = "backtest.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One trading run of the backtest: its clock (UTC), the bar end it follows, its session."""
+
+    clock: datetime
+    bar_end: datetime
+    session: int  # 0 for the backtest's first session
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision for a bar not decided before (what the paper portfolio trades on)."""
+
+    step: int
+    ticker: str
+    bar_ts: datetime
+    action: str
+    close: float
+    fused: float
+    sentiment: float | None
+    with_model: bool
+
+
+@dataclass(slots=True)
+class Account:
+    """A paper portfolio, its equity after each step (index 0: before the first) and notional."""
+
+    portfolio: Portfolio
+    equity: list[float]
+    notional: float = 0.0
+    trades: int = 0
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """The JSON summary plus the series the plot draws (one entry per step)."""
+
+    summary: dict[str, Any]
+    steps: list[Step]
+    records: list[DecisionRecord]
+    closes: dict[str, list[float]]  # ticker -> newest close at each step (NaN before any)
+    equity: list[float]  # the strategy, one more than steps (the starting cash first)
+    buy_and_hold: list[float]
+    trainings: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- the period and its clock ----------------------------------------------------------------
+def parse_bound(text: str, calendar: NyseCalendar, *, end: bool) -> datetime:
+    """A backtest bound: a bare New York date means whole sessions, ISO 8601 an instant.
+
+    A bare start date is the open of the first session on or after it; a bare end date the
+    close (early closes included) of the last session on or before it.
+
+    Raises:
+        ConfigError: neither a date nor an ISO 8601 time with a UTC offset.
+    """
+    from sentinel42.market.calendar import NEW_YORK
+
+    name = "--end" if end else "--start"
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 else None
+        at = None if day else datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is neither YYYY-MM-DD nor ISO 8601") from None
+    if at is not None:
+        if at.tzinfo is None:
+            raise ConfigError(f"{name}: {text!r} needs a UTC offset, e.g. {text}-04:00")
+        return at.astimezone(UTC)
+    assert day is not None
+    midnight = datetime(day.year, day.month, day.day, tzinfo=NEW_YORK)
+    if end:
+        return calendar.previous_close(midnight + timedelta(days=1))
+    return calendar.status(midnight).next_open
+
+
+def step_clocks(
+    calendar: NyseCalendar,
+    start: datetime,
+    end: datetime,
+    interval_minutes: int,
+    delay_minutes: int,
+) -> list[Step]:
+    """The live trading schedule for the bars inside ``[start, end]``: each bar end + delay.
+
+    A bar runs from the open in steps of the interval and ends at or before the close, so an
+    early close has fewer bars; the last bar's run comes ``delay_minutes`` after the close.
+    """
+    interval, delay = timedelta(minutes=interval_minutes), timedelta(minutes=delay_minutes)
+    steps: list[Step] = []
+    session = -1
+    for s_open, s_close in calendar.sessions_between(start - timedelta(days=1), end):
+        bar_end, first = s_open + interval, True
+        while bar_end <= s_close:
+            if bar_end - interval >= start and bar_end <= end:
+                session += first
+                first = False
+                steps.append(
+                    Step((bar_end + delay).astimezone(UTC), bar_end.astimezone(UTC), session)
+                )
+            bar_end += interval
+    return steps
+
+
+def backtest_settings(replay_dir: Path, workdir: Path, tickers: Sequence[str]) -> Settings:
+    """Settings of a backtest: the replay sources and a store and models of its own.
+
+    Everything else (thresholds, model, portfolio) comes from the environment as in live runs.
+    """
+    return load_settings(
+        data_source="replay",
+        replay_dir=replay_dir,
+        database_url=f"sqlite:///{workdir / STORE_FILE}",
+        data_dir=workdir,
+        tickers=list(tickers),
+        replay_as_of=None,
+    )
+
+
+# --- figures -----------------------------------------------------------------------------------
+def total_return(equity: Sequence[float]) -> float:
+    return float(equity[-1] / equity[0] - 1.0)
+
+
+def sharpe_ratio(equity: Sequence[float], periods_per_year: float) -> float | None:
+    """Annualised Sharpe of the per-step equity returns (no risk-free rate); None if undefined."""
+    values = np.asarray(equity, dtype=float)
+    if len(values) < 3:
+        return None
+    returns = values[1:] / values[:-1] - 1.0
+    std = float(returns.std(ddof=1))
+    if not math.isfinite(std) or std <= 1e-12:
+        return None
+    return float(returns.mean() / std * math.sqrt(periods_per_year))
+
+
+def max_drawdown(equity: Sequence[float]) -> float:
+    """Largest fall from a running peak, as a fraction of that peak (0.1 = 10 %)."""
+    values = np.asarray(equity, dtype=float)
+    return float(np.max(1.0 - values / np.maximum.accumulate(values)))
+
+
+def hit_rate(
+    records: Sequence[DecisionRecord], closes: Mapping[str, Any], horizon: int
+) -> tuple[float | None, int]:
+    """Share of BUY/SELL decisions whose return over the next ``horizon`` bars went their way.
+
+    Only decisions whose horizon bar is in ``closes`` (bars ended by the last step) count; a
+    zero return is a miss. Returns the rate (None without any) and how many counted.
+    """
+    hits = n = 0
+    for r in records:
+        series = closes.get(r.ticker)
+        if r.action not in ("BUY", "SELL") or series is None:
+            continue
+        pos = series.index.get_indexer([r.bar_ts])[0]
+        if pos < 0 or pos + horizon >= len(series):
+            continue
+        move = float(series.iloc[pos + horizon]) / float(series.iloc[pos]) - 1.0
+        n += 1
+        hits += (move > 0) if r.action == "BUY" else (move < 0)
+    return (hits / n if n else None), n
+
+
+def _figures(
+    account: Account,
+    buy_and_hold: Sequence[float],
+    records: Sequence[DecisionRecord],
+    closes: Mapping[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    periods = SESSIONS_PER_YEAR * REGULAR_SESSION_MINUTES / settings.interval_minutes
+    rate, scored = hit_rate(records, closes, settings.model_horizon)
+    average = float(np.mean(account.equity))
+    return {
+        "total_return": total_return(account.equity),
+        "sharpe": sharpe_ratio(account.equity, periods),
+        "max_drawdown": max_drawdown(account.equity),
+        "hit_rate": rate,
+        "hit_rate_decisions": scored,
+        "turnover": account.notional / average if average > 0 else None,
+        "buy_and_hold_return": total_return(buy_and_hold),
+        "n_decisions": len(records),
+        "n_buy": sum(r.action == "BUY" for r in records),
+        "n_sell": sum(r.action == "SELL" for r in records),
+        "n_trades": account.trades,
+        "n_with_model": sum(r.with_model for r in records),
+        "n_with_news": sum(r.sentiment is not None for r in records),
+        "final_equity": account.equity[-1],
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------
+def _train(
+    settings: Settings, calendar: NyseCalendar, step: Step, *, store_empty: bool
+) -> dict[str, Any]:
+    """Train on the bars up to the close before ``step``'s session (a live after-close run)."""
+    from sentinel42 import pipeline
+
+    at = calendar.previous_close(step.clock)
+    if store_empty:  # the first training: backfill what a live store would hold by then
+        pipeline.refresh_all(settings, at)
+    try:
+        report = pipeline.train_model(settings, now=at)
+    except ModelError as exc:
+        logger.warning("backtest: no model trained at %s: %s", at.isoformat(), exc)
+        return {"at": at.isoformat(), "version": None, "promoted": False, "reason": str(exc)}
+    return {
+        "at": at.isoformat(),
+        "version": report.get("version"),
+        "promoted": bool(report.get("promoted")),
+        "reason": report.get("reason"),
+    }
+
+
+def run_backtest(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    retrain_sessions: int | None = None,
+    use_model: bool = True,
+    progress: Progress | None = None,
+    progress_every: int = 26,
+) -> BacktestResult:
+    """Replay ``[start, end]`` step by step through the live trading path.
+
+    Args:
+        settings: from :func:`backtest_settings` (a fresh work folder: its store must be empty,
+            or the first steps would see bars stored by a later clock).
+        start, end: tz-aware; every bar that starts at or after ``start`` and ends by ``end``
+            is decided (see :func:`step_clocks`).
+        retrain_sessions: retrain every this many sessions; default
+            ``settings.backtest_retrain_sessions``.
+        use_model: False decides on sentiment alone (no training; much faster).
+        progress: receives a line every ``progress_every`` steps.
+
+    Raises:
+        ConfigError: no bar of any session ends in the period.
+    """
+    from sentinel42 import pipeline
+    from sentinel42.factory import build_calendar
+    from sentinel42.persistence import open_store
+    from sentinel42.portfolio import BuyAndHold, Portfolio, PortfolioConfig
+
+    calendar = build_calendar(settings)
+    steps = step_clocks(
+        calendar, start, end, settings.interval_minutes, settings.trading_delay_minutes
+    )
+    if not steps:
+        raise ConfigError(f"no NYSE bar ends between {start.isoformat()} and {end.isoformat()}")
+    with open_store(settings) as store:
+        if store.count_bars():
+            raise ConfigError(f"the backtest store {settings.store_url} is not empty")
+    every = retrain_sessions or settings.backtest_retrain_sessions
+    tickers = list(settings.tickers)
+    config = PortfolioConfig.from_settings(settings)
+    cash = settings.portfolio_starting_cash
+    book = Account(Portfolio(config), [cash])
+    alone = {t: Account(Portfolio(config), [cash]) for t in tickers}
+    # The benchmarks buy at the first step's closes, with the portfolio's fees and slippage.
+    held = BuyAndHold(tickers, config)
+    held_alone = {t: BuyAndHold([t], config) for t in tickers}
+    bh, bh_alone = [cash], {t: [cash] for t in tickers}
+    closes: dict[str, list[float]] = {t: [] for t in tickers}
+    last_bar: dict[str, datetime] = {}
+    prices: dict[str, float] = {}
+    records: list[DecisionRecord] = []
+    trainings: list[dict[str, Any]] = []
+    trained_session = -1
+    began = time.perf_counter()
+    for i, step in enumerate(steps):
+        if use_model and step.session % every == 0 and step.session != trained_session:
+            trainings.append(_train(settings, calendar, step, store_empty=i == 0))
+            trained_session = step.session
+        pipeline.refresh_all(settings, step.clock)
+        # A run id fixed by the clock: a rerun of the same backtest records the same rows.
+        run_id = f"backtest-{step.clock.isoformat()}"
+        result = pipeline.decide(settings, step.clock, forced=False, run_id=run_id)
+        fresh = []
+        for d in result.decisions:
+            prices[d.ticker] = float(d.inputs["close"])
+            if d.ticker not in last_bar or d.bar_ts > last_bar[d.ticker]:
+                last_bar[d.ticker] = d.bar_ts
+                fresh.append(d)
+        for t in tickers:
+            closes[t].append(prices.get(t, math.nan))
+        for account in [book, *alone.values()]:
+            account.portfolio.mark(prices)
+        for d in sorted(fresh, key=lambda d: d.ticker):  # a bar's tickers in name order, as live
+            record = DecisionRecord(
+                step=i,
+                ticker=d.ticker,
+                bar_ts=d.bar_ts,
+                action=d.action.value,
+                close=float(d.inputs["close"]),
+                fused=float(d.inputs.get("fused", 0.0)),
+                sentiment=d.inputs.get("sentiment"),
+                with_model=d.inputs.get("p_up") is not None,
+            )
+            records.append(record)
+            for account in (book, alone[d.ticker]):
+                trades = account.portfolio.apply(d.ticker, d.action, record.close, step.clock)
+                account.notional += sum(abs(t.quantity) * t.price for t in trades)
+                account.trades += len(trades)
+        for account in [book, *alone.values()]:
+            account.equity.append(float(account.portfolio.equity()))
+        held.update(prices)
+        bh.append(held.equity())
+        for t in tickers:
+            held_alone[t].update({t: prices[t]} if t in prices else {})
+            bh_alone[t].append(held_alone[t].equity())
+        if progress is not None and ((i + 1) % progress_every == 0 or i + 1 == len(steps)):
+            elapsed = time.perf_counter() - began
+            progress(
+                f"step {i + 1}/{len(steps)} clock {step.clock.isoformat()} "
+                f"elapsed {elapsed:.0f}s ({elapsed / (i + 1):.2f}s/step)"
+            )
+    elapsed = time.perf_counter() - began
+
+    with open_store(settings) as store:  # bars ended by the last step: the hit rate's horizon
+        stored = store.load_bars(tickers, settings.interval)
+    bar_closes = {t: frame["close"] for t, frame in stored.items() if not frame.empty}
+    summary: dict[str, Any] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "first_step": steps[0].clock.isoformat(),
+        "last_step": steps[-1].clock.isoformat(),
+        "steps": len(steps),
+        "sessions": steps[-1].session + 1,
+        "tickers": tickers,
+        "workdir": str(settings.data_dir),
+        "models_trained": sum(t["version"] is not None for t in trainings),
+        "models_promoted": sum(t["promoted"] for t in trainings),
+        "retrain_sessions": every if use_model else None,
+        **_figures(book, bh, records, bar_closes, settings),
+        "per_ticker": {
+            t: _figures(
+                alone[t], bh_alone[t], [r for r in records if r.ticker == t], bar_closes, settings
+            )
+            for t in tickers
+        },
+        "trainings": trainings,
+        "portfolio": book.portfolio.snapshot(steps[-1].clock),
+        "timing": {
+            "seconds": round(elapsed, 3),
+            "seconds_per_step": round(elapsed / len(steps), 4),
+        },
+    }
+    return BacktestResult(summary, steps, records, closes, book.equity, bh, trainings)
