@@ -183,6 +183,12 @@ def test_the_backtest_decides_what_live_decide_records_at_the_same_clock(base, r
         assert record.fused == decided[ticker].inputs["fused"]
 
 
+def test_the_live_store_backed_portfolio_ends_where_the_backtest_book_ends(base):
+    """Each step also runs live's own portfolio step (``pipeline.update_portfolio``) on the
+    backtest's store: its equity is the backtest's final equity."""
+    assert base.summary["portfolio"]["equity"] == pytest.approx(base.equity[-1], rel=1e-9)
+
+
 # --- figures -------------------------------------------------------------------------------------
 def test_sharpe_is_undefined_for_a_flat_or_too_short_equity_curve():
     assert bt.sharpe_ratio([100.0] * 30, 6552) is None

@@ -316,6 +316,9 @@ def run_backtest(
         # A run id fixed by the clock: a rerun of the same backtest records the same rows.
         run_id = f"backtest-{step.clock.isoformat()}"
         result = pipeline.decide(settings, step.clock, forced=False, run_id=run_id)
+        # The live run's own store-backed portfolio step; the in-memory books below add the
+        # per-ticker and notional figures, and must end where it ends (tested).
+        live_book = pipeline.update_portfolio(settings, step.clock)
         fresh = []
         for d in result.decisions:
             prices[d.ticker] = float(d.inputs["close"])
@@ -380,7 +383,7 @@ def run_backtest(
             for t in tickers
         },
         "trainings": trainings,
-        "portfolio": book.portfolio.snapshot(steps[-1].clock),
+        "portfolio": live_book,
         "timing": {
             "seconds": round(elapsed, 3),
             "seconds_per_step": round(elapsed / len(steps), 4),
