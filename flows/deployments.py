@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron, Interval, Schedule
 
 from sentinel42.market.calendar import trading_cron
@@ -36,6 +37,9 @@ class Spec:
     schedules: tuple[Schedule, ...]
     description: str
     concurrency_limit: int = 1
+    # What a run that fires while the last one still runs does: the frequent scheduled
+    # deployments drop it (the next one comes soon), so nothing queues without bound.
+    collision: ConcurrencyLimitStrategy = ConcurrencyLimitStrategy.ENQUEUE
 
 
 def specs(training_cron: str, trading_cron: str) -> list[Spec]:
@@ -45,6 +49,7 @@ def specs(training_cron: str, trading_cron: str) -> list[Spec]:
             "data-refresh-production",
             (Interval(240),),
             "Every 4 minutes: prices, news and sentiment for the watchlist.",
+            collision=ConcurrencyLimitStrategy.CANCEL_NEW,
         ),
         Spec(
             "trading_flow",
@@ -52,6 +57,7 @@ def specs(training_cron: str, trading_cron: str) -> list[Spec]:
             (Cron(trading_cron, timezone=TIMEZONE),),
             f"A few minutes after each bar ends ({trading_cron}, New York), gated by the NYSE "
             "calendar (--param force=true decides now): refresh, predict, fuse, decide.",
+            collision=ConcurrencyLimitStrategy.CANCEL_NEW,
         ),
         Spec(
             "full_system_flow",
@@ -91,7 +97,9 @@ def deploy_all(pool: str = POOL) -> list[str]:
                 work_pool_name=pool,
                 schedules=list(spec.schedules),
                 description=spec.description,
-                concurrency_limit=spec.concurrency_limit,
+                concurrency_limit=ConcurrencyLimitConfig(
+                    limit=spec.concurrency_limit, collision_strategy=spec.collision
+                ),
                 tags=["sentinel42"],
                 build=False,
                 push=False,

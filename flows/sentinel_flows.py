@@ -2,6 +2,9 @@
 
 Debug the trading path without a server: ``cd flows && uv run python sentinel_flows.py``
 (runs a forced trading flow in-process against the configured data source).
+
+Every flow has a timeout, so a hung run ends (TimedOut, which alerts) instead of holding its
+deployment's slot; an error that retrying cannot fix skips the flow's retries.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from prefect import flow, get_run_logger
 
 from sentinel42.settings import load_settings
 from sentinel42.tasks import (
+    check_store_task,
     current_model_task,
     decide_task,
     market_gate_task,
+    permanent_errors_skip_flow_retries,
     publish_decisions_task,
     refresh_news_task,
     refresh_prices_task,
@@ -28,56 +33,64 @@ from sentinel42.tasks import (
     validation_gate_task,
 )
 
+MINUTE = 60
 
-@flow(name="data-refresh-flow", retries=2, retry_delay_seconds=30)
+
+@flow(name="data-refresh-flow", retries=2, retry_delay_seconds=30, timeout_seconds=10 * MINUTE)
 def data_refresh_flow(as_of: datetime | None = None) -> dict[str, Any]:
     """Prices, then news, then sentiment, for the whole watchlist.
 
     ``as_of`` is the calling trading run's clock, so the headlines this refresh stores count in
     that run's decision; a scheduled refresh (no ``as_of``) reads the clock itself.
     """
-    settings = load_settings()
-    as_of = as_of or resolve_as_of_task(settings)
-    prices = refresh_prices_task(settings, as_of)
-    news = refresh_news_task(settings, as_of)
-    scoring = score_sentiment_task(settings)
-    return summarize_refresh_task(prices, news, scoring, as_of)
+    with permanent_errors_skip_flow_retries():
+        settings = load_settings()
+        as_of = as_of or resolve_as_of_task(settings)
+        prices = refresh_prices_task(settings, as_of)
+        news = refresh_news_task(settings, as_of)
+        scoring = score_sentiment_task(settings)
+        return summarize_refresh_task(prices, news, scoring, as_of)
 
 
-@flow(name="trading-flow", retries=1, retry_delay_seconds=60)
+@flow(name="trading-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)
 def trading_flow(force: bool = False) -> dict[str, Any]:
     """Inside an NYSE session (or with force=true): refresh, predict, fuse, decide."""
-    settings = load_settings()
-    as_of = resolve_as_of_task(settings)
-    gate = market_gate_task(settings, as_of, force)
-    if not gate.proceed:
-        return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
-    data_refresh_flow(as_of=as_of)  # one clock for the whole run
-    result = decide_task(settings, as_of, force)
-    portfolio = update_portfolio_task(settings, as_of)
-    return publish_decisions_task(result) | {"portfolio": portfolio}
+    with permanent_errors_skip_flow_retries():
+        settings = load_settings()
+        as_of = resolve_as_of_task(settings)
+        gate = market_gate_task(settings, as_of, force)
+        if not gate.proceed:
+            return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
+        check_store_task(settings)  # never write into a corrupted store
+        # One clock for the whole run; the trading run's own retry covers the refresh.
+        data_refresh_flow.with_options(retries=0)(as_of=as_of)
+        result = decide_task(settings, as_of, force)
+        portfolio = update_portfolio_task(settings, as_of)
+        return publish_decisions_task(result) | {"portfolio": portfolio}
 
 
-@flow(name="validate-flow", retries=1, retry_delay_seconds=60)
+@flow(name="validate-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)
 def validate_flow(force: bool = False) -> dict[str, Any]:
     """After the close (or with force=true): score past decisions against what the price did,
     and zero a decaying model's weight."""
-    settings = load_settings()
-    as_of = resolve_as_of_task(settings)
-    gate = validation_gate_task(settings, as_of, force)
-    if not gate.proceed:
-        return {"as_of": as_of.isoformat(), "skipped": gate.reason}
-    return validate_task(settings, as_of)
+    with permanent_errors_skip_flow_retries():
+        settings = load_settings()
+        as_of = resolve_as_of_task(settings)
+        gate = validation_gate_task(settings, as_of, force)
+        if not gate.proceed:
+            return {"as_of": as_of.isoformat(), "skipped": gate.reason}
+        return validate_task(settings, as_of)
 
 
-@flow(name="model-training-flow", retries=1, retry_delay_seconds=300)
+@flow(name="model-training-flow", retries=1, retry_delay_seconds=300, timeout_seconds=90 * MINUTE)
 def model_training_flow() -> dict[str, Any]:
     """Retrain on the stored bars; promote only a model that beats the baselines."""
-    settings = load_settings()
-    return train_model_task(settings, resolve_as_of_task(settings))
+    with permanent_errors_skip_flow_retries():
+        settings = load_settings()
+        return train_model_task(settings, resolve_as_of_task(settings))
 
 
-@flow(name="full-system-flow")
+@flow(name="full-system-flow", timeout_seconds=120 * MINUTE)
 def full_system_flow() -> dict[str, Any]:
     """Bootstrap: full refresh, a model if there is none, and a first (forced) decision."""
     settings = load_settings()

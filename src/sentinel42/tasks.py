@@ -7,6 +7,8 @@ errors that say retrying can help (:func:`sentinel42.errors.is_retryable`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +25,8 @@ from sentinel42.settings import Settings
 NO_DATA_EVENT = "sentinel42.refresh.no-data"
 DECISIONS_EVENT = "sentinel42.decisions.recorded"
 MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
+MODEL_REFUSED_EVENT = "sentinel42.model.refused"
+DECISION_ACTIONABLE_EVENT = "sentinel42.decision.actionable"
 
 
 def retry_if_temporary(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -35,8 +39,56 @@ def retry_if_temporary(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(exc, BaseException) or is_retryable(exc)
 
 
-IO_RETRIES = 2
-IO_RETRY_DELAYS: list[float] = [10, 30]
+# Retries are bounded end to end: the adapters retry a rate limit or a network error once with
+# backoff, each I/O task once more, and the flow as its deployment says; only errors that say
+# retrying can help are retried at all (a bad setting or symbol is not).
+IO_RETRIES = 1
+IO_RETRY_DELAYS: list[float] = [10]
+# A hung download or store write is stopped rather than holding the deployment's slot.
+IO_TIMEOUT_S = 600
+TRAINING_TIMEOUT_S = 3600
+
+
+@contextmanager
+def permanent_errors_skip_flow_retries() -> Iterator[None]:
+    """Inside a flow: an error retrying cannot fix (a bad setting, a corrupt store) fails the run
+    at once instead of after the flow's retries; other errors are re-raised untouched.
+
+    Prefect decides flow retries on the server from the run's policy, so the policy of this run
+    is set to no retries before the failure is reported.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_retryable(exc) and flow_run.id is not None:
+            _drop_flow_retries(str(flow_run.id))
+        raise
+
+
+def _drop_flow_retries(run: str) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    run_id = UUID(run)
+    try:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(run_id)
+            policy = current.empirical_policy.model_copy(update={"retries": 0, "max_retries": 0})
+            client.update_flow_run(run_id, empirical_policy=policy)
+    except Exception as error:  # never hide the original failure behind this one
+        logging.getLogger(__name__).warning("could not cancel this run's retries: %s", error)
+
+
+@task(name="check-store", cache_policy=NO_CACHE)
+def check_store_task(settings: Settings) -> None:
+    """Refuse to write into a store that fails SQLite's quick check (not retried; it alerts)."""
+    from sentinel42.errors import StoreError
+    from sentinel42.ops.doctor import check_store_integrity
+
+    problem = check_store_integrity(settings)
+    if problem is not None:
+        raise StoreError(problem, kind="corrupt")
 
 
 @task(name="resolve-clock", cache_policy=NO_CACHE)
@@ -49,6 +101,7 @@ def resolve_as_of_task(settings: Settings) -> datetime:
     cache_policy=NO_CACHE,
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
+    timeout_seconds=IO_TIMEOUT_S,
     retry_condition_fn=retry_if_temporary,
 )
 def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
@@ -68,13 +121,21 @@ def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     cache_policy=NO_CACHE,
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
+    timeout_seconds=IO_TIMEOUT_S,
     retry_condition_fn=retry_if_temporary,
 )
 def refresh_news_task(settings: Settings, as_of: datetime) -> Any:
     return pipeline.refresh_news(settings, as_of)
 
 
-@task(name="score-sentiment", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+@task(
+    name="score-sentiment",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_temporary,
+    timeout_seconds=IO_TIMEOUT_S,
+)
 def score_sentiment_task(settings: Settings) -> pipeline.ScoringResult:
     return pipeline.score_sentiment(settings)
 
@@ -100,7 +161,14 @@ def market_gate_task(settings: Settings, as_of: datetime, force: bool) -> pipeli
     return gate
 
 
-@task(name="predict-fuse-decide", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+@task(
+    name="predict-fuse-decide",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_temporary,
+    timeout_seconds=IO_TIMEOUT_S,
+)
 def decide_task(settings: Settings, as_of: datetime, forced: bool) -> pipeline.TradingResult:
     # The flow run's id names the decisions: a retried task or flow run (same id) changes
     # nothing; another run for the same bar becomes a revision beside the standing decision.
@@ -121,15 +189,23 @@ def publish_decisions_task(result: pipeline.TradingResult) -> dict[str, Any]:
         resource={"prefect.resource.id": "sentinel42.watchlist"},
         payload={d["ticker"]: d["action"] for d in document["decisions"]},
     )
+    for d in document["decisions"]:  # a notice each when SENTINEL42_NOTIFY_DECISIONS is on
+        if d["action"] != "HOLD":
+            emit_event(
+                event=DECISION_ACTIONABLE_EVENT,
+                resource={"prefect.resource.id": f"sentinel42.ticker.{d['ticker']}"},
+                payload={k: d[k] for k in ("ticker", "action", "confidence", "bar_ts")},
+            )
     return document
 
 
 @task(
     name="update-portfolio",
     cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=10,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_if_temporary,
+    timeout_seconds=IO_TIMEOUT_S,
 )
 def update_portfolio_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     return pipeline.update_portfolio(settings, as_of)
@@ -145,9 +221,10 @@ def validation_gate_task(settings: Settings, as_of: datetime, force: bool) -> pi
 @task(
     name="validate-decisions",
     cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=10,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_if_temporary,
+    timeout_seconds=IO_TIMEOUT_S,
 )
 def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     report = pipeline.validate(settings, as_of)
@@ -172,7 +249,7 @@ def current_model_task(settings: Settings) -> str | None:
     return pipeline.current_model_version(settings)
 
 
-@task(name="train-model", cache_policy=NO_CACHE)
+@task(name="train-model", cache_policy=NO_CACHE, timeout_seconds=TRAINING_TIMEOUT_S)
 def train_model_task(settings: Settings, now: datetime) -> dict[str, Any]:
     report = pipeline.train_model(settings, now, progress=get_run_logger().info)
     model = report.get("model", {})
@@ -186,4 +263,14 @@ def train_model_task(settings: Settings, now: datetime) -> dict[str, Any]:
             f"IC {model.get('ic')}"
         ),
     )
+    if not report.get("promoted"):
+        emit_event(
+            event=MODEL_REFUSED_EVENT,
+            resource={"prefect.resource.id": f"sentinel42.model.{report.get('version')}"},
+            payload={
+                "version": report.get("version"),
+                "reason": report.get("reason"),
+                "tickers": settings.tickers,
+            },
+        )
     return report

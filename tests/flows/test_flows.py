@@ -87,3 +87,25 @@ def test_validate_flow_scores_and_the_trading_flow_keeps_a_portfolio(harness, re
         assert key in report
     again = validate_flow(force=True)
     assert again["newly_scored"] == 0
+
+
+def test_a_bad_setting_fails_the_run_at_once_without_the_flow_retries(
+    harness, replay_env, monkeypatch
+):
+    """The refresh deployment retries twice after 30 s; a bad setting would fail the same way
+    every time, so those retries are skipped (the alert then fires a minute sooner)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    from flows.sentinel_flows import data_refresh_flow
+
+    monkeypatch.setenv("SENTINEL42_TICKERS", "not a ticker!")
+    began = time.monotonic()
+    state = data_refresh_flow(return_state=True)
+    assert state.is_failed()
+    assert "SENTINEL42_TICKERS" in str(state.message) + repr(state.result(raise_on_failure=False))
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.run_count == 1
+    assert time.monotonic() - began < 30  # the first retry would have waited 30 s

@@ -143,7 +143,7 @@ class YahooPriceSource:
         *,
         prepost: bool = False,
         download: Callable[..., pd.DataFrame] | None = None,
-        max_attempts: int = 3,
+        max_attempts: int = 2,
         backoff_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
