@@ -102,3 +102,20 @@ def test_cli_reports_a_bad_setting_in_one_line_without_traceback(tmp_path):
     assert result.stdout == ""
     expected = "the watchlist is empty; give at least one symbol, e.g. AAPL,MSFT"
     assert result.stderr.strip() == f"error: SENTINEL42_TICKERS: {expected}"
+
+
+@pytest.mark.parametrize(
+    "cron", ["30 17 * * 5", "*/15 9-16 * * 1-5", "0 0 1 jan mon", "45 18 * * *", "0,30 9 * * 1-5"]
+)
+def test_valid_crons_are_accepted(cron):
+    assert load_settings(require_replay_dir=False, model_training_cron=cron).model_training_cron
+
+
+@pytest.mark.parametrize("cron", ["30 17 * *", "61 17 * * 5", "30 25 * * 5", "x 1 * * *",
+                                  "*/0 1 * * *", "30 17 * * 5 1"])  # fmt: skip
+def test_a_bad_training_cron_stops_start_up_with_one_line(cron, monkeypatch):
+    from sentinel42.errors import ConfigError
+
+    monkeypatch.setenv("SENTINEL42_MODEL_TRAINING_CRON", cron)
+    with pytest.raises(ConfigError, match="SENTINEL42_MODEL_TRAINING_CRON"):
+        load_settings(require_replay_dir=False)

@@ -52,6 +52,35 @@ def _check_url(url: str, *, needs_ticker: bool = False) -> str:
     return url
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
+                ("day of week", 0, 7))  # fmt: skip
+_CRON_NAMES = {
+    **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+    **{m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
+                                        "sep", "oct", "nov", "dec"))},
+}  # fmt: skip
+_CRON_ITEM = re.compile(r"^(\*|(\w+)(-(\w+))?)(/(\d+))?$")
+
+
+def _check_cron(expr: str) -> str:
+    """A five-field cron expression, checked here so a typo stops start-up, not deployment."""
+    fields = expr.split()
+    if len(fields) != len(_CRON_FIELDS):
+        raise ValueError(f"{expr!r} is not a cron expression (five fields: m h dom mon dow)")
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _CRON_ITEM.match(item.lower())
+            if match is None or (match.group(6) is not None and int(match.group(6)) == 0):
+                raise ValueError(f"{expr!r}: {name} field {text!r} is not valid cron")
+            for value in (match.group(2), match.group(4)):
+                if value is None:
+                    continue
+                number = int(value) if value.isdigit() else _CRON_NAMES.get(value)
+                if number is None or not low <= number <= high:
+                    raise ValueError(f"{expr!r}: {name} {value!r} is out of range ({low}-{high})")
+    return expr
+
+
 def _env_files() -> tuple[Path, ...]:
     files = [Path(".env")]
     if PROJECT_ROOT is not None:
@@ -393,18 +422,6 @@ class Settings(BaseSettings):
         default="45 18 * * *",
         description="Cron (America/New_York) of the daily backup deployment.",
     )
-    flow_timeout_minutes: int = Field(
-        default=20,
-        ge=1,
-        le=24 * 60,
-        description="A flow run still running after this is stopped (TimedOut) and alerts.",
-    )
-    task_timeout_minutes: int = Field(
-        default=10,
-        ge=1,
-        le=24 * 60,
-        description="An I/O task (download, store write) still running after this is stopped.",
-    )
 
     # --- validators --------------------------------------------------------------------------
     @field_validator(
@@ -455,6 +472,11 @@ class Settings(BaseSettings):
     @classmethod
     def _market_feeds(cls, value: list[str]) -> list[str]:
         return [_check_url(url) for url in value]
+
+    @field_validator("model_training_cron", "backup_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
 
     @field_validator("notify_webhook_url")
     @classmethod
