@@ -42,7 +42,7 @@ class Spec:
     collision: ConcurrencyLimitStrategy = ConcurrencyLimitStrategy.ENQUEUE
 
 
-def specs(training_cron: str, trading_cron: str) -> list[Spec]:
+def specs(training_cron: str, trading_cron: str, backup_cron: str = "45 18 * * *") -> list[Spec]:
     return [
         Spec(
             "data_refresh_flow",
@@ -73,6 +73,13 @@ def specs(training_cron: str, trading_cron: str) -> list[Spec]:
             "decisions against what the price did next; zero a decaying model's weight.",
         ),
         Spec(
+            "backup_flow",
+            "backup-production",
+            (Cron(backup_cron, timezone=TIMEZONE),),
+            "Daily: back up the store, the model registry and Prefect's database (the newest "
+            "SENTINEL42_BACKUP_KEEP kept), then prune data past its retention.",
+        ),
+        Spec(
             "model_training_flow",
             "model-training-production",
             (Cron(training_cron, timezone=TIMEZONE),),
@@ -86,7 +93,7 @@ def deploy_all(pool: str = POOL) -> list[str]:
     settings = load_settings(require_replay_dir=False)
     names = []
     cron = trading_cron(settings.interval_minutes, settings.trading_delay_minutes)
-    for spec in specs(settings.model_training_cron, cron):
+    for spec in specs(settings.model_training_cron, cron, settings.backup_cron):
         source = flow.from_source(
             source=str(ROOT), entrypoint=f"flows/sentinel_flows.py:{spec.flow_function}"
         )

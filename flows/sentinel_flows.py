@@ -16,11 +16,13 @@ from prefect import flow, get_run_logger
 
 from sentinel42.settings import load_settings
 from sentinel42.tasks import (
+    backup_task,
     check_store_task,
     current_model_task,
     decide_task,
     market_gate_task,
     permanent_errors_skip_flow_retries,
+    prune_task,
     publish_decisions_task,
     refresh_news_task,
     refresh_prices_task,
@@ -88,6 +90,17 @@ def model_training_flow() -> dict[str, Any]:
     with permanent_errors_skip_flow_retries():
         settings = load_settings()
         return train_model_task(settings, resolve_as_of_task(settings))
+
+
+@flow(name="backup-flow", retries=1, retry_delay_seconds=300, timeout_seconds=60 * MINUTE)
+def backup_flow() -> dict[str, Any]:
+    """Daily: a backup of the store, the models and Prefect's database (keeping the newest N),
+    then bars, headlines and model versions past their retention are pruned."""
+    with permanent_errors_skip_flow_retries():
+        settings = load_settings()
+        backup = backup_task(settings)
+        pruned = prune_task(settings, resolve_as_of_task(settings))
+        return {"backup": backup, "pruned": pruned}
 
 
 @flow(name="full-system-flow", timeout_seconds=120 * MINUTE)

@@ -244,6 +244,27 @@ def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     return report
 
 
+@task(name="backup", cache_policy=NO_CACHE, timeout_seconds=IO_TIMEOUT_S)
+def backup_task(settings: Settings) -> dict[str, Any]:
+    from datetime import UTC
+
+    from sentinel42.ops.backup import backup
+
+    # Named by the wall clock: a backup is made now, whatever the replay clock says.
+    report = backup(settings, datetime.now(UTC))
+    get_run_logger().info("backup %s in %s: %s sets kept", report["stamp"], report["dir"],
+                          report["kept"])  # fmt: skip
+    return {k: str(v) if hasattr(v, "name") else v for k, v in report.items()}
+
+
+@task(name="prune", cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=retry_if_temporary, timeout_seconds=IO_TIMEOUT_S)  # fmt: skip
+def prune_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    from sentinel42.ops.retention import prune_store
+
+    return prune_store(settings, as_of)
+
+
 @task(name="model-status", cache_policy=NO_CACHE)
 def current_model_task(settings: Settings) -> str | None:
     return pipeline.current_model_version(settings)

@@ -109,3 +109,17 @@ def test_a_bad_setting_fails_the_run_at_once_without_the_flow_retries(
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.run_count == 1
     assert time.monotonic() - began < 30  # the first retry would have waited 30 s
+
+
+def test_backup_flow_writes_a_verified_set_and_prunes(harness, replay_env):
+    import hashlib
+
+    from flows.sentinel_flows import backup_flow, data_refresh_flow
+
+    data_refresh_flow()
+    report = backup_flow()
+    store_copy = __import__("pathlib").Path(report["backup"]["store"])
+    digest = hashlib.sha256(store_copy.read_bytes()).hexdigest()
+    assert report["backup"]["sha256"] == digest
+    assert store_copy.stat().st_mode & 0o077 == 0  # owner-only
+    assert "bars" in str(report["pruned"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from sentinel42.cli import backtest, core, doctor, evaluation, market, model, news, ops
+from sentinel42.cli import backtest, backup, core, doctor, evaluation, market, model, news, ops
+from sentinel42.cli import runs as runs_cli
 from sentinel42.cli.common import setup_logging
 
 app = typer.Typer(
@@ -25,7 +26,7 @@ def _root(
     setup_logging(verbose)
 
 
-for _module in (core, market, news, model, backtest, evaluation, ops, doctor):
+for _module in (core, market, news, model, backtest, evaluation, ops, doctor, backup, runs_cli):
     _module.register(app, bench_app)
 
 

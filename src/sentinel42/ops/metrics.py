@@ -220,9 +220,11 @@ class SentinelCollector(Collector):
 
     # --- backups --------------------------------------------------------------------------------
     def _backup_metrics(self, now: datetime) -> list[Metric]:
-        count = _gauge("backups", f"Backups ({BACKUP_GLOB}) in <data dir>/backups.")
+        count = _gauge(
+            "backups", f"Backups ({BACKUP_GLOB}) in the backups folder (SENTINEL42_BACKUP_DIR)."
+        )
         age = _gauge("backup_age_seconds", "Seconds since the newest backup was written.")
-        folder = self.settings.data_dir / "backups"
+        folder = self.settings.backups_dir
         stamps = [p.stat().st_mtime for p in folder.glob(BACKUP_GLOB)] if folder.is_dir() else []
         count.add_metric([], len(stamps))
         if stamps:
