@@ -23,7 +23,9 @@ from sentinel42.tasks import (
     market_gate_task,
     permanent_errors_skip_flow_retries,
     prune_task,
+    publish_dashboard_task,
     publish_decisions_task,
+    publish_validate_report_task,
     refresh_news_task,
     refresh_prices_task,
     resolve_as_of_task,
@@ -68,7 +70,10 @@ def trading_flow(force: bool = False) -> dict[str, Any]:
         data_refresh_flow.with_options(retries=0)(as_of=as_of)
         result = decide_task(settings, as_of, force)
         portfolio = update_portfolio_task(settings, as_of)
-        return publish_decisions_task(result) | {"portfolio": portfolio}
+        document = publish_decisions_task(result)
+        # The dashboard is for people: a chart that fails to draw must not fail the decisions.
+        publish_dashboard_task(settings, as_of, document, portfolio, return_state=True)
+        return document | {"portfolio": portfolio}
 
 
 @flow(name="validate-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)
@@ -81,7 +86,9 @@ def validate_flow(force: bool = False) -> dict[str, Any]:
         gate = validation_gate_task(settings, as_of, force)
         if not gate.proceed:
             return {"as_of": as_of.isoformat(), "skipped": gate.reason}
-        return validate_task(settings, as_of)
+        report = validate_task(settings, as_of)
+        publish_validate_report_task(settings, report, return_state=True)
+        return report
 
 
 @flow(name="model-training-flow", retries=1, retry_delay_seconds=300, timeout_seconds=90 * MINUTE)

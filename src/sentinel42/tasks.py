@@ -265,6 +265,27 @@ def prune_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     return prune_store(settings, as_of)
 
 
+@task(name="publish-dashboard", cache_policy=NO_CACHE)
+def publish_dashboard_task(
+    settings: Settings, as_of: datetime, document: dict[str, Any], portfolio: dict[str, Any] | None
+) -> None:
+    """The run's summary for people: portfolio, data freshness, the model's validated and live
+    skill, what changed since the last run, and a chart embedded in the markdown."""
+    from sentinel42 import dashboard
+
+    markdown, description = dashboard.trading_dashboard(settings, as_of, document, portfolio)
+    create_markdown_artifact(key="trading-summary", markdown=markdown, description=description)
+
+
+@task(name="publish-validate-report", cache_policy=NO_CACHE)
+def publish_validate_report_task(settings: Settings, report: dict[str, Any]) -> None:
+    """The validate report, keyed ``validate-report`` so its history shows the trend."""
+    from sentinel42 import dashboard
+
+    markdown, description = dashboard.validate_dashboard(settings, report)
+    create_markdown_artifact(key="validate-report", markdown=markdown, description=description)
+
+
 @task(name="model-status", cache_policy=NO_CACHE)
 def current_model_task(settings: Settings) -> str | None:
     return pipeline.current_model_version(settings)

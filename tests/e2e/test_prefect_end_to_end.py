@@ -52,6 +52,7 @@ def system(tmp_path_factory):
         "SENTINEL42_REPLAY_DIR": str(base / "replay"),
         "SENTINEL42_TICKERS": ",".join(TICKERS),
         "SENTINEL42_PREFECT_PORT": str(port),
+        "SENTINEL42_METRICS_PORT": str(_free_port()),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
@@ -200,7 +201,9 @@ def test_full_system_bootstrap_trains_a_model_and_decides(system):
 
 
 def test_stop_leaves_no_process_behind(system):
-    pids = [int((system["run_dir"] / f"{n}.pid").read_text()) for n in ("server", "worker")]
+    pids = [
+        int((system["run_dir"] / f"{n}.pid").read_text()) for n in ("server", "worker", "metrics")
+    ]
     assert all(_pid_alive(p) for p in pids)
     stopped = _run(["bash", "scripts/stop_prefect.sh"], system["env"], 120)
     assert stopped.returncode == 0, stopped.stderr
