@@ -82,13 +82,13 @@ def _drop_flow_retries(run: str) -> None:
 
 @task(name="check-store", cache_policy=NO_CACHE)
 def check_store_task(settings: Settings) -> None:
-    """Refuse to write into a store that fails SQLite's quick check (not retried; it alerts)."""
-    from sentinel42.errors import StoreError
-    from sentinel42.ops.doctor import check_store_integrity
+    """Refuse to write into a store that fails SQLite's quick check (not retried; it alerts).
+    A locked or unreachable store fails as retryable instead."""
+    from sentinel42.ops.doctor import store_integrity_error
 
-    problem = check_store_integrity(settings)
-    if problem is not None:
-        raise StoreError(problem, kind="corrupt")
+    error = store_integrity_error(settings)
+    if error is not None:
+        raise error
 
 
 @task(name="resolve-clock", cache_policy=NO_CACHE)

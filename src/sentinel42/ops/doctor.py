@@ -124,6 +124,14 @@ def check_store_integrity(settings: Settings) -> str | None:
     PostgreSQL: a trivial query. A store that does not exist yet is not corrupt (None). Call it
     before a run writes, and stop (and alert) on a line.
     """
+    error = store_integrity_error(settings)
+    return None if error is None else str(error)
+
+
+def store_integrity_error(settings: Settings) -> StoreError | None:
+    """:func:`check_store_integrity` as the error to raise: ``kind="corrupt"`` (not retryable)
+    for a store that does not read back whole; a locked or unreachable store keeps the kind and
+    retryability its translation gave it, so a run retries those."""
     from sqlalchemy.exc import DBAPIError
 
     from sentinel42.persistence.failures import store_label, translate
@@ -131,19 +139,20 @@ def check_store_integrity(settings: Settings) -> str | None:
     try:
         engine = _open_readonly(settings)
     except StoreError as exc:
-        return None if exc.kind == "missing" else str(exc)
+        return None if exc.kind == "missing" else exc
     try:
         problem = _quick_check(engine)
     except DBAPIError as exc:
         translated = translate(exc, settings.store_url)
-        return str(translated) if translated is not None else f"store check failed: {exc}"
+        return translated or StoreError(f"store check failed: {exc}", kind="check")
     finally:
         engine.dispose()
     if problem is None:
         return None
-    return (
+    return StoreError(
         f"store {store_label(settings.store_url)} is corrupted (quick_check: {problem}); stop "
-        "the flows and restore the newest backup (docs/operations.md, 'Store errors and doctor')"
+        "the flows and restore the newest backup (docs/operations.md, 'Store errors and doctor')",
+        kind="corrupt",
     )
 
 
