@@ -24,7 +24,11 @@ test: ## Unit and integration tests (no network; excludes e2e and slow)
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests through a real Prefect server and worker
-	$(UV) run --frozen pytest -q -m e2e $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -q -m 'e2e and not postgres' $(PYTEST_ARGS)
+
+.PHONY: test-postgres
+test-postgres: ## Store tests and one end-to-end run on PostgreSQL (SENTINEL42_TEST_POSTGRES_URL; scripts/ci_postgres.sh)
+	$(UV) run --frozen pytest -q -m postgres $(PYTEST_ARGS)
 
 .PHONY: test-slow
 test-slow: ## Heavier tests (model training on real recordings)

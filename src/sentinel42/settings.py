@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     )
 
     # --- prices ------------------------------------------------------------------------------
+    models_url: str | None = Field(
+        default=None,
+        description="Where the model registry lives when several hosts share it: a folder on "
+        "shared storage, a file:// URL, or an fsspec URL (s3://bucket/models with s3fs "
+        "installed); default <data dir>/models.",
+    )
     interval: Literal["1m", "5m", "15m", "30m", "60m"] = Field(
         default="15m", description="Intraday bar interval."
     )
@@ -532,6 +538,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def models_location(self) -> str | Path:
+        """The model registry: ``models_url`` when set (shared by several hosts), else local."""
+        return self.models_url or self.models_dir
 
     @property
     def interval_minutes(self) -> int:

@@ -250,6 +250,11 @@ def backup_task(settings: Settings) -> dict[str, Any]:
 
     from sentinel42.ops.backup import backup
 
+    if settings.store_url.startswith("postgresql"):
+        note = ("the store is on PostgreSQL: back it up with pg_dump -Fc on its server "
+                "(docs/operations.md, 'Backups and restore'); nothing copied here")  # fmt: skip
+        get_run_logger().warning(note)
+        return {"skipped": note}
     # Named by the wall clock: a backup is made now, whatever the replay clock says.
     report = backup(settings, datetime.now(UTC))
     get_run_logger().info("backup %s in %s: %s sets kept", report["stamp"], report["dir"],

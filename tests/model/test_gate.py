@@ -262,7 +262,7 @@ def test_an_incompatible_incumbent_does_not_defend(trained: dict, tmp_path: Path
 def test_an_expired_incumbent_does_not_defend(trained: dict, tmp_path: Path) -> None:
     """It no longer decides anything (the predictor ignores it), so it cannot block a newer
     model either."""
-    settings, registry, incumbent = _registry_with_incumbent(
+    settings, _registry, incumbent = _registry_with_incumbent(
         trained, tmp_path, model_max_age_sessions=15
     )
     bars = synthetic_bars(TICKERS, 46, pattern="sign_product", p=0.7, seed=5)

@@ -55,7 +55,7 @@ def model_status(store: Store, settings: Settings) -> dict[str, Any]:
     """
     from sentinel42.model.registry import ModelRegistry
 
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_location)
     version = registry.current_version()
     status: dict[str, Any] = {
         "version": version,

@@ -106,7 +106,7 @@ def load_promoted(
     ended more than ``settings.model_max_age_sessions`` NYSE sessions before ``as_of``
     (counted on ``calendar``; without one the age is not checked).
     """
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_location)
     version = registry.current_version()
     if version is None:
         return None, NO_MODEL

@@ -99,10 +99,24 @@ def _sha256(path: Path) -> str:
 
 
 class ModelRegistry:
-    """Versioned checkpoints in ``models_dir`` with one atomically swapped ``current`` pointer."""
+    """Versioned checkpoints in ``models_dir`` with one atomically swapped ``current`` pointer.
 
-    def __init__(self, models_dir: Path) -> None:
-        self.models_dir = Path(models_dir)
+    ``models_dir`` is a folder (a shared mount for several hosts), a ``file://`` URL, or an
+    fsspec URL such as ``s3://bucket/models``; a remote URL gives the mirroring subclass of
+    :mod:`sentinel42.model.storage` (see there).
+    """
+
+    def __new__(cls, models_dir: Path | str | None = None, **kwargs: Any) -> ModelRegistry:
+        from sentinel42.model.storage import MirroredModelRegistry, is_remote
+
+        if cls is ModelRegistry and models_dir is not None and is_remote(models_dir):
+            return super().__new__(MirroredModelRegistry)
+        return super().__new__(cls)
+
+    def __init__(self, models_dir: Path | str) -> None:
+        from sentinel42.model.storage import local_path
+
+        self.models_dir = local_path(models_dir)
 
     def _folder(self, version: str) -> Path:
         if not _VERSION_RE.match(version):

@@ -284,7 +284,7 @@ def train_and_register(
         )  # fmt: skip
     final, deciding = report, folds[-1].test
     data_end = _iso(all_samples.target_end.max())
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_location)
     previous = registry.current_version()
     fp = fingerprint(bars, daily if use_daily else None)
     version = new_version_name(now, fp)
@@ -370,7 +370,7 @@ def evaluate_model(
     Raises:
         ModelError: no model, an incompatible checkpoint, or no out-of-sample windows.
     """
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_location)
     version = version or registry.current_version() or registry.newest_version()
     if version is None:
         raise ModelError("no trained model yet; run `sentinel42 model train` first")

@@ -222,8 +222,8 @@ def check_model(settings: Settings) -> Check:
     """The ``current`` pointer resolves and its checkpoint loads (weights match their sha256)."""
     from sentinel42.model.registry import CURRENT_FILE, ModelRegistry
 
-    registry = ModelRegistry(settings.models_dir)
-    pointer = settings.models_dir / CURRENT_FILE
+    registry = ModelRegistry(settings.models_location)
+    pointer = registry.models_dir / CURRENT_FILE
     if not pointer.is_file():
         return Check(
             "model",

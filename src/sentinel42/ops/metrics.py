@@ -188,7 +188,7 @@ class SentinelCollector(Collector):
         }
         gauges = {k: _gauge(f"model_{k}", doc, ["version"]) for k, doc in figures.items()}
         try:
-            registry = ModelRegistry(self.settings.models_dir)
+            registry = ModelRegistry(self.settings.models_location)
             stored.add_metric([], len(registry.versions()))
             version = registry.current_version()
             if version is not None:

@@ -84,7 +84,7 @@ def prune(
     )
     news = housekeeping.delete_news_before(store, cut["news"], batch_size=batch_size)
     scores = housekeeping.delete_orphan_scores(store, batch_size=batch_size)
-    models = ModelRegistry(settings.models_dir).prune(settings.models_keep)
+    models = ModelRegistry(settings.models_location).prune(settings.models_keep)
     logger.info(
         "pruned %d bars, %d daily bars, %d headlines, %d scores, %d model versions",
         bars,

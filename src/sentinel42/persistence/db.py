@@ -227,7 +227,11 @@ def _file_lock(path: Path, timeout_s: float) -> Iterator[None]:
 
 
 def migrate(
-    engine: Engine, revision: str = HEAD, *, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S
+    engine: Engine,
+    revision: str = HEAD,
+    *,
+    lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
 ) -> None:
     """Bring the schema to ``revision`` (default: the newest). Safe to call on every start.
 
@@ -246,7 +250,7 @@ def migrate(
     except StoreError:
         raise
     except Exception as exc:
-        translated = translate(exc, url)
+        translated = translate(exc, url, busy_timeout_s=busy_timeout_s)
         if translated is None:
             raise
         raise translated from exc

@@ -54,17 +54,28 @@ class NewsStore:
         Safe with concurrent writers: a story is inserted with ``ON CONFLICT DO NOTHING`` on its
         key and read back, so a story another process stored meanwhile is joined, not
         duplicated, and is not new here. (Two processes storing the same story under
-        different publication days at the same moment may still keep it twice.)
+        different publication days at the same moment may still keep it twice.) Stories are
+        written in the order of their keys whatever the order of ``items``, so concurrent
+        writers on PostgreSQL wait for each other instead of deadlocking.
         """
         if not items:
             return []
         hashes = {title_hash(item.title) for item in items}
-        new_items: list[NewsItem] = []
+        new_items: dict[int, NewsItem] = {}  # by position in ``items``
+        # One order for every writer (stories by key, tickers sorted): a writer waits on another
+        # one's uncommitted story or ticker link with the same key until that one commits, so two
+        # writers meeting the same stories in different orders (two feeds) would each wait for
+        # the other (PostgreSQL then aborts one: "deadlock detected").
+        order = sorted(
+            range(len(items)),
+            key=lambda i: (story_key(items[i].title, items[i].published_at), items[i].published_at),
+        )
         with self.session() as s:
             known: dict[str, list[NewsRow]] = {}
             for stored in s.scalars(select(NewsRow).where(NewsRow.title_hash.in_(list(hashes)))):
                 known.setdefault(stored.title_hash or "", []).append(stored)
-            for item in items:
+            for index in order:
+                item = items[index]
                 th = title_hash(item.title)
                 first_seen = item.first_seen_at or seen_at
                 row: NewsRow | None = next(
@@ -79,15 +90,16 @@ class NewsStore:
                     row, inserted = self._insert_story(s, item, th, first_seen)
                     known.setdefault(th, []).append(row)
                     if inserted:
-                        new_items.append(replace(item, first_seen_at=first_seen))
+                        new_items[index] = replace(item, first_seen_at=first_seen)
                     elif first_seen < row.first_seen_at:
                         row.first_seen_at = first_seen
                 elif first_seen < row.first_seen_at:
                     row.first_seen_at = first_seen
                 if item.tickers:
                     stmt = self._insert(NewsTickerRow).on_conflict_do_nothing()
-                    s.execute(stmt, [{"news_id": row.id, "ticker": t} for t in item.tickers])
-        return new_items
+                    links = [{"news_id": row.id, "ticker": t} for t in sorted(set(item.tickers))]
+                    s.execute(stmt, links)
+        return [new_items[i] for i in sorted(new_items)]
 
     def _insert_story(
         self, s: Session, item: NewsItem, th: str, first_seen: datetime

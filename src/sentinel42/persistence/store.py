@@ -268,7 +268,7 @@ def open_store(
         if readonly:
             _opened(lambda: check_schema(engine), target, busy_timeout_s)
         else:
-            migrate(engine)
+            migrate(engine, busy_timeout_s=busy_timeout_s)
         try:
             yield Store(engine)
         except DBAPIError as exc:
