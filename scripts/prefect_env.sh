@@ -23,7 +23,14 @@ RUN_DIR="$DATA_DIR/run"
 LOG_DIR="$DATA_DIR/logs"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 export PREFECT_HOME="${PREFECT_HOME:-$DATA_DIR/prefect}"
-export PREFECT_API_URL="http://$HOST:$PORT/api"
+# Clients reach a server that listens on every interface through loopback.
+case "$HOST" in 0.0.0.0 | :: | "[::]") API_HOST=127.0.0.1 ;; *) API_HOST="$HOST" ;; esac
+export PREFECT_API_URL="http://$API_HOST:$PORT/api"
+# A server started with PREFECT_SERVER_API_AUTH_STRING (user:password) refuses requests without
+# it: the worker, its flow runs, the CLI and the exporter send it as PREFECT_API_AUTH_STRING.
+if [ -n "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
+    export PREFECT_API_AUTH_STRING="${PREFECT_API_AUTH_STRING:-$PREFECT_SERVER_API_AUTH_STRING}"
+fi
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export DO_NOT_TRACK=1
 export PREFECT_LOGGING_EXTRA_LOGGERS="${PREFECT_LOGGING_EXTRA_LOGGERS:-sentinel42}"
@@ -35,6 +42,7 @@ export PREFECT_WORKER_WEBSERVER_HOST="${PREFECT_WORKER_WEBSERVER_HOST:-127.0.0.1
 export PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED="${PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED:-events,flow_runs}"
 export PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD="${PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD:-$((RUN_RETENTION_DAYS * 86400))}"
 POOL="sentinel-pool"
+CLI="$ROOT/.venv/bin/sentinel42"
 SERVER_PID="$RUN_DIR/server.pid"
 WORKER_PID="$RUN_DIR/worker.pid"
 METRICS_PID="$RUN_DIR/metrics.pid"
@@ -61,4 +69,8 @@ rotate_log() {  # rotate_log FILE: a log over LOG_MAX_BYTES moves to FILE.1 (FIL
 
 listening() {  # listening HOST PORT: something accepts TCP connections there
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+loopback() {  # loopback HOST: an address of this machine only (127.0.0.0/8, ::1, localhost)
+    case "$1" in 127.* | localhost | ::1 | "[::1]") return 0 ;; *) return 1 ;; esac
 }

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Start the Prefect server, the sentinel-pool work pool, Sentinel42's deployments and a worker.
-# Returns when all are up. Logs: <data dir>/logs/, pid files: <data dir>/run/.
+# Start the Prefect server, the sentinel-pool work pool, Sentinel42's deployments, a worker and
+# the metrics exporter. Returns when all are up. Logs: <data dir>/logs/ (rotated at start when
+# over SENTINEL42_LOG_MAX_BYTES, SENTINEL42_LOG_KEEP kept), pid files: <data dir>/run/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prefect_env.sh"
 
-if alive "$SERVER_PID" && alive "$WORKER_PID"; then
-    echo "Sentinel42 is already running: server pid $(cat "$SERVER_PID"), worker pid $(cat "$WORKER_PID")"
+# Whoever can create a flow run on a process pool runs code here: the API is served beyond this
+# machine only behind a password.
+if ! loopback "$HOST" && [ -z "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
+    echo "error: SENTINEL42_PREFECT_HOST=$HOST would open the Prefect API (it runs code on this machine) to the network without a password; set PREFECT_SERVER_API_AUTH_STRING=user:password, or SENTINEL42_PREFECT_HOST=127.0.0.1" >&2
+    exit 2
+fi
+
+if alive "$SERVER_PID" && alive "$WORKER_PID" && alive "$METRICS_PID"; then
+    echo "Sentinel42 is already running: server pid $(cat "$SERVER_PID"), worker pid $(cat "$WORKER_PID"), metrics pid $(cat "$METRICS_PID")"
     echo "Dashboard: http://$HOST:$PORT"
     exit 0
 fi
@@ -19,6 +27,7 @@ else
         exit 1
     fi
     echo "starting Prefect server on http://$HOST:$PORT (log: $LOG_DIR/server.log)"
+    rotate_log "$LOG_DIR/server.log"
     setsid "$PREFECT" server start --host "$HOST" --port "$PORT" \
         >>"$LOG_DIR/server.log" 2>&1 </dev/null &
     echo $! >"$SERVER_PID"
@@ -44,17 +53,46 @@ else
 fi
 
 "$PY" "$ROOT/flows/deployments.py" --pool "$POOL"
+"$ROOT/.venv/bin/sentinel42" alerts install  # automations and notification channels
+
+# Runs left in flight by a crash or a kill (no process of theirs alive here) end Crashed and give
+# back their deployments' concurrency slots: the server keeps those leases in memory only, so
+# after a restart nothing else would. With no worker running, none of our runs can be starting.
+grace=60
+alive "$WORKER_PID" || grace=0
+"$CLI" runs cleanup --grace-seconds "$grace" \
+    || echo "warning: the runs left in flight were not cleaned up; run 'sentinel42 runs cleanup'" >&2
 
 if alive "$WORKER_PID"; then
     echo "worker already running (pid $(cat "$WORKER_PID"))"
 else
     echo "starting worker on $POOL (log: $LOG_DIR/worker.log)"
+    rotate_log "$LOG_DIR/worker.log"
     setsid "$PREFECT" worker start --pool "$POOL" --name "sentinel42-$(hostname)" \
         >>"$LOG_DIR/worker.log" 2>&1 </dev/null &
     echo $! >"$WORKER_PID"
     for _ in $(seq 1 60); do
         grep -q "started!" "$LOG_DIR/worker.log" 2>/dev/null && break
         alive "$WORKER_PID" || { echo "error: the worker exited; see $LOG_DIR/worker.log" >&2; exit 1; }
+        sleep 1
+    done
+fi
+
+if alive "$METRICS_PID"; then
+    echo "metrics exporter already running (pid $(cat "$METRICS_PID"))"
+else
+    if listening "$METRICS_HOST" "$METRICS_PORT"; then
+        echo "error: something else listens on $METRICS_HOST:$METRICS_PORT; set SENTINEL42_METRICS_PORT" >&2
+        exit 1
+    fi
+    echo "starting metrics exporter on http://$METRICS_HOST:$METRICS_PORT/metrics (log: $LOG_DIR/metrics.log)"
+    rotate_log "$LOG_DIR/metrics.log"
+    setsid "$ROOT/.venv/bin/sentinel42" metrics serve --host "$METRICS_HOST" --port "$METRICS_PORT" \
+        >>"$LOG_DIR/metrics.log" 2>&1 </dev/null &
+    echo $! >"$METRICS_PID"
+    for _ in $(seq 1 60); do
+        listening "$METRICS_HOST" "$METRICS_PORT" && break
+        alive "$METRICS_PID" || { echo "error: the metrics exporter exited; see $LOG_DIR/metrics.log" >&2; exit 1; }
         sleep 1
     done
 fi
