@@ -64,11 +64,20 @@ class ScoringResult:
 
 
 def score_sentiment(settings: Settings) -> ScoringResult:
-    """Score every stored headline not yet scored by the current scorer (0 in steady state)."""
-    from sentinel42.sentiment.service import build_scorer, score_pending
+    """Score every stored headline not yet scored by the current scorer (0 in steady state).
 
-    scorer = build_scorer(settings)
+    The store is asked first: with nothing waiting, no scorer is built, so a steady-state
+    refresh neither imports torch nor loads FinBERT; the result then names the scorer of the
+    newest stored score.
+    """
+    from sentinel42.sentiment.service import backlog, build_scorer, score_pending
+
     with open_store(settings) as store:
+        waiting = backlog(store)
+        if not waiting.waiting:
+            logger.info("sentiment: no headline waits for scoring; no scorer built")
+            return ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
+        scorer = build_scorer(settings)
         scored = score_pending(store, scorer, settings.sentiment_batch_size)
     return ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
 
@@ -311,7 +320,7 @@ def validate(settings: Settings, as_of: datetime) -> dict[str, Any]:
 def current_model_version(settings: Settings) -> str | None:
     from sentinel42.model.registry import ModelRegistry
 
-    return ModelRegistry(settings.models_dir).current_version()
+    return ModelRegistry(settings.models_location).current_version()
 
 
 def train_model(

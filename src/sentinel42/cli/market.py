@@ -98,10 +98,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Validate + store one refresh of synthetic bars (no network): backfill, then +1 bar."""
-        from sentinel42.market.bench import bench_refresh
+        from sentinel42.bench.measure import machine, run_isolated
 
-        with user_errors():
-            result = bench_refresh(tickers, days, progress=lambda m: typer.echo(m, err=True))
+        with user_errors():  # a fresh process: its peak RSS is this benchmark's own
+            result = run_isolated(
+                "sentinel42.market.bench:bench_refresh", {"n_tickers": tickers, "days": days}
+            )
+        result["machine"] = machine()
         if as_json:
             emit_json(result)
             return
@@ -109,5 +112,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             typer.echo(
                 f"{name}: {figures['cpu_s']:.2f} s CPU, {figures['wall_s']:.2f} s wall, "
                 f"{figures['bars']} bars (validate {figures['validate_cpu_s']:.2f} s CPU, "
-                f"store {figures['store_cpu_s']:.2f} s CPU)"
+                f"store {figures['store_cpu_s']:.2f} s CPU), peak RSS so far "
+                f"{figures['peak_rss_mb']:.0f} MiB"
             )
+        typer.echo(f"process peak RSS {result['process']['peak_rss_mb']:.0f} MiB")

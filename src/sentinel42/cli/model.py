@@ -124,7 +124,7 @@ def list_models(
 
     settings = get_settings()
     with user_errors():
-        registry = ModelRegistry(settings.models_dir)
+        registry = ModelRegistry(settings.models_location)
         rows = registry.list()
         current = registry.current_version()
     if json_output:
@@ -150,17 +150,15 @@ def bench(
     infer_tickers: int = typer.Option(500, min=1, help="Tickers in the inference batch."),
 ) -> None:
     """Training time on synthetic bars and one-batch inference latency (figures, not a test)."""
-    from sentinel42.model.bench import run_benchmark
+    from sentinel42.bench.measure import machine, run_isolated
 
-    settings = get_settings(require_replay_dir=False)
-    with user_errors():
-        figures = run_benchmark(
-            settings,
-            train_tickers=tickers,
-            sessions=sessions,
-            infer_tickers=infer_tickers,
-            progress=lambda line: typer.echo(line, err=True),
+    get_settings(require_replay_dir=False)  # a bad setting: one line here, not in the child
+    with user_errors():  # a fresh process (same environment): its peak RSS is its own
+        figures = run_isolated(
+            "sentinel42.model.bench:bench_model",
+            {"train_tickers": tickers, "sessions": sessions, "infer_tickers": infer_tickers},
         )
+    figures["machine"] = machine()
     if json_output:
         emit_json(figures)
         return
@@ -171,8 +169,14 @@ def bench(
     )
     typer.echo(
         f"inference: {i['tickers']} tickers in one batch: median {i['seconds_median']:.3f} s, "
-        f"max {i['seconds_max']:.3f} s, with model load {i['seconds_with_model_load']:.3f} s"
+        f"max {i['seconds_max']:.3f} s, with model load {i['seconds_with_model_load']:.3f} s; "
+        f"naive, one call per ticker: {i['seconds_naive_per_ticker']:.3f} s"
     )
+    for name, row in figures["stages"].items():
+        typer.echo(
+            f"{name}: {row['wall_s']:.2f} s wall, {row['cpu_s']:.2f} s CPU, "
+            f"peak RSS so far {row['peak_rss_mb']:.0f} MiB"
+        )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -142,18 +142,29 @@ def bench_sentiment(
     """Headlines/s of a FinBERT-sized model (fp32/int8, batch 1/32) and steady-state cost."""
     settings = get_settings(require_replay_dir=False)
     with user_errors():
-        from sentinel42.sentiment.bench import run_benchmark
+        from sentinel42.bench.measure import machine, run_isolated
 
-        result = run_benchmark(
-            n=n,
-            threads=threads or settings.sentiment_threads,
-            max_length=settings.sentiment_max_length,
+        result = run_isolated(  # a fresh process: its peak RSS is this benchmark's own
+            "sentinel42.sentiment.bench:run_benchmark",
+            {
+                "n": n,
+                "threads": threads or settings.sentiment_threads,
+                "max_length": settings.sentiment_max_length,
+            },
         )
+        result["machine"] = machine()
         if as_json:
             emit_json(result)
         else:
             for key, value in result.items():
-                typer.echo(f"{key:24} {value}")
+                if key not in ("stages", "process", "machine"):
+                    typer.echo(f"{key:24} {value}")
+            for name, row in result["stages"].items():
+                typer.echo(
+                    f"{name:24} {row['wall_s']:.2f} s wall, {row['cpu_s']:.2f} s CPU, "
+                    f"peak RSS so far {row['peak_rss_mb']:.0f} MiB"
+                )
+            typer.echo(f"{'process peak RSS':24} {result['process']['peak_rss_mb']:.0f} MiB")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

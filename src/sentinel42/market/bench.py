@@ -2,7 +2,9 @@
 
 Synthetic bars from an in-memory source (the network is excluded by design) go through the
 real :func:`~sentinel42.market.refresh.refresh_prices` into a fresh SQLite store: first a
-backfill of ``days`` sessions for every ticker, then an incremental refresh one bar later.
+backfill of ``days`` sessions for every ticker, then an incremental refresh one bar later. The
+CLI runs it in a fresh process (:func:`sentinel42.bench.measure.run_isolated`), so its peak RSS
+is this benchmark's own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentinel42.bench.measure import peak_rss_mb
 from sentinel42.domain import BAR_COLUMNS
 from sentinel42.market.base import PriceBatch, empty_bars, interval_minutes
 from sentinel42.market.calendar import NyseCalendar
@@ -90,9 +93,20 @@ class SyntheticPriceSource:
 
 
 def _phase(
-    settings: Any, source: SyntheticPriceSource, store: Any, calendar: NyseCalendar, as_of: datetime
+    settings: Any,
+    source: SyntheticPriceSource,
+    store: Any,
+    calendar: NyseCalendar,
+    as_of: datetime,
+    *,
+    naive: bool = False,
 ) -> dict[str, Any]:
-    """Run one refresh, splitting CPU time between validation and the store."""
+    """Run one refresh, splitting CPU time between validation and the store.
+
+    ``naive``: the same refresh one ticker at a time (a one-ticker watchlist per call: one
+    fetch, one context read and one upsert transaction per ticker), as a loop over tickers
+    would do it.
+    """
     import sentinel42.market.refresh as refresh_mod
 
     spent = {"validate": 0.0}
@@ -109,36 +123,48 @@ def _phase(
     refresh_mod.validate_bars = timed_validate  # type: ignore[assignment]
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        report = refresh_mod.refresh_prices(settings, source, store, calendar, as_of)
+        if naive:
+            rows = [
+                row
+                for t in settings.tickers
+                for row in refresh_mod.refresh_prices(
+                    settings.model_copy(update={"tickers": [t]}), source, store, calendar, as_of
+                ).tickers
+            ]
+        else:
+            rows = refresh_mod.refresh_prices(settings, source, store, calendar, as_of).tickers
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
         refresh_mod.validate_bars = real_validate  # type: ignore[assignment]
-    bars = sum(t.bars_new + t.bars_updated for t in report.tickers)
+    bars = sum(t.bars_new + t.bars_updated for t in rows)
     return {
         "cpu_s": round(cpu, 3),
         "wall_s": round(wall, 3),
+        "peak_rss_mb": peak_rss_mb(),  # the process's high-water mark so far
         "validate_cpu_s": round(spent["validate"], 3),
         "store_cpu_s": round(cpu - spent["validate"], 3),
         "bars": bars,
-        "bars_new": sum(t.bars_new for t in report.tickers),
+        "bars_new": sum(t.bars_new for t in rows),
     }
 
 
 def bench_refresh(
     n_tickers: int = 500, days: int = 60, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Backfill ``days`` of 15-minute bars for ``n_tickers``, then refresh one new bar.
+    """Backfill ``days`` of 15-minute bars for ``n_tickers``, then refresh one new bar, then
+    another new bar the naive way (one refresh per ticker), in the same run.
 
     Returns:
-        ``{"tickers": n, "days": d, "phases": {"backfill": {...}, "incremental": {...}}}`` with
-        CPU seconds (``time.process_time``), wall seconds and bars stored per phase.
+        ``{"tickers": n, "days": d, "phases": {"backfill": {...}, "incremental": {...},
+        "incremental_naive": {...}}}`` with CPU seconds (``time.process_time``), wall seconds,
+        bars stored and the process's peak RSS at the end of each phase.
     """
     from sentinel42.persistence import open_store
     from sentinel42.settings import load_settings
 
     say = progress or (lambda _m: None)
     calendar = NyseCalendar()
-    tickers = [_name(i) for i in range(n_tickers)]
+    tickers = [ticker_name(i) for i in range(n_tickers)]
     first_open = calendar.sessions_between(BENCH_END - timedelta(days=days * 2), BENCH_END)
     start = first_open[-days][0] if len(first_open) >= days else first_open[0][0]
     source = SyntheticPriceSource(calendar, start, BENCH_END + timedelta(hours=1))
@@ -155,15 +181,19 @@ def bench_refresh(
             incremental = _phase(
                 settings, source, store, calendar, BENCH_END + timedelta(minutes=15)
             )
+            say(f"incremental, naive: {n_tickers} tickers x 1 new bar, one refresh per ticker")
+            naive = _phase(
+                settings, source, store, calendar, BENCH_END + timedelta(minutes=30), naive=True
+            )
     return {
         "tickers": n_tickers,
         "days": days,
         "columns": list(BAR_COLUMNS),
-        "phases": {"backfill": backfill, "incremental": incremental},
+        "phases": {"backfill": backfill, "incremental": incremental, "incremental_naive": naive},
     }
 
 
-def _name(i: int) -> str:
+def ticker_name(i: int) -> str:
     """Distinct valid ticker symbols: A, B, ..., Z, AA, AB, ..."""
     letters = ""
     i += 1

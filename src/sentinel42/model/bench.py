@@ -86,20 +86,24 @@ def run_benchmark(
     Returns:
         Figures in seconds plus the sizes and thread count used.
     """
-    import torch
+    from sentinel42.bench.measure import Stages
 
-    from sentinel42.model.predictor import predict_latest, predict_with
-    from sentinel42.model.registry import ModelRegistry
-    from sentinel42.model.training import train_and_register
+    stages = Stages()
+    with stages.stage("imports"):
+        import torch
+
+        from sentinel42.model.predictor import predict_latest, predict_with
+        from sentinel42.model.registry import ModelRegistry
+        from sentinel42.model.training import train_and_register
 
     now = datetime(2025, 4, 1, 21, 0, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="sentinel42-bench-") as tmp:
         bench_settings = settings.model_copy(update={"data_dir": Path(tmp)})
         names = [f"T{i:03d}" for i in range(max(train_tickers, infer_tickers))]
         bars = synthetic_bars(names[:train_tickers], sessions, seed=1)
-        started = time.perf_counter()
-        doc = train_and_register(bench_settings, bars, now=now, progress=progress, n_folds=1)
-        train_s = time.perf_counter() - started
+        with stages.stage("train") as row:
+            doc = train_and_register(bench_settings, bars, now=now, progress=progress, n_folds=1)
+        train_s = row["wall_s"]
         registry = ModelRegistry(bench_settings.models_dir)
         version = doc["version"]
         if registry.current_version() is None:
@@ -109,14 +113,23 @@ def run_benchmark(
         loaded = registry.load(version)
         predict_with(loaded, many, as_of, interval_minutes=15)  # warm-up (allocations, caches)
         batch = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            result = predict_with(loaded, many, as_of, interval_minutes=15)
-            batch.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        full = predict_latest(bench_settings, many, as_of)
-        with_load = time.perf_counter() - t0
+        with stages.stage("inference", repeats=repeats):
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                result = predict_with(loaded, many, as_of, interval_minutes=15)
+                batch.append(time.perf_counter() - t0)
+        with stages.stage("inference_with_model_load") as row:
+            full = predict_latest(bench_settings, many, as_of)
+        with_load = row["wall_s"]
+        # The naive way, same work: one call (features + forward pass) per ticker.
+        with stages.stage("inference_naive_per_ticker") as row:
+            per_ticker = [
+                predict_with(loaded, {t: frame}, as_of, interval_minutes=15)
+                for t, frame in many.items()
+            ]
+        naive_s = row["wall_s"]
     return {
+        "stages": stages.figures,
         "train": {
             "tickers": train_tickers,
             "sessions": sessions,
@@ -133,6 +146,8 @@ def run_benchmark(
             "seconds_median": round(float(np.median(batch)), 4),
             "seconds_max": round(float(np.max(batch)), 4),
             "seconds_with_model_load": round(with_load, 4),
+            "seconds_naive_per_ticker": round(naive_s, 4),
+            "predicted_naive": sum(len(r.predictions) for r in per_ticker),
             "predicted_with_load": len(full.predictions),
         },
         "threads": torch.get_num_threads(),
@@ -143,3 +158,24 @@ def run_benchmark(
             "layers": bench_settings.model_layers,
         },
     }
+
+
+def bench_model(
+    train_tickers: int = 10,
+    sessions: int = 60,
+    infer_tickers: int = 500,
+    repeats: int = 5,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """:func:`run_benchmark` with the environment's settings: the entry of a fresh process
+    (``sentinel42 bench model`` runs it through :func:`sentinel42.bench.measure.run_isolated`)."""
+    from sentinel42.settings import load_settings
+
+    return run_benchmark(
+        load_settings(require_replay_dir=False),
+        train_tickers=train_tickers,
+        sessions=sessions,
+        infer_tickers=infer_tickers,
+        repeats=repeats,
+        progress=progress,
+    )

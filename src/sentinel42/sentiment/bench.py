@@ -8,12 +8,10 @@ splits a few rare words further; headlines stay far below ``max_length`` either 
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,12 +47,24 @@ def synthetic_headlines(n: int, seed: int = 7) -> list[str]:
     return out
 
 
-def random_finbert(texts: Sequence[str], options: FinBertOptions, workdir: Path) -> FinBertScorer:
-    """A random-weight BERT-base classifier with ProsusAI's labels, saved and loaded for real."""
+def random_finbert(
+    texts: Sequence[str],
+    options: FinBertOptions,
+    workdir: Path,
+    config_overrides: Mapping[str, Any] | None = None,
+) -> FinBertScorer:
+    """A random-weight BERT-base classifier with ProsusAI's labels, saved and loaded for real.
+
+    ``config_overrides`` (``BertConfig`` fields) shrink it for smoke tests; figures are only
+    meaningful without them.
+    """
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers.utils import logging as hf_logging
 
     from sentinel42.sentiment.finbert import load_finbert
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the figures' stderr
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += sorted({w.lower().strip(",.") for t in texts for w in t.split()} - set(vocab))
@@ -64,7 +74,9 @@ def random_finbert(texts: Sequence[str], options: FinBertOptions, workdir: Path)
     torch.manual_seed(0)
     labels = {0: "positive", 1: "negative", 2: "neutral"}
     label2id = {v: k for k, v in labels.items()}
-    config = BertConfig(num_labels=3, id2label=labels, label2id=label2id)  # type: ignore[call-arg]
+    config = BertConfig(  # type: ignore[call-arg]
+        num_labels=3, id2label=labels, label2id=label2id, **dict(config_overrides or {})
+    )
     BertForSequenceClassification(config).save_pretrained(workdir)
     tokenizer.save_pretrained(workdir)
     return load_finbert(
@@ -77,18 +89,19 @@ def random_finbert(texts: Sequence[str], options: FinBertOptions, workdir: Path)
     )
 
 
-def _rate(fn: Callable[[], Any], n: int) -> float:
-    start = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - start)
-
-
 def run_benchmark(
     n: int = 512, threads: int | None = None, max_length: int = 128
 ) -> dict[str, Any]:
-    """Headlines per second (fp32 and int8, batch 1 and 32) and the steady-state refresh cost."""
+    """Headlines per second (fp32 and int8, batch 1 and 32) and the steady-state refresh cost.
+
+    Returns:
+        The rates (``fp32_batch32_per_s`` ...), the steady-state figures and ``stages``: wall
+        and CPU seconds of each measured case and the process's peak RSS when it ended (a
+        high-water mark: the int8 cases run after the fp32 model was loaded).
+    """
     import torch
 
+    from sentinel42.bench.measure import Stages
     from sentinel42.domain import NewsItem
     from sentinel42.persistence import open_store
     from sentinel42.sentiment.service import score_pending
@@ -100,17 +113,21 @@ def run_benchmark(
         "max_length": max_length,
         "model": "random BERT-base (FinBERT architecture)",
     }
+    stages = Stages()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         for quantize in (False, True):
             options = FinBertOptions(max_length=max_length, threads=threads, quantize=quantize)
-            workdir = base / ("int8" if quantize else "fp32")
-            workdir.mkdir()
-            scorer = random_finbert(texts, options, workdir)
             tag = "int8" if quantize else "fp32"
-            scorer.probabilities(texts[:8], 8)  # warm-up: first-call allocations
+            workdir = base / tag
+            workdir.mkdir()
+            with stages.stage(f"{tag}_build_and_load"):
+                scorer = random_finbert(texts, options, workdir)
+                scorer.probabilities(texts[:8], 8)  # warm-up: first-call allocations
             for batch in (1, 32):
-                rate = _rate(functools.partial(scorer.probabilities, texts, batch), n)
+                with stages.stage(f"{tag}_batch{batch}", headlines=n) as row:
+                    scorer.probabilities(texts, batch)
+                rate = n / max(row["wall_s"], 1e-9)
                 results[f"{tag}_batch{batch}_per_s"] = round(rate, 1)
                 logger.info("%s batch %d: %.1f headlines/s", tag, batch, rate)
             if not quantize:
@@ -127,14 +144,15 @@ def run_benchmark(
                 ],
                 seen_at=as_of,
             )
-            start = time.perf_counter()
-            first = score_pending(store, fp32, 32)
+            with stages.stage("first_refresh") as row:
+                row["scored"] = first = score_pending(store, fp32, 32)
             results["first_refresh_scored"] = first
-            results["first_refresh_s"] = round(time.perf_counter() - start, 2)
-            start = time.perf_counter()
-            again = score_pending(store, fp32, 32)
+            results["first_refresh_s"] = row["wall_s"]
+            with stages.stage("steady_refresh") as row:
+                row["scored"] = again = score_pending(store, fp32, 32)
             results["steady_refresh_scored"] = again
-            results["steady_refresh_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            results["steady_refresh_ms"] = round(row["wall_s"] * 1000, 1)
+    results["stages"] = stages.figures
     return results
 
 

@@ -1,10 +1,16 @@
-"""Choosing the scorer and scoring what the store has not scored yet."""
+"""Choosing the scorer and scoring what the store has not scored yet.
+
+A refresh asks the store first (:func:`backlog`) and builds a scorer only when a headline waits:
+building one imports torch and transformers and loads FinBERT (seconds and about a gigabyte),
+which a steady-state refresh, with nothing new to score, must not pay.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sentinel42.domain import SentimentScore
@@ -16,6 +22,40 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _warned: set[str] = set()  # one fallback warning per process and model
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Whether a stored headline waits for scoring, found without building a scorer.
+
+    Attributes:
+        waiting: some stored headline has no score by the scorer that scored last (or, before
+            any score exists, any headline is stored).
+        scorer: name of the scorer of the newest stored score (None before any).
+        revision: its revision (None before any).
+    """
+
+    waiting: bool
+    scorer: str | None = None
+    revision: str | None = None
+
+
+def backlog(store: Any) -> Backlog:
+    """Ask the store whether anything waits for scoring; cheap (two indexed queries).
+
+    "Waiting" is judged against the scorer that scored last: the scorer a refresh would build
+    is only known once built (FinBERT's revision comes from its weights, and whether it loads at
+    all from the machine). So a change of model (another ``SENTINEL42_FINBERT_MODEL``, FinBERT
+    back after a fallback spell) takes effect at the next refresh that brings a new headline,
+    and that refresh then scores the whole backlog with the new model.
+    """
+    from sentinel42.persistence.housekeeping import newest_scorer
+
+    newest = newest_scorer(store)
+    if newest is None:
+        return Backlog(waiting=store.count_news() > 0)
+    scorer, revision = newest
+    return Backlog(bool(store.pending_texts(scorer, revision, limit=1)), scorer, revision)
 
 
 def finbert_options(settings: Settings) -> Any:
