@@ -146,6 +146,18 @@ def market_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
     return Gate(False, False, f"{why}; nothing recorded")
 
 
+def decision_row(d: Decision) -> dict[str, Any]:
+    """One decision as the run documents, artifacts and the dashboard show it."""
+    return {
+        "ticker": d.ticker,
+        "bar_ts": d.bar_ts.isoformat(),
+        "action": d.action.value,
+        "confidence": d.confidence,
+        "fused": d.inputs.get("fused"),
+        "reason": d.reason,
+    }
+
+
 @dataclass(slots=True)
 class TradingResult:
     as_of: datetime
@@ -160,17 +172,7 @@ class TradingResult:
             "as_of": self.as_of.isoformat(),
             "run_id": self.run_id,
             "model_version": self.model_version,
-            "decisions": [
-                {
-                    "ticker": d.ticker,
-                    "bar_ts": d.bar_ts.isoformat(),
-                    "action": d.action.value,
-                    "confidence": d.confidence,
-                    "fused": d.inputs.get("fused"),
-                    "reason": d.reason,
-                }
-                for d in self.decisions
-            ],
+            "decisions": [decision_row(d) for d in self.decisions],
             "skipped_tickers": self.skipped,
             "saved": self.saved,
         }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sentinel42.errors import ModelError
 from sentinel42.market.calendar import NEW_YORK
 from sentinel42.persistence import ledger
+from sentinel42.pipeline import decision_row
 
 if TYPE_CHECKING:
     from sentinel42.persistence.store import Store
@@ -111,17 +112,7 @@ def previous_result(store: Store, run_id: str, limit: int = 500) -> dict[str, An
         "as_of": (newest.decided_at or newest.bar_ts).isoformat(),
         "run_id": newest.run_id,
         "model_version": next((d.models.get("lstm") for d in mine if d.models.get("lstm")), None),
-        "decisions": [
-            {
-                "ticker": d.ticker,
-                "bar_ts": d.bar_ts.isoformat(),
-                "action": d.action.value,
-                "confidence": d.confidence,
-                "fused": d.inputs.get("fused"),
-                "reason": d.reason,
-            }
-            for d in mine
-        ],
+        "decisions": [decision_row(d) for d in mine],
     }
 
 
