@@ -113,12 +113,16 @@ def test_start_is_idempotent_and_lists_the_deployments(system):
 
 
 def test_trading_outside_the_session_records_nothing(system):
+    # 16:20 New York: past the 16:02 run that decides the session's last bar.
+    after_the_close = {"SENTINEL42_REPLAY_AS_OF": "2026-11-25T16:20:00-05:00"}
     run = _run(
         [
             str(ROOT / ".venv/bin/prefect"),
             "deployment",
             "run",
             "trading-flow/trading-production",
+            "--job-variable",
+            "env=" + json.dumps(after_the_close),
             "--watch",
             "--watch-timeout",
             "240",
