@@ -123,3 +123,69 @@ def test_backup_flow_writes_a_verified_set_and_prunes(harness, replay_env):
     assert report["backup"]["sha256"] == digest
     assert store_copy.stat().st_mode & 0o077 == 0  # owner-only
     assert "bars" in str(report["pruned"])
+
+
+SECRETS = {
+    "SENTINEL42_NEWSAPI_KEY": "newsapi-key-S3CR3T-1111",
+    "SENTINEL42_NOTIFY_WEBHOOK_URL": "https://hooks.example.com/services/S3CR3T-2222",
+    "SENTINEL42_SMTP_PASSWORD": "smtp-password-S3CR3T-3333",
+}
+
+
+def test_no_secret_reaches_logs_artifacts_parameters_outputs_or_databases(
+    harness, replay_env, monkeypatch, caplog, tmp_path
+):
+    """Runs the flows and the read commands with secrets set, then greps everything a person or
+    another process can read: logs, CLI output, Prefect's runs, artifacts and database, the
+    store and the data folder."""
+    import logging
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+    from typer.testing import CliRunner
+
+    from flows.sentinel_flows import trading_flow, validate_flow
+    from sentinel42.cli import app
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SENTINEL42_SMTP_HOST", "127.0.0.1")
+    # Prefect configures its own logging (no propagation to pytest's capture): listen on the
+    # loggers themselves.
+    lines: list[str] = []
+    sink = logging.Handler(logging.DEBUG)
+    sink.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    watched = [logging.getLogger(name) for name in ("sentinel42", "prefect")]
+    levels = [logger.level for logger in watched]
+    for logger in watched:
+        logger.addHandler(sink)
+        logger.setLevel(logging.DEBUG)
+    try:
+        trading_flow(force=True)
+        validate_flow(force=True)
+        logging.getLogger("sentinel42.test").info("canary %s", "S3CR3T-canary")
+    finally:
+        for logger, level in zip(watched, levels, strict=True):
+            logger.removeHandler(sink)
+            logger.setLevel(level)
+    log_text = "\n".join(lines)
+    assert "S3CR3T-canary" in log_text and "predict-fuse-decide" in log_text  # it does listen
+    texts = [log_text, caplog.text]
+    runner = CliRunner()
+    for command in (["status", "--json"], ["decisions", "--json"], ["doctor", "--json"],
+                    ["portfolio", "--json"], ["validate", "--json"]):  # fmt: skip
+        texts.append(runner.invoke(app, command).output)
+    with get_client(sync_client=True) as client:
+        texts += [r.model_dump_json() for r in client.read_flow_runs(limit=200)]
+        texts += [a.model_dump_json() for a in client.read_artifacts(limit=200)]
+    url = get_current_settings().server.database.connection_url.get_secret_value()
+    prefect_db = Path(url.split("///", 1)[1]) if "sqlite" in url else None
+    blobs = [p.read_bytes() for p in Path(load_settings().data_dir).rglob("*") if p.is_file()]
+    if prefect_db is not None:
+        assert prefect_db.exists(), prefect_db  # the test server's own database is read too
+        blobs += [p.read_bytes() for p in prefect_db.parent.glob(prefect_db.name + "*")]
+    assert len(texts) > 5 and blobs
+    for value in SECRETS.values():
+        assert not any(value in text for text in texts), value
+        assert not any(value.encode() in blob for blob in blobs), value
