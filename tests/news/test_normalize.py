@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import random
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from sentinel42.domain import NewsItem
 from sentinel42.news.normalize import (
+    AMBIGUOUS_SYMBOLS,
+    COMPANY_NAMES,
     canonical_url,
     clean_text,
     dedupe,
@@ -65,6 +69,80 @@ def test_canonical_url_strips_tracking_but_keeps_identity(url, expected):
 )
 def test_match_tickers_counts_ordinary_word_symbols_only_as_cashtag_or_name(text, expected):
     assert match_tickers(text, WATCH) == expected
+
+
+def _match_tickers_by_regex_alone(text, watchlist, names):
+    """The matcher as first written: every pattern searched for every symbol, no shortcuts."""
+    found = []
+    for symbol in watchlist:
+        sym = re.escape(symbol)
+        explicit = re.search(
+            rf"(?:\$|\b(?:NASDAQ|NYSE|NYSEARCA|AMEX|ARCA)\s?:\s?){sym}(?![\w-])",
+            text,
+            flags=re.IGNORECASE,
+        )
+        bare = (
+            len(symbol) > 1
+            and symbol not in AMBIGUOUS_SYMBOLS
+            and re.search(rf"(?<![\w$-]){sym}(?![\w-])", text) is not None
+        )
+        named = any(
+            re.search(r"(?<![\w&])" + re.escape(n) + r"(?![\w&])", text)
+            for n in names.get(symbol, ())
+        )
+        if explicit or bare or named:
+            found.append(symbol)
+    return tuple(found)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_match_tickers_shortcuts_find_exactly_what_the_patterns_alone_find(seed):
+    # The substring pre-check must never hide a match: random headlines built from symbols in
+    # every case, cashtags, exchange prefixes, company names, hyphens and the characters that
+    # re's case-blind matching folds specially (long s, Kelvin sign, dotted I, sharp s).
+    rng = random.Random(seed)
+    watch = [
+        *WATCH,
+        "BRK.B",
+        "BF-B",
+        "KSS",
+        "SIRI",
+        "T",
+        "GS",
+        *rng.sample(sorted(COMPANY_NAMES), 5),
+    ]
+    pieces = [
+        *watch,
+        *(s.lower() for s in watch),
+        *(f"${s.lower()}" for s in watch),
+        *(f"NYSE: {s}" for s in watch),
+        *(f"nasdaq:{s.lower()}" for s in watch),
+        *(n for s in watch for n in COMPANY_NAMES.get(s, ())),
+        "shares",
+        "rise",
+        "-",
+        "&",
+        "$",
+        "ſ",
+        "\u212a",
+        "İ",
+        "ß",
+        "KẞS",
+        "$\u212ass",
+        "$ſiri",
+        "NYSE:Gſ",
+        "(",
+        ")",
+        "S&P 500",
+    ]
+    for _ in range(400):
+        text = "".join(
+            rng.choice(pieces) + rng.choice(["", " ", "-", ".", "\n"])
+            for _ in range(rng.randint(1, 9))
+        )
+        assert match_tickers(text, watch) == _match_tickers_by_regex_alone(
+            text, watch, COMPANY_NAMES
+        ), text
 
 
 def test_title_key_ignores_case_punctuation_and_entities():

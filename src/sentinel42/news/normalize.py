@@ -6,6 +6,7 @@ the same story from RSS and NewsAPI, or seen again four minutes later, is stored
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -219,8 +220,25 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)
 def _name_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w&])" + re.escape(name) + r"(?![\w&])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _symbol_patterns(symbol: str) -> tuple[str, re.Pattern[str], re.Pattern[str] | None]:
+    """``symbol`` casefolded, its explicit pattern, and its bare pattern (None: never bare).
+
+    Compiled once per symbol: a watchlist of 500 needs 1,000 patterns, more than ``re``'s own
+    cache holds, and recompiling them for every headline made matching quadratic in practice.
+    """
+    sym = re.escape(symbol)
+    explicit = re.compile(
+        rf"(?:\$|\b(?:NASDAQ|NYSE|NYSEARCA|AMEX|ARCA)\s?:\s?){sym}(?![\w-])", re.IGNORECASE
+    )
+    bare_ok = len(symbol) > 1 and symbol not in AMBIGUOUS_SYMBOLS
+    bare = re.compile(rf"(?<![\w$-]){sym}(?![\w-])") if bare_ok else None
+    return symbol.casefold(), explicit, bare
 
 
 def match_tickers(
@@ -232,24 +250,19 @@ def match_tickers(
 
     A symbol counts as a cashtag (``$AAPL``), with an exchange prefix (``NASDAQ:AAPL``), as a
     bare upper-case word unless it is an ordinary word (:data:`AMBIGUOUS_SYMBOLS`, one letter),
-    or through one of its company names.
+    or through one of its company names. A symbol or name that does not occur in the text as a
+    substring (casefolded for the case-blind pattern) is passed over without a regex search.
     """
     names = COMPANY_NAMES if company_names is None else company_names
+    folded = text.casefold()
     found: list[str] = []
     for symbol in watchlist:
-        sym = re.escape(symbol)
-        explicit = re.search(
-            rf"(?:\$|\b(?:NASDAQ|NYSE|NYSEARCA|AMEX|ARCA)\s?:\s?){sym}(?![\w-])",
-            text,
-            flags=re.IGNORECASE,
+        key, explicit, bare = _symbol_patterns(symbol)
+        hit = key in folded and (
+            (bare is not None and symbol in text and bare.search(text) is not None)
+            or explicit.search(text) is not None
         )
-        bare = (
-            len(symbol) > 1
-            and symbol not in AMBIGUOUS_SYMBOLS
-            and re.search(rf"(?<![\w$-]){sym}(?![\w-])", text) is not None
-        )
-        named = any(_name_pattern(n).search(text) for n in names.get(symbol, ()))
-        if explicit or bare or named:
+        if hit or any(n in text and _name_pattern(n).search(text) for n in names.get(symbol, ())):
             found.append(symbol)
     return tuple(found)
 
