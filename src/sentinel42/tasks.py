@@ -7,12 +7,12 @@ errors that say retrying can help (:func:`sentinel42.errors.is_retryable`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
@@ -27,6 +27,9 @@ DECISIONS_EVENT = "sentinel42.decisions.recorded"
 MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
 MODEL_REFUSED_EVENT = "sentinel42.model.refused"
 DECISION_ACTIONABLE_EVENT = "sentinel42.decision.actionable"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def retry_if_temporary(_task: Any, _task_run: Any, state: Any) -> bool:
@@ -47,6 +50,18 @@ IO_RETRY_DELAYS: list[float] = [10]
 # A hung download or store write is stopped rather than holding the deployment's slot.
 IO_TIMEOUT_S = 600
 TRAINING_TIMEOUT_S = 3600
+
+
+def io_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` for a network or store step: retried as above, stopped after ``IO_TIMEOUT_S``."""
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        retries=IO_RETRIES,
+        retry_delay_seconds=IO_RETRY_DELAYS,
+        retry_condition_fn=retry_if_temporary,
+        timeout_seconds=IO_TIMEOUT_S,
+    )
 
 
 @contextmanager
@@ -96,14 +111,7 @@ def resolve_as_of_task(settings: Settings) -> datetime:
     return pipeline.resolve_as_of(settings)
 
 
-@task(
-    name="refresh-prices",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    timeout_seconds=IO_TIMEOUT_S,
-    retry_condition_fn=retry_if_temporary,
-)
+@io_task("refresh-prices")
 def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     report = pipeline.refresh_prices(settings, as_of, progress=get_run_logger().info)
     if report.no_data:
@@ -116,26 +124,12 @@ def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     return report
 
 
-@task(
-    name="refresh-news",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    timeout_seconds=IO_TIMEOUT_S,
-    retry_condition_fn=retry_if_temporary,
-)
+@io_task("refresh-news")
 def refresh_news_task(settings: Settings, as_of: datetime) -> Any:
     return pipeline.refresh_news(settings, as_of)
 
 
-@task(
-    name="score-sentiment",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_if_temporary,
-    timeout_seconds=IO_TIMEOUT_S,
-)
+@io_task("score-sentiment")
 def score_sentiment_task(settings: Settings) -> pipeline.ScoringResult:
     return pipeline.score_sentiment(settings)
 
@@ -161,14 +155,7 @@ def market_gate_task(settings: Settings, as_of: datetime, force: bool) -> pipeli
     return gate
 
 
-@task(
-    name="predict-fuse-decide",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_if_temporary,
-    timeout_seconds=IO_TIMEOUT_S,
-)
+@io_task("predict-fuse-decide")
 def decide_task(settings: Settings, as_of: datetime, forced: bool) -> pipeline.TradingResult:
     # The flow run's id names the decisions: a retried task or flow run (same id) changes
     # nothing; another run for the same bar becomes a revision beside the standing decision.
@@ -199,14 +186,7 @@ def publish_decisions_task(result: pipeline.TradingResult) -> dict[str, Any]:
     return document
 
 
-@task(
-    name="update-portfolio",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_if_temporary,
-    timeout_seconds=IO_TIMEOUT_S,
-)
+@io_task("update-portfolio")
 def update_portfolio_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     return pipeline.update_portfolio(settings, as_of)
 
@@ -218,14 +198,7 @@ def validation_gate_task(settings: Settings, as_of: datetime, force: bool) -> pi
     return gate
 
 
-@task(
-    name="validate-decisions",
-    cache_policy=NO_CACHE,
-    retries=IO_RETRIES,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_if_temporary,
-    timeout_seconds=IO_TIMEOUT_S,
-)
+@io_task("validate-decisions")
 def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     report = pipeline.validate(settings, as_of)
     if report.get("newly_degraded"):
@@ -262,8 +235,7 @@ def backup_task(settings: Settings) -> dict[str, Any]:
     return {k: str(v) if hasattr(v, "name") else v for k, v in report.items()}
 
 
-@task(name="prune", cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      retry_condition_fn=retry_if_temporary, timeout_seconds=IO_TIMEOUT_S)  # fmt: skip
+@io_task("prune")
 def prune_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
     from sentinel42.ops.retention import prune_store
 
