@@ -118,8 +118,6 @@ def incumbent_forecasts(
         ``(Incumbent, None)`` when it defends; ``(None, why)`` when one exists but cannot defend;
         ``(None, None)`` when no model is promoted.
     """
-    from sentinel42.model.trainer import predict
-
     if version is None:
         return None, None
     try:
@@ -142,7 +140,7 @@ def incumbent_forecasts(
             "out of sample"
         )
     x = windows(loaded.normalizer.apply(table.features), deciding.ends[shared], spec.window)
-    p_up, _ = predict(loaded.network, x)
+    p_up, _ = loaded.lstm.predict(x)  # as it decides live
     return Incumbent(version, p_up, shared, _iso(after)), None
 
 

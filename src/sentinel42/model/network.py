@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
+from sentinel42.model.inference import NetworkConfig
 
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    """Shape of the network; saved in checkpoint metadata and used to rebuild it."""
-
-    input_size: int
-    hidden_size: int = 32
-    layers: int = 1
-    dropout: float = 0.1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        return cls(
-            input_size=int(data["input_size"]),
-            hidden_size=int(data["hidden_size"]),
-            layers=int(data["layers"]),
-            dropout=float(data["dropout"]),
-        )
+__all__ = ["DirectionLSTM", "NetworkConfig"]
 
 
 class DirectionLSTM(nn.Module):

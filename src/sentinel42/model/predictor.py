@@ -76,10 +76,7 @@ def predict_with(
             skipped[ticker] = "a flagged or incomplete bar lies in the input window"
         ends = last[ok]
         x = windows(loaded.normalizer.apply(table.features), ends, spec.window)
-        from sentinel42.model.trainer import predict, torch_threads
-
-        torch_threads()
-        p_up, ret = predict(loaded.network, x)
+        p_up, ret = loaded.lstm.predict(x)  # numpy: a trading run never imports torch
         accuracy, edge = loaded.accuracy, model_edge(loaded)
         for row, p, r in zip(ends, p_up, ret, strict=True):
             ticker = table.tickers[table.ticker_index[row]]

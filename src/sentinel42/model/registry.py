@@ -18,13 +18,15 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sentinel42.errors import ModelError
 from sentinel42.model.features import FeatureSpec, Normalizer
+from sentinel42.model.inference import NetworkConfig, NumpyLSTM
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +40,29 @@ _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,120}$")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A checkpoint ready for inference (the network is in eval mode)."""
+    """A checkpoint ready for inference.
+
+    ``lstm`` is its forward pass in numpy (what a trading run uses, without importing torch);
+    ``network`` builds the torch ``DirectionLSTM`` in eval mode on first use (evaluation,
+    re-saving).
+    """
 
     version: str
     spec: FeatureSpec
     normalizer: Normalizer
-    network: Any  # DirectionLSTM; typed loosely so this module imports torch lazily
+    lstm: NumpyLSTM
     metadata: dict[str, Any]
+    tensors: dict[str, Any] = field(repr=False)
+
+    @cached_property
+    def network(self) -> Any:  # DirectionLSTM; typed loosely so this module imports torch lazily
+        import torch
+
+        from sentinel42.model.network import DirectionLSTM
+
+        network = DirectionLSTM(NetworkConfig.from_dict(self.metadata["network"]))
+        network.load_state_dict({k: torch.from_numpy(v) for k, v in self.tensors.items()})
+        return network.eval()
 
     @property
     def accuracy(self) -> float | None:
@@ -250,9 +268,7 @@ class ModelRegistry:
                 feature spec this code does not compute, or tensors that do not fit the network.
         """
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        from sentinel42.model.network import DirectionLSTM, NetworkConfig
+        from safetensors.numpy import load_file
 
         meta = self.metadata(version)
         weights = self._folder(version) / WEIGHTS_FILE
@@ -273,13 +289,17 @@ class ModelRegistry:
                 f"model {version!r}: network input size {config.input_size} does not match "
                 f"{len(spec.names)} features {list(spec.names)}"
             )
-        network = DirectionLSTM(config)
         try:
-            network.load_state_dict(load_file(str(weights)), strict=True)
-        except (RuntimeError, SafetensorError, OSError) as exc:
+            tensors = load_file(str(weights))
+            lstm = NumpyLSTM.from_tensors(
+                tensors,
+                input_size=config.input_size,
+                hidden_size=config.hidden_size,
+                layers=config.layers,
+            )
+        except (ModelError, SafetensorError, OSError) as exc:
             raise ModelError(f"model {version!r}: weights do not fit the network: {exc}") from exc
-        network.eval()
-        return LoadedModel(version, spec, normalizer, network, meta)
+        return LoadedModel(version, spec, normalizer, lstm, meta, tensors)
 
     def prune(self, keep: int) -> builtins.list[str]:
         """Delete every version but the newest ``keep`` and the promoted one.
