@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sentinel42.cli.common import emit_json, get_settings, user_errors
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from sentinel42.persistence import Store
+    from sentinel42.settings import Settings
+
+
+def _report_on_store(
+    compute: Callable[[Store, Settings, datetime], dict[str, Any]],
+    show: Callable[[Console, dict[str, Any]], None],
+    *,
+    as_json: bool,
+    create: bool = True,
+) -> None:
+    """Both commands: read the clock once, compute one document in the store, then print it as
+    JSON or for people. Settings and store errors exit with one line (``user_errors``)."""
+    from sentinel42 import pipeline
+    from sentinel42.persistence import open_store
+
+    settings = get_settings()
+    with user_errors():
+        as_of = pipeline.resolve_as_of(settings)
+        with open_store(settings, create=create) as store:
+            document = compute(store, settings, as_of)
+    if as_json:
+        emit_json(document)
+        return
+    from rich.console import Console
+
+    show(Console(), document)
 
 
 def _num(value: Any, fmt: str = "{:.4f}") -> str:
@@ -21,26 +55,17 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Score past decisions against what the price did next; test the model's live skill."""
-    from sentinel42 import pipeline
-    from sentinel42.persistence import open_store
     from sentinel42.validation import score_decisions
 
-    settings = get_settings()
-    with user_errors():
-        as_of = pipeline.resolve_as_of(settings)
-        with open_store(settings) as store:
-            report = score_decisions(store, settings, as_of).to_dict()
-    if as_json:
-        emit_json(report)
-        return
-    _print_validation(report)
+    def compute(store: Store, settings: Settings, as_of: datetime) -> dict[str, Any]:
+        return score_decisions(store, settings, as_of).to_dict()
+
+    _report_on_store(compute, _print_validation, as_json=as_json)
 
 
-def _print_validation(report: dict[str, Any]) -> None:
-    from rich.console import Console
+def _print_validation(console: Console, report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console()
     console.print(
         f"as of {report['as_of']}: {report['scored']} decisions scored "
         f"({report['newly_scored']} new), {report['pending']} waiting for their horizon"
@@ -77,28 +102,21 @@ def portfolio(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Bring the paper portfolio up to date with the standing decisions and show it."""
-    from sentinel42 import pipeline
-    from sentinel42.persistence import ledger, open_store
+    from sentinel42.persistence import ledger
     from sentinel42.portfolio import update_portfolio
 
-    settings = get_settings()
-    with user_errors():
-        as_of = pipeline.resolve_as_of(settings)
-        # It writes (the portfolio's ledger) but has nothing to do without stored decisions.
-        with open_store(settings, create=False) as store:
-            snapshot = update_portfolio(store, settings, as_of)
-            snapshot["recent_trades"] = ledger.portfolio_trades(store, trades)
-    if as_json:
-        emit_json(snapshot)
-        return
-    _print_portfolio(snapshot)
+    def compute(store: Store, settings: Settings, as_of: datetime) -> dict[str, Any]:
+        snapshot = update_portfolio(store, settings, as_of)
+        snapshot["recent_trades"] = ledger.portfolio_trades(store, trades)
+        return snapshot
+
+    # It writes (the portfolio's ledger) but has nothing to do without stored decisions.
+    _report_on_store(compute, _print_portfolio, as_json=as_json, create=False)
 
 
-def _print_portfolio(s: dict[str, Any]) -> None:
-    from rich.console import Console
+def _print_portfolio(console: Console, s: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console()
     console.print(
         f"as of {s['ts']}: equity {s['equity']:,.2f} ({_pct(s['return'])}), cash {s['cash']:,.2f}; "
         f"realized {s['realized_pnl']:+,.2f}, unrealized {s['unrealized_pnl']:+,.2f}, "
