@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
 from sentinel42.persistence.tables import DecisionRow
-from tests.e2e.test_prefect_end_to_end import ROOT, TICKERS, _free_port, _run
+from tests.e2e import conftest as e2e
+from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run
 from tests.persistence.test_postgres import _psycopg, admin_url_or_skip, fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -142,42 +143,16 @@ def pg_system(tmp_path_factory):
         with owner.connect() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
         owner.dispose()
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL42_", "PREFECT_"))}
-        env |= {
-            "SENTINEL42_DATA_DIR": str(base / "data"),
-            "SENTINEL42_DATA_SOURCE": "replay",
-            "SENTINEL42_REPLAY_DIR": str(base / "replay"),
-            "SENTINEL42_TICKERS": ",".join(TICKERS),
-            "SENTINEL42_PREFECT_PORT": str(port),
-            "SENTINEL42_METRICS_PORT": str(_free_port()),
-            "SENTINEL42_DATABASE_URL": store_url.render_as_string(hide_password=False),
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": prefect_db.set(
+        env = e2e.stack_env(
+            base,
+            _free_port(),
+            SENTINEL42_DATABASE_URL=store_url.render_as_string(hide_password=False),
+            PREFECT_SERVER_DATABASE_CONNECTION_URL=prefect_db.set(
                 drivername="postgresql+asyncpg"
             ).render_as_string(hide_password=False),
-            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
-            "DO_NOT_TRACK": "1",
-            "HF_HUB_OFFLINE": "1",
-        }
-        gen = _run(
-            [
-                str(ROOT / ".venv/bin/sentinel42"),
-                "replay",
-                "generate",
-                "--out",
-                str(base / "replay"),
-                "--end",
-                "2026-11-25",
-                "--sessions",
-                "12",
-                "--json",
-            ],
-            env,
-            120,
+            PREFECT_WORKER_QUERY_SECONDS="2",
         )
-        assert gen.returncode == 0, gen.stderr
+        e2e.generate_replay_set(base, env)
         t0 = time.monotonic()
         upgrade = _run(
             [str(ROOT / ".venv/bin/prefect"), "server", "database", "upgrade", "-y"],
@@ -186,48 +161,43 @@ def pg_system(tmp_path_factory):
         )
         upgrade_s = time.monotonic() - t0
         assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
-        t0 = time.monotonic()
-        started = _run(["bash", "scripts/start_prefect.sh"], env, 300)
-        startup_s = time.monotonic() - t0
-        worker_log = base / "data" / "logs" / "second-worker.log"
-        second = None
-        try:
-            assert started.returncode == 0, started.stdout + started.stderr
-            with worker_log.open("ab") as log:
-                second = subprocess.Popen(
-                    [
-                        "bash",
-                        "-c",
-                        'source scripts/prefect_env.sh && exec "$PREFECT" worker start '
-                        f'--pool "$POOL" --name {SECOND_WORKER}',
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            for _ in range(90):
-                if "started!" in worker_log.read_text(errors="replace"):
-                    break
-                assert second.poll() is None, worker_log.read_text(errors="replace")
-                time.sleep(1)
-            else:
-                pytest.fail(f"the second worker did not start: {worker_log.read_text()}")
-            yield {
-                "env": env,
-                "base": base,
-                "store_url": store_url,
-                "prefect_db": prefect_db,
-                "upgrade_s": upgrade_s,
-                "startup_s": startup_s,
-            }
-        finally:
-            if second is not None:
-                _stop_process_group(second)
-            stopped = _run(["bash", "scripts/stop_prefect.sh"], env, 180)
-            print(stopped.stdout, stopped.stderr)
+        with e2e.prefect_stack(env, stop_timeout=180) as (_, startup_s):
+            worker_log = base / "data" / "logs" / "second-worker.log"
+            second = None
+            try:
+                with worker_log.open("ab") as log:
+                    second = subprocess.Popen(
+                        [
+                            "bash",
+                            "-c",
+                            'source scripts/prefect_env.sh && exec "$PREFECT" worker start '
+                            f'--pool "$POOL" --name {SECOND_WORKER}',
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                for _ in range(90):
+                    if "started!" in worker_log.read_text(errors="replace"):
+                        break
+                    assert second.poll() is None, worker_log.read_text(errors="replace")
+                    time.sleep(1)
+                else:
+                    pytest.fail(f"the second worker did not start: {worker_log.read_text()}")
+                yield {
+                    "env": env,
+                    "base": base,
+                    "store_url": store_url,
+                    "prefect_db": prefect_db,
+                    "upgrade_s": upgrade_s,
+                    "startup_s": startup_s,
+                }
+            finally:
+                if second is not None:
+                    _stop_process_group(second)
 
 
 def test_prefect_and_the_store_both_live_in_postgres(pg_system):

@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.e2e import conftest as e2e
+from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run
+
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-TICKERS = ["AAPL", "MSFT", "NVDA"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -44,54 +30,16 @@ def _pid_alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL42_", "PREFECT_"))}
-    env |= {
-        "SENTINEL42_DATA_DIR": str(base / "data"),
-        "SENTINEL42_DATA_SOURCE": "replay",
-        "SENTINEL42_REPLAY_DIR": str(base / "replay"),
-        "SENTINEL42_TICKERS": ",".join(TICKERS),
-        "SENTINEL42_PREFECT_PORT": str(port),
-        "SENTINEL42_METRICS_PORT": str(_free_port()),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1",
-        "SENTINEL42_MODEL_EPOCHS": "8",
-    }
-    gen = _run(
-        [
-            str(ROOT / ".venv/bin/sentinel42"),
-            "replay",
-            "generate",
-            "--out",
-            str(base / "replay"),
-            "--end",
-            "2026-11-25",
-            "--sessions",
-            "12",
-            "--json",
-        ],
-        env,
-        120,
-    )
-    assert gen.returncode == 0, gen.stderr
-    start = time.monotonic()
-    started = _run(["bash", "scripts/start_prefect.sh"], env, 300)
-    startup_s = time.monotonic() - start
-    run_dir = base / "data" / "run"
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
+    env = e2e.stack_env(base, _free_port(), SENTINEL42_MODEL_EPOCHS="8")
+    e2e.generate_replay_set(base, env)
+    with e2e.prefect_stack(env) as (started, startup_s):
         yield {
             "env": env,
             "base": base,
-            "run_dir": run_dir,
+            "run_dir": base / "data" / "run",
             "startup_s": startup_s,
             "start": started,
         }
-    finally:
-        stopped = _run(["bash", "scripts/stop_prefect.sh"], env, 120)
-        print(stopped.stdout, stopped.stderr)
 
 
 def test_start_is_idempotent_and_lists_the_deployments(system):
