@@ -214,10 +214,17 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=256,
-        description="torch threads for scoring; default: torch's own choice.",
+        description="Threads for FinBERT scoring; default: one per core.",
     )
     sentiment_quantize: bool = Field(
-        default=False, description="Dynamic int8 quantization of FinBERT (faster, check first)."
+        default=False,
+        description="Dynamic int8 quantization of FinBERT under torch (faster, check first).",
+    )
+    sentiment_runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="Score FinBERT with ONNX Runtime from a copy exported once per model "
+        "(under <data dir>/cache; no torch import when scoring), or through transformers. "
+        "Falls back to transformers when the export fails.",
     )
     sentiment_window_hours: float = Field(
         default=24.0,
@@ -538,6 +545,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def finbert_onnx_dir(self) -> Path:
+        """Exported FinBERT copies: derived data, rebuilt when missing (not backed up)."""
+        return self.data_dir / "cache" / "finbert-onnx"
 
     @property
     def models_location(self) -> str | Path:

@@ -29,8 +29,11 @@ WORDS = [
 ]
 
 
-def save_tiny_bert(directory: Path, id2label: dict[int, str], favoured: int) -> Path:
-    """A tiny BERT classifier, saved like a FinBERT directory; its bias favours one output."""
+def save_tiny_bert(
+    directory: Path, id2label: dict[int, str], favoured: int, *, bias: float = 6.0, seed: int = 0
+) -> Path:
+    """A tiny BERT classifier, saved like a FinBERT directory; its bias favours one output
+    (``bias=0``: the random weights alone decide, so scores vary from text to text)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
@@ -38,7 +41,7 @@ def save_tiny_bert(directory: Path, id2label: dict[int, str], favoured: int) -> 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=16,
@@ -52,8 +55,11 @@ def save_tiny_bert(directory: Path, id2label: dict[int, str], favoured: int) -> 
     )
     model = BertForSequenceClassification(config)
     with torch.no_grad():
+        if not bias:  # widen the random weights (std 0.02) so texts score apart
+            for p in model.parameters():
+                p.mul_(8.0)
         model.classifier.bias.zero_()
-        model.classifier.bias[favoured] = 6.0
+        model.classifier.bias[favoured] = bias
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -1,21 +1,27 @@
-"""FinBERT with transformers: the only module importing it (and torch, for scoring).
+"""FinBERT: loading through transformers (the only module importing it), scoring through ONNX
+Runtime from a copy exported once (:mod:`sentinel42.sentiment.finbert_onnx`) or through torch.
 
 ``ProsusAI/finbert`` by default, or any local directory saved with ``save_pretrained``. Labels
 are read from the model's ``id2label`` (FinBERT variants order them differently). Inference is
 batched with dynamic padding (each batch is padded to its own longest text, texts sorted by
 length first), truncated at ``max_length``, under ``torch.inference_mode``. The model is loaded
-once per process (:func:`load_finbert` caches it by model, revision and options).
+once per process (:func:`load_finbert` caches it by model, revision and options). With
+``onnx_dir`` set the export runs in a child process, so a scoring process never imports torch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,8 +33,11 @@ from sentinel42.sentiment.base import LABELS, canonical_label, make_score
 logger = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_S = 3.0
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-_cache: dict[tuple[Any, ...], FinBertScorer | ModelError] = {}
+EXPORT_TIMEOUT_S = 900.0  # a first run may download the weights (about 440 MB) before exporting
+EXPORT_MODULE = "sentinel42.sentiment.finbert_onnx"
+EXIT_NOT_LOADABLE = 3  # the export child's exit code when the model itself cannot be loaded
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_cache: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
 
 
@@ -41,6 +50,7 @@ class FinBertOptions:
     max_length: int = 128
     threads: int | None = None
     quantize: bool = False
+    onnx_dir: str | None = None  # where exported copies live; None: score through transformers
 
 
 def _looks_local(model: str) -> bool:
@@ -59,7 +69,7 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
 
 def weights_fingerprint(directory: Path) -> str | None:
     """``sha256:<16 hex>`` of the first weights file found in ``directory``."""
-    for name in _WEIGHT_FILES:
+    for name in WEIGHT_FILES:
         path = directory / name
         if path.is_file():
             digest = hashlib.sha256()
@@ -70,7 +80,13 @@ def weights_fingerprint(directory: Path) -> str | None:
     return None
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
+    if _looks_local(options.model) and not Path(options.model).expanduser().is_dir():
+        raise ModelError(f"FinBERT directory {options.model} does not exist")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -83,8 +99,6 @@ def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
             AutoTokenizer.from_pretrained(path, **kwargs),
             AutoModelForSequenceClassification.from_pretrained(path, **kwargs),
         )
-    if _looks_local(options.model):
-        raise ModelError(f"FinBERT directory {options.model} does not exist")
     kwargs = {"revision": options.revision}
     try:  # a copy in the local Hugging Face cache needs no network at all
         return (
@@ -95,16 +109,17 @@ def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
         )
     except OSError as exc:
         cached_error = exc
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    if offline or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
-        raise ModelError(
-            f"FinBERT {options.model!r} is not in the local cache and {why}"
-        ) from cached_error
+    if _offline() or not _hub_reachable():
+        raise ModelError(_not_cached(options.model)) from cached_error
     return (
         AutoTokenizer.from_pretrained(options.model, **kwargs),
         AutoModelForSequenceClassification.from_pretrained(options.model, **kwargs),
     )
+
+
+def _not_cached(model: str) -> str:
+    why = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face hub cannot be reached"
+    return f"FinBERT {model!r} is not in the local cache and {why}"
 
 
 class FinBertScorer:
@@ -185,19 +200,90 @@ class FinBertScorer:
         ]
 
 
-def load_finbert(options: FinBertOptions) -> FinBertScorer:
+def _export_in_child(options: FinBertOptions) -> Path | None:
+    """Export the model in a child process (torch stays out of this one); its folder or None.
+
+    Raises:
+        ModelError: the model itself cannot be loaded (not only exported).
+    """
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", EXPORT_MODULE, json.dumps(asdict(options))],
+            capture_output=True,
+            text=True,
+            timeout=EXPORT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("FinBERT %s: ONNX export did not finish (%s)", options.model, exc)
+        return None
+    why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    if done.returncode == EXIT_NOT_LOADABLE:
+        raise ModelError(why)
+    if done.returncode != 0:
+        logger.warning("FinBERT %s: ONNX export failed: %s", options.model, why)
+        return None
+    folder = Path(json.loads(done.stdout.strip().splitlines()[-1])["dir"])
+    logger.info("FinBERT %s exported to ONNX in %.1f s", options.model, time.monotonic() - started)
+    return folder
+
+
+def _load_exported(options: FinBertOptions) -> Any:
+    """The exported copy of the model under ONNX Runtime, exported first if needed; None if
+    it cannot be had (the caller then loads through transformers)."""
+    from sentinel42.sentiment import finbert_onnx
+
+    assert options.onnx_dir is not None
+    key = finbert_onnx.source_key(options.model, options.revision, WEIGHT_FILES)
+    folder = finbert_onnx.copy_dir(Path(options.onnx_dir), options.model, key) if key else None
+    if folder is None or not (folder / finbert_onnx.SCORER_FILE).is_file():
+        # Say what is missing without a child process where that is cheap to know.
+        local = Path(options.model).expanduser()
+        if _looks_local(options.model) and not local.is_dir():
+            raise ModelError(f"FinBERT directory {options.model} does not exist")
+        if key is None and not local.is_dir() and (_offline() or not _hub_reachable()):
+            raise ModelError(_not_cached(options.model))
+        folder = _export_in_child(options)
+        if folder is None:
+            return None
+    try:
+        return finbert_onnx.OnnxFinBertScorer(
+            folder, max_length=options.max_length, threads=options.threads
+        )
+    except ModelError as exc:
+        logger.warning("%s; removed, the next run exports it again", exc)
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def _load(options: FinBertOptions) -> Any:
+    if options.onnx_dir and not options.quantize:
+        exported = _load_exported(options)
+        if exported is not None:
+            return exported
+    tokenizer, model = _from_pretrained(options)
+    return FinBertScorer(tokenizer, model, replace(options, onnx_dir=None))
+
+
+def load_finbert(options: FinBertOptions) -> Any:
     """The FinBERT for ``options``, loaded once per process (failures are cached too).
+
+    With ``options.onnx_dir`` (and no quantization) it is an
+    :class:`~sentinel42.sentiment.finbert_onnx.OnnxFinBertScorer` when the model can be
+    exported, else a :class:`FinBertScorer`; both score alike.
 
     Raises:
         ModelError: the model cannot be loaded (no local copy and no hub, bad labels).
     """
-    key = (options.model, options.revision, options.quantize, options.max_length, options.threads)
+    key = tuple(asdict(options).values())
     with _lock:
         cached = _cache.get(key)
         if cached is None:
             try:
-                tokenizer, model = _from_pretrained(options)
-                cached = FinBertScorer(tokenizer, model, options)
+                cached = _load(options)
             except ModelError as exc:
                 cached = exc
             except (OSError, ValueError, RuntimeError) as exc:

@@ -68,6 +68,7 @@ def finbert_options(settings: Settings) -> Any:
         max_length=settings.sentiment_max_length,
         threads=settings.sentiment_threads,
         quantize=settings.sentiment_quantize,
+        onnx_dir=str(settings.finbert_onnx_dir) if settings.sentiment_runtime == "onnx" else None,
     )
 
 
