@@ -2,6 +2,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from alembic.script import ScriptDirectory
@@ -73,6 +74,37 @@ def test_load_bars_keeps_tickers_and_intervals_apart(store):
     newest = store.newest_bar_ts(["AAPL", "NVDA"], "15m")
     assert newest["AAPL"] == T0 + timedelta(minutes=30)
     assert newest["NVDA"] is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_load_bars_gives_each_ticker_its_own_rows_in_time_order(store, seed):
+    rng = np.random.default_rng(seed)
+    tickers = [f"T{i}" for i in range(int(rng.integers(1, 12)))]
+    written = {}
+    for t in tickers:
+        n = int(rng.integers(1, 40))
+        frame = _bars(n, start=T0 + timedelta(minutes=15 * int(rng.integers(0, 50))),
+                      close=float(rng.uniform(1, 500)))  # fmt: skip
+        store.upsert_bars(t, "15m", frame)
+        store.upsert_bars(t, "1d", _bars(2))
+        written[t] = frame
+    window = (T0 + timedelta(minutes=15 * 10), T0 + timedelta(minutes=15 * 60))
+    for start, end in [(None, None), window]:
+        loaded = store.load_bars([*tickers, "NONE"], "15m", start=start, end=end)
+        for t, frame in written.items():
+            want = frame.loc[start:end] if start is not None else frame
+            if want.empty:
+                assert t not in loaded
+                continue
+            got = loaded[t]
+            assert list(got.columns) == ["open", "high", "low", "close", "volume", "flagged"]
+            assert got.index.name == "ts" and str(got.index.tz) == "UTC"
+            assert got.index.unit == "ns" and got["flagged"].dtype == bool
+            pd.testing.assert_frame_equal(
+                got.drop(columns="flagged"), want.set_axis(want.index.as_unit("ns")),
+                check_freq=False, check_index_type=False,
+            )  # fmt: skip
+        assert set(loaded) <= set(tickers)
 
 
 def test_replace_bars_drops_the_old_history(store):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import aliased
 
 from sentinel42.domain import Action, Decision, Prediction
@@ -26,6 +26,7 @@ from sentinel42.persistence.tables import DecisionRow, PredictionRow
 # writer at a time), not with time. More losses than this mean something else is wrong.
 _NUMBERING_ATTEMPTS = 20
 _RUN_ID_MAX = 64  # DecisionRow.run_id's length
+_DECISION_VALUES = ("action", "confidence", "reason", "inputs", "models", "decided_at", "forced")
 
 _DECISION_COLUMNS = (
     DecisionRow.ticker,
@@ -101,11 +102,14 @@ class DecisionStore:
         if not run_id or len(run_id) > _RUN_ID_MAX:
             raise ValueError(f"run_id must be 1 to {_RUN_ID_MAX} characters, got {run_id!r}")
         standing = revisions = unchanged = 0
+        insert, stored_for_run = self._decision_statements()
         with self.engine.begin() as conn:
             # One order for every writer: concurrent runs wait on each other's rows, never in
             # a cycle (a deadlock).
             for d in sorted(decisions, key=lambda d: (d.ticker, d.bar_ts)):
-                revision = self._insert_decision(conn, d, forced=forced, run_id=run_id)
+                revision = self._insert_decision(
+                    conn, insert, stored_for_run, d, forced=forced, run_id=run_id
+                )
                 if revision is None:
                     unchanged += 1
                 elif revision == 0:
@@ -114,50 +118,72 @@ class DecisionStore:
                     revisions += 1
         return SavedDecisions(standing=standing, revisions=revisions, unchanged=unchanged)
 
+    def _decision_statements(self) -> tuple[Any, Any]:
+        """The insert of the next revision and the lookup of this run's row, built once per
+        store with bound parameters (building them per row cost 2 ms a decision)."""
+        cached = getattr(self, "_decision_sql", None)
+        if cached is None:
+            prior = aliased(DecisionRow)
+            ticker: BindParameter[Any] = bindparam("p_ticker")
+            bar_ts: BindParameter[Any] = bindparam("p_bar_ts")
+            run_id: BindParameter[Any] = bindparam("p_run")
+            # The revision number is computed in the INSERT itself, so the read and the write
+            # are one statement (on SQLite it takes the write lock: the number cannot go stale).
+            next_revision = (
+                select(func.coalesce(func.max(prior.revision) + 1, 0))
+                .where(prior.ticker == ticker, prior.bar_ts == bar_ts)
+                .scalar_subquery()
+            )
+            insert = (
+                self._insert(DecisionRow)
+                .values(
+                    ticker=ticker,
+                    bar_ts=bar_ts,
+                    run_id=run_id,
+                    revision=next_revision,
+                    **{c: bindparam(f"p_{c}") for c in _DECISION_VALUES},
+                )
+                .on_conflict_do_nothing()  # any unique key: (bar, revision) or (bar, run_id)
+                .returning(DecisionRow.revision)
+            )
+            stored_for_run = select(DecisionRow.revision).where(
+                DecisionRow.ticker == ticker,
+                DecisionRow.bar_ts == bar_ts,
+                DecisionRow.run_id == run_id,
+            )
+            cached = self._decision_sql = (insert, stored_for_run)
+        return cached
+
+    @staticmethod
     def _insert_decision(
-        self, conn: Connection, d: Decision, *, forced: bool, run_id: str
+        conn: Connection,
+        insert: Any,
+        stored_for_run: Any,
+        d: Decision,
+        *,
+        forced: bool,
+        run_id: str,
     ) -> int | None:
         """Insert ``d`` as the next revision of its bar: its revision, or None if already stored.
 
-        The revision number is computed in the INSERT itself, so the read and the write are one
-        statement (on SQLite it takes the write lock, so the number cannot go stale). Under
-        PostgreSQL a concurrent writer may take the same number first: the insert then does
-        nothing, and unless this run's row is what is there, it numbers again.
+        Under PostgreSQL a concurrent writer may take the same number first: the insert then
+        does nothing, and unless this run's row is what is there, it numbers again.
         """
-        prior = aliased(DecisionRow)
-        next_revision = (
-            select(func.coalesce(func.max(prior.revision) + 1, 0))
-            .where(prior.ticker == d.ticker, prior.bar_ts == d.bar_ts)
-            .scalar_subquery()
-        )
-        stmt = (
-            self._insert(DecisionRow)
-            .values(
-                ticker=d.ticker,
-                bar_ts=d.bar_ts,
-                run_id=run_id,
-                revision=next_revision,
-                action=d.action.value,
-                confidence=float(d.confidence),
-                reason=d.reason,
-                inputs=d.inputs,
-                models=d.models,
-                decided_at=d.decided_at or datetime.now(UTC),
-                forced=forced,
-            )
-            .on_conflict_do_nothing()  # any unique key: (bar, revision) or (bar, run_id)
-            .returning(DecisionRow.revision)
-        )
-        stored_for_run = select(DecisionRow.revision).where(
-            DecisionRow.ticker == d.ticker,
-            DecisionRow.bar_ts == d.bar_ts,
-            DecisionRow.run_id == run_id,
-        )
+        key = {"p_ticker": d.ticker, "p_bar_ts": d.bar_ts, "p_run": run_id}
+        values = {
+            "p_action": d.action.value,
+            "p_confidence": float(d.confidence),
+            "p_reason": d.reason,
+            "p_inputs": d.inputs,
+            "p_models": d.models,
+            "p_decided_at": d.decided_at or datetime.now(UTC),
+            "p_forced": forced,
+        }
         for _ in range(_NUMBERING_ATTEMPTS):
-            revision = conn.execute(stmt).scalar_one_or_none()
+            revision = conn.execute(insert, key | values).scalar_one_or_none()
             if revision is not None:
                 return int(revision)
-            if conn.execute(stored_for_run).scalar_one_or_none() is not None:
+            if conn.execute(stored_for_run, key).scalar_one_or_none() is not None:
                 return None
         raise RuntimeError(
             f"{d.ticker} at {d.bar_ts.isoformat()}: lost the race for a revision number "

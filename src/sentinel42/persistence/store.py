@@ -9,6 +9,7 @@ standing one (:mod:`sentinel42.persistence.decisions`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,14 +189,19 @@ class Store(NewsStore, DecisionStore):
             rows = conn.execute(query.order_by(BarRow.ticker, BarRow.ts)).all()
         if not rows:
             return {}
-        frame = pd.DataFrame(rows, columns=["ticker", "ts", *_BAR_VALUES])
+        # Column-wise: one frame for every ticker, then a slice per ticker (rows come ordered
+        # by ticker). Building it row-wise and grouping cost 1.5 s at 500 tickers.
+        columns = list(zip(*rows, strict=True))
+        tickers_col = np.asarray(columns[0], dtype=object)
         # Nanosecond resolution, like every other timestamp in pandas code.
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True).dt.as_unit("ns")
+        index = pd.DatetimeIndex(
+            pd.to_datetime(np.asarray(columns[1], dtype=np.int64), unit="s", utc=True),
+            name="ts",
+        ).as_unit("ns")
+        frame = pd.DataFrame(dict(zip(_BAR_VALUES, columns[2:], strict=True)), index=index)
         frame["flagged"] = frame["flagged"].astype(bool)
-        out: dict[str, pd.DataFrame] = {}
-        for ticker, group in frame.groupby("ticker", sort=False):
-            out[str(ticker)] = group.drop(columns="ticker").set_index("ts")
-        return out
+        cuts = [0, *(np.flatnonzero(tickers_col[1:] != tickers_col[:-1]) + 1), len(rows)]
+        return {str(tickers_col[a]): frame.iloc[a:b] for a, b in itertools.pairwise(cuts)}
 
     def newest_bar_ts(self, tickers: Sequence[str], interval: str) -> dict[str, datetime | None]:
         with self.engine.connect() as conn:
