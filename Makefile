@@ -10,13 +10,15 @@ help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: install
-install: ## Install uv if missing, then the locked environment (.venv)
+install: ## Install uv if missing, then the locked environment (.venv), compiled to bytecode once
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m uv --version >/dev/null 2>&1 || { \
 		echo "uv not found: installing it with pip (python3 -m pip install --user uv)"; \
 		python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --user --quiet --break-system-packages uv; }
 	@UV=$$(command -v uv 2>/dev/null || { [ -x "$(HOME)/.local/bin/uv" ] && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv"); \
-		$$UV sync --frozen && echo "installed: run commands with 'uv run ...' (uv: $$UV)"
+		$$UV sync --frozen --compile-bytecode \
+		&& $$UV run --frozen python -m compileall -q -j 0 src flows >/dev/null \
+		&& echo "installed: run commands with 'uv run ...' (uv: $$UV)"
 
 .PHONY: test
 test: ## Unit and integration tests (no network; excludes e2e and slow)

@@ -48,12 +48,13 @@ def cycle(
             threads=settings.sentiment_threads,
             max_length=settings.sentiment_max_length,
             quantize=settings.sentiment_quantize,
+            runtime=settings.sentiment_runtime,
             progress=lambda line: typer.echo(line, err=True),
         )
     if as_json:
         emit_json(doc)
         return
-    typer.echo(f"sentiment model: {doc['sentiment_model']}")
+    typer.echo(f"sentiment model: {doc['sentiment_model']}, {doc['settings']['runtime']}")
     typer.echo(
         f"cycle, {tickers} tickers: {doc['total_s']:.2f} s ({doc['warm_total_s']:.2f} s without "
         f"imports and model load), peak RSS {doc['peak_rss_mb']:.0f} MiB"
