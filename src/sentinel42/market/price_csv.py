@@ -13,6 +13,7 @@ import csv
 import itertools
 import logging
 import operator
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -33,6 +34,7 @@ NY = "America/New_York"
 MAX_LOGGED_ROWS = 20
 _OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"
 _DATE_ONLY = r"\d{4}-\d{2}-\d{2}"
+_HAS_OFFSET = re.compile(_OFFSET)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,10 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
     rejected = [RejectedRow(label, n, why, "wrong number of fields") for n, why in short]
 
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
-    index, bad_ts = _timestamps(pd.Series(columns[0], dtype=object).str.strip(), shown[0])
+    index = _offset_timestamps(columns[0])
+    bad_ts: dict[int, tuple[str, str]] = {}
+    if index is None:
+        index, bad_ts = _timestamps(pd.Series(columns[0], dtype=object).str.strip(), shown[0])
     keep = np.ones(len(rows), dtype=bool)
     for pos, (why, rule) in bad_ts.items():
         keep[pos] = False
@@ -143,7 +148,8 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
     values = np.zeros((len(rows), len(BAR_COLUMNS)))
     unreadable = np.zeros(values.shape, dtype=bool)
     for j, text in enumerate(texts):
-        values[:, j] = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce")
+        # An object array takes the same path through to_numeric as a Series, without building one.
+        values[:, j] = pd.to_numeric(np.array(text, dtype=object), errors="coerce")
         for pos in np.flatnonzero(np.isnan(values[:, j])).tolist():
             unreadable[pos, j] = text[pos].strip().lower() not in ("", "nan")
     rules = [("not a number", unreadable.any(axis=1), unreadable), *bar_rules(values)]
@@ -160,6 +166,27 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
     _log(label, rejected)
     frame = pd.DataFrame(values[keep], columns=list(BAR_COLUMNS), index=index[keep])
     return PriceFile(frame, tuple(rejected))
+
+
+def _offset_timestamps(raw: tuple[str, ...]) -> pd.DatetimeIndex | None:
+    """:func:`_timestamps` for the common file, where every stamp has a UTC offset and parses.
+
+    None for any other file (an empty one, a stamp without an offset, an unreadable one...): the
+    careful :func:`_timestamps` then decides. The parse is the one :func:`_timestamps` makes of
+    stamps with an offset, without its per-file Series (about 1 ms a file, 500 files a refresh).
+    """
+    stamps = [s.strip() for s in raw]
+    if not stamps or not all(map(_HAS_OFFSET.search, stamps)):
+        return None
+    try:
+        parsed = pd.to_datetime(
+            np.array(stamps, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        )
+        if parsed.hasnans:
+            return None
+        return pd.DatetimeIndex(parsed.as_unit("ns"), name="ts").tz_convert(UTC).as_unit("ns")
+    except (ValueError, OverflowError):
+        return None
 
 
 def _timestamps(
