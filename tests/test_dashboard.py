@@ -448,3 +448,20 @@ def test_trading_and_validate_dashboards_compose_markdown_chart_and_card_line(
     markdown, description = dashboard.validate_dashboard(settings, report)
     assert "## Trend by session" in markdown and "data:image/png;base64," in markdown
     assert description.startswith("4 scored · BUY/SELL hit rate 33.3% (1/3)")
+
+
+def test_a_large_watchlist_gets_eight_panels_with_the_buys_and_sells_first() -> None:
+    from types import SimpleNamespace
+
+    from sentinel42.dashboard.charts import MAX_PANELS, panel_tickers
+
+    def said(*actions: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(action=Action(a)) for a in actions]
+
+    watchlist = [f"T{i:03d}" for i in range(500)]
+    decided = {"T400": said("HOLD", "BUY"), "T007": said("SELL"), "T002": said("BUY", "HOLD")}
+    shown = panel_tickers(watchlist, decided)
+    assert len(shown) == MAX_PANELS == 8
+    assert shown[:2] == ["T007", "T400"]  # newest BUY/SELL first, in watchlist order
+    assert shown[2:] == ["T000", "T001", "T002", "T003", "T004", "T005"]
+    assert panel_tickers(["A", "B"], {}) == ["A", "B"]
