@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -165,14 +165,10 @@ def validate_bars(
     missing = [c for c in BAR_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{ticker}: bar frame lacks column(s) {', '.join(missing)}")
-    bars = normalize_index(frame[list(BAR_COLUMNS)]).astype("float64")
+    idx, values, names = _bar_arrays(frame)
     who = f"{ticker} {'1d' if daily else f'{interval_minutes}m'}"
-    if not bars.index.is_monotonic_increasing:
-        # Reordering changes no value; vendors occasionally deliver out of order.
-        bars = bars.sort_index(kind="stable")
     rejected: Counter[str] = Counter()
-    idx = bars.index
-    keep = np.ones(len(bars), dtype=bool)
+    keep = np.ones(len(idx), dtype=bool)
 
     # Not final yet: the bar is still forming at as_of. Dropped, but not an error.
     if daily:
@@ -191,7 +187,7 @@ def validate_bars(
     dup = idx.duplicated(keep="last")
     _reject(keep, dup, "duplicate timestamp", rejected, idx, who)
 
-    for reason, bad, _cells in bar_rules(bars.to_numpy()):
+    for reason, bad, _cells in bar_rules(values):
         _reject(keep, bad, reason, rejected, idx, who)
 
     if daily:
@@ -204,28 +200,77 @@ def validate_bars(
         outside = ~calendar.session_mask(idx, interval_minutes)
         _reject(keep, outside, "outside the regular session", rejected, idx, who)
 
-    kept = bars[keep]
-    flags, flagged = _spikes(kept, context, spike_threshold, who)
-    reasons = pd.Series(None, index=kept.index, dtype="object")
+    # The rows a boolean mask of every row keeps are the frame itself, index (and freq) included.
+    kept_idx = idx if keep.all() else idx.take(np.flatnonzero(keep))
+    kept_values = values[keep]
+    flags, flagged = _spikes(kept_idx, kept_values, context, spike_threshold, who)
+    # What ``pd.Series(None, dtype="object")`` holds: NaN where a bar is not flagged.
+    reasons = np.full(len(kept_idx), np.nan, dtype=object)
     reasons[flags] = "spike"
-    kept = kept.assign(flagged=flags, flag_reason=reasons)
+    columns = {name: kept_values[:, j] for j, name in enumerate(BAR_COLUMNS)}
+    kept = pd.DataFrame(
+        {**columns, "flagged": flags, "flag_reason": pd.Series(reasons, dtype="object")}
+    )
+    kept.index = kept_idx
+    kept.columns = names.insert(len(names), "flagged").insert(len(names) + 1, "flag_reason")
     return ValidationResult(kept, rejected, flagged, forming)
 
 
+def _bar_arrays(frame: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray, pd.Index]:
+    """The bars' index (UTC, ns, ``ts``), ``[bars, 5]`` float64 values sorted by time, and the
+    names of the five columns as ``frame[list(BAR_COLUMNS)]`` has them (its columns' dtype).
+
+    The common frame (unique float64 columns, a tz-aware index already in order) is read
+    straight into numpy; any other goes through :func:`normalize_index`, ``astype`` and a stable
+    sort, which is also where a bad index raises.
+    """
+    index = frame.index
+    columns = frame.columns
+    if (
+        isinstance(index, pd.DatetimeIndex)
+        and index.tz is not None
+        and columns.is_unique
+        and (columns.dtype == object or isinstance(columns.dtype, pd.StringDtype))
+        and all(frame[c].dtype == np.float64 for c in BAR_COLUMNS)
+    ):
+        idx = index.tz_convert(UTC).as_unit("ns").rename("ts")
+        if idx.is_monotonic_increasing:
+            values = np.column_stack([frame[c].to_numpy() for c in BAR_COLUMNS])
+            return idx, values, pd.Index(list(BAR_COLUMNS), dtype=columns.dtype)
+    bars = normalize_index(frame[list(BAR_COLUMNS)]).astype("float64")
+    if not bars.index.is_monotonic_increasing:
+        # Reordering changes no value; vendors occasionally deliver out of order.
+        bars = bars.sort_index(kind="stable")
+    return cast("pd.DatetimeIndex", bars.index), bars.to_numpy(), bars.columns
+
+
 def _spikes(
-    kept: pd.DataFrame, context: pd.DataFrame | None, threshold: float, who: str
+    index: pd.DatetimeIndex,
+    values: np.ndarray,
+    context: pd.DataFrame | None,
+    threshold: float,
+    who: str,
 ) -> tuple[np.ndarray, Counter[str]]:
-    """Flag bars whose range is far outside the median range of their neighbours."""
+    """Flag bars (``index``, ``values`` ``[bars, 5]``) whose range is far outside the median
+    range of their neighbours."""
     flagged: Counter[str] = Counter()
-    n = len(kept)
+    n = len(index)
     if n == 0:
         return np.zeros(0, dtype=bool), flagged
-    rng = (kept["high"] - kept["low"]).to_numpy()
+    rng = values[:, 1] - values[:, 2]
     n_ctx = 0
     if context is not None and len(context):
-        ctx = context.loc[context.index < kept.index[0]].tail(2 * SPIKE_HALF_WINDOW)
-        n_ctx = len(ctx)
-        rng = np.concatenate([(ctx["high"] - ctx["low"]).to_numpy(dtype="float64"), rng])
+        before = context.index < index[0]
+        if context.columns.is_unique and all(
+            context[c].dtype == np.float64 for c in ("high", "low")
+        ):
+            rows = np.flatnonzero(before)[-2 * SPIKE_HALF_WINDOW :]
+            ctx_rng = context["high"].to_numpy()[rows] - context["low"].to_numpy()[rows]
+        else:
+            ctx = context.loc[before].tail(2 * SPIKE_HALF_WINDOW)
+            ctx_rng = (ctx["high"] - ctx["low"]).to_numpy(dtype="float64")
+        n_ctx = len(ctx_rng)
+        rng = np.concatenate([ctx_rng, rng])
     if len(rng) < MIN_NEIGHBOURS + 1:
         return np.zeros(n, dtype=bool), flagged
     med = _centered_median(rng, n_ctx)
@@ -239,7 +284,7 @@ def _spikes(
             "%s: flagged %d suspicious bar(s) (range spike), first at %s",
             who,
             count,
-            kept.index[np.argmax(spike)],
+            index[np.argmax(spike)],
         )
     return spike, flagged
 
