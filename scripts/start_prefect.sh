@@ -32,7 +32,7 @@ else
         >>"$LOG_DIR/server.log" 2>&1 </dev/null &
     echo $! >"$SERVER_PID"
 fi
-for _ in $(seq 1 120); do
+for _ in $(seq 1 400); do  # 120 s
     healthy && break
     if ! alive "$SERVER_PID"; then
         echo "error: the Prefect server exited; see $LOG_DIR/server.log" >&2
@@ -40,43 +40,10 @@ for _ in $(seq 1 120); do
         rm -f "$SERVER_PID"
         exit 1
     fi
-    sleep 1
+    sleep 0.3
 done
 healthy || { echo "error: the server did not become healthy in 120 s; see $LOG_DIR/server.log" >&2; exit 1; }
 echo "server healthy after $(( $(date +%s) - started )) s"
-
-if "$PREFECT" work-pool inspect "$POOL" >/dev/null 2>&1; then
-    echo "work pool $POOL exists"
-else
-    "$PREFECT" work-pool create "$POOL" --type process >/dev/null
-    echo "work pool $POOL created"
-fi
-
-"$PY" "$ROOT/flows/deployments.py" --pool "$POOL"
-"$ROOT/.venv/bin/sentinel42" alerts install  # automations and notification channels
-
-# Runs left in flight by a crash or a kill (no process of theirs alive here) end Crashed and give
-# back their deployments' concurrency slots: the server keeps those leases in memory only, so
-# after a restart nothing else would. With no worker running, none of our runs can be starting.
-grace=60
-alive "$WORKER_PID" || grace=0
-"$CLI" runs cleanup --grace-seconds "$grace" \
-    || echo "warning: the runs left in flight were not cleaned up; run 'sentinel42 runs cleanup'" >&2
-
-if alive "$WORKER_PID"; then
-    echo "worker already running (pid $(cat "$WORKER_PID"))"
-else
-    echo "starting worker on $POOL (log: $LOG_DIR/worker.log)"
-    rotate_log "$LOG_DIR/worker.log"
-    setsid "$PREFECT" worker start --pool "$POOL" --name "sentinel42-$(hostname)" \
-        >>"$LOG_DIR/worker.log" 2>&1 </dev/null &
-    echo $! >"$WORKER_PID"
-    for _ in $(seq 1 60); do
-        grep -q "started!" "$LOG_DIR/worker.log" 2>/dev/null && break
-        alive "$WORKER_PID" || { echo "error: the worker exited; see $LOG_DIR/worker.log" >&2; exit 1; }
-        sleep 1
-    done
-fi
 
 if alive "$METRICS_PID"; then
     echo "metrics exporter already running (pid $(cat "$METRICS_PID"))"
@@ -90,10 +57,60 @@ else
     setsid "$ROOT/.venv/bin/sentinel42" metrics serve --host "$METRICS_HOST" --port "$METRICS_PORT" \
         >>"$LOG_DIR/metrics.log" 2>&1 </dev/null &
     echo $! >"$METRICS_PID"
-    for _ in $(seq 1 60); do
-        listening "$METRICS_HOST" "$METRICS_PORT" && break
-        alive "$METRICS_PID" || { echo "error: the metrics exporter exited; see $LOG_DIR/metrics.log" >&2; exit 1; }
-        sleep 1
+fi
+
+# Independent clients at once (each pays Python's and Prefect's imports): the work pool and the
+# deployments, then the runs a crash left in flight; beside them the automations. Their output
+# is shown in this order once all have ended.
+STEPS="$(mktemp -d "$RUN_DIR/start.XXXXXX")"
+trap 'rm -rf "$STEPS"' EXIT
+"$ROOT/.venv/bin/sentinel42" alerts install >"$STEPS/alerts" 2>&1 &  # automations and channels
+alerts_pid=$!
+# Runs left in flight by a crash or a kill (no process of theirs alive here) end Crashed and give
+# back their deployments' concurrency slots: the server keeps those leases in memory only, so
+# after a restart nothing else would. With no worker running, none of our runs can be starting.
+grace=60
+alive "$WORKER_PID" || grace=0
+(
+    "$PY" "$ROOT/flows/deployments.py" --pool "$POOL" >"$STEPS/deploy" 2>&1 || exit 1
+    "$CLI" runs cleanup --grace-seconds "$grace" >"$STEPS/cleanup" 2>&1 || exit 2
+) &
+deploy_pid=$!
+failed=0
+wait "$deploy_pid" || failed=$?
+cat "$STEPS/deploy"
+wait "$alerts_pid" || failed=1
+cat "$STEPS/alerts"
+[ -f "$STEPS/cleanup" ] && cat "$STEPS/cleanup"
+if [ "$failed" -eq 2 ]; then
+    echo "warning: the runs left in flight were not cleaned up; run 'sentinel42 runs cleanup'" >&2
+    failed=0
+fi
+if [ "$failed" -ne 0 ]; then
+    echo "error: registering the deployments or the alerts failed (output above)" >&2
+    exit 1
+fi
+
+if alive "$WORKER_PID"; then
+    echo "worker already running (pid $(cat "$WORKER_PID"))"
+else
+    echo "starting worker on $POOL (log: $LOG_DIR/worker.log)"
+    rotate_log "$LOG_DIR/worker.log"
+    # The log is appended to: only what this worker writes counts as its "started!" line.
+    seen=$(wc -c <"$LOG_DIR/worker.log" 2>/dev/null || echo 0)
+    setsid "$PREFECT" worker start --pool "$POOL" --name "sentinel42-$(hostname)" \
+        >>"$LOG_DIR/worker.log" 2>&1 </dev/null &
+    echo $! >"$WORKER_PID"
+    for _ in $(seq 1 300); do
+        tail -c "+$((seen + 1))" "$LOG_DIR/worker.log" 2>/dev/null | grep -q "started!" && break
+        alive "$WORKER_PID" || { echo "error: the worker exited; see $LOG_DIR/worker.log" >&2; exit 1; }
+        sleep 0.2
     done
 fi
+
+for _ in $(seq 1 60); do  # the exporter started before the deployments; wait for it here
+    listening "$METRICS_HOST" "$METRICS_PORT" && break
+    alive "$METRICS_PID" || { echo "error: the metrics exporter exited; see $LOG_DIR/metrics.log" >&2; exit 1; }
+    sleep 1
+done
 echo "Sentinel42 is up after $(( $(date +%s) - started )) s. Dashboard: http://$HOST:$PORT"
