@@ -97,9 +97,10 @@ def _match_tickers_by_regex_alone(text, watchlist, names):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_match_tickers_shortcuts_find_exactly_what_the_patterns_alone_find(seed):
-    # The substring pre-check must never hide a match: random headlines built from symbols in
-    # every case, cashtags, exchange prefixes, company names, hyphens and the characters that
-    # re's case-blind matching folds specially (long s, Kelvin sign, dotted I, sharp s).
+    # The candidate pre-check must never hide a match: random headlines built from symbols in
+    # every case, cashtags, exchange prefixes, company names, dots, hyphens and the characters
+    # that re's case-blind matching folds specially (long s, Kelvin sign, dotless and dotted I,
+    # sharp s, a combining mark that casefolds to a letter).
     rng = random.Random(seed)
     watch = [
         *WATCH,
@@ -109,8 +110,12 @@ def test_match_tickers_shortcuts_find_exactly_what_the_patterns_alone_find(seed)
         "SIRI",
         "T",
         "GS",
+        "IBM",
+        "B",
         *rng.sample(sorted(COMPANY_NAMES), 5),
     ]
+    if seed % 2:
+        watch += ["AAPL", "GS"]  # a watchlist with repeats answers in its own order
     pieces = [
         *watch,
         *(s.lower() for s in watch),
@@ -131,10 +136,17 @@ def test_match_tickers_shortcuts_find_exactly_what_the_patterns_alone_find(seed)
         "$\u212ass",
         "$ſiri",
         "NYSE:Gſ",
+        "$ıbm",
+        "NYSE:İBM",
+        "\u0345AAPL",
+        "x.aapl.",
+        "BRK.B.",
         "(",
         ")",
         "S&P 500",
     ]
+    names = {"AAPL": ("Apple",), "IBM": ("Big Blue", "IBM Corp"), "B": ("Barnes",)}
+    pieces += ["Big Blue", "Barnes", "IBM Corp"]
     for _ in range(400):
         text = "".join(
             rng.choice(pieces) + rng.choice(["", " ", "-", ".", "\n"])
@@ -142,6 +154,9 @@ def test_match_tickers_shortcuts_find_exactly_what_the_patterns_alone_find(seed)
         )
         assert match_tickers(text, watch) == _match_tickers_by_regex_alone(
             text, watch, COMPANY_NAMES
+        ), text
+        assert match_tickers(text, watch, names) == _match_tickers_by_regex_alone(
+            text, watch, names
         ), text
 
 

@@ -10,6 +10,7 @@ import functools
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -225,9 +226,15 @@ def _name_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w&])" + re.escape(name) + r"(?![\w&])")
 
 
+def _fold(text: str) -> str:
+    """Case-fold as ``re.IGNORECASE`` matches: also the dotless and the dotted I fold to ``i``
+    (``casefold`` keeps those apart, the regex engine does not)."""
+    return text.casefold().replace("\u0131", "i").replace("i\u0307", "i")
+
+
 @functools.lru_cache(maxsize=4096)
-def _symbol_patterns(symbol: str) -> tuple[str, re.Pattern[str], re.Pattern[str] | None]:
-    """``symbol`` casefolded, its explicit pattern, and its bare pattern (None: never bare).
+def _symbol_patterns(symbol: str) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    """``symbol``'s explicit pattern and its bare pattern (None: never bare).
 
     Compiled once per symbol: a watchlist of 500 needs 1,000 patterns, more than ``re``'s own
     cache holds, and recompiling them for every headline made matching quadratic in practice.
@@ -238,7 +245,53 @@ def _symbol_patterns(symbol: str) -> tuple[str, re.Pattern[str], re.Pattern[str]
     )
     bare_ok = len(symbol) > 1 and symbol not in AMBIGUOUS_SYMBOLS
     bare = re.compile(rf"(?<![\w$-]){sym}(?![\w-])") if bare_ok else None
-    return symbol.casefold(), explicit, bare
+    return explicit, bare
+
+
+_TOKEN = re.compile(r"[\w.\-]+")
+
+
+def _candidates(text: str) -> set[str]:
+    """Every piece of ``text`` a symbol pattern could match, folded.
+
+    Both patterns end a symbol before a character that is neither a word character nor ``-``,
+    and start it after ``$``, ``:``, a space or a character that is neither of those nor
+    ``-``; a symbol is made of word characters, ``.`` and ``-``. So a match is a run of
+    ``[\\w.-]`` cut at its ends or at one of its dots, on both sides.
+    """
+    out: set[str] = set()
+    for token in _TOKEN.findall(text):
+        if "." not in token:
+            out.add(_fold(token))
+            continue
+        dots = [i for i, ch in enumerate(token) if ch == "."]
+        for a in (0, *(i + 1 for i in dots)):
+            for b in (*dots, len(token)):
+                if a < b:
+                    out.add(_fold(token[a:b]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    by_key: dict[str, tuple[str, ...]]  # folded symbol -> the watchlist's symbols
+    named: tuple[tuple[str, str], ...]  # (company name, symbol), watchlist order
+    position: dict[str, int]  # symbol -> its first place in the watchlist
+    unique: bool
+
+
+def _watch(watchlist: Sequence[str], names: Mapping[str, Sequence[str]]) -> _Watch:
+    by_key: dict[str, tuple[str, ...]] = {}
+    for symbol in dict.fromkeys(watchlist):
+        by_key[_fold(symbol)] = (*by_key.get(_fold(symbol), ()), symbol)
+    named = tuple((n, symbol) for symbol in watchlist for n in names.get(symbol, ()))
+    position = {symbol: i for i, symbol in reversed(list(enumerate(watchlist)))}
+    return _Watch(by_key, named, position, len(position) == len(watchlist))
+
+
+@functools.lru_cache(maxsize=16)
+def _default_watch(watchlist: tuple[str, ...]) -> _Watch:
+    return _watch(watchlist, COMPANY_NAMES)
 
 
 def match_tickers(
@@ -250,21 +303,26 @@ def match_tickers(
 
     A symbol counts as a cashtag (``$AAPL``), with an exchange prefix (``NASDAQ:AAPL``), as a
     bare upper-case word unless it is an ordinary word (:data:`AMBIGUOUS_SYMBOLS`, one letter),
-    or through one of its company names. A symbol or name that does not occur in the text as a
-    substring (casefolded for the case-blind pattern) is passed over without a regex search.
+    or through one of its company names. Only the symbols among the text's
+    :func:`_candidates` and the names found in it as a substring are searched for, so the cost
+    grows with the text, not with the watchlist.
     """
-    names = COMPANY_NAMES if company_names is None else company_names
-    folded = text.casefold()
-    found: list[str] = []
-    for symbol in watchlist:
-        key, explicit, bare = _symbol_patterns(symbol)
-        hit = key in folded and (
-            (bare is not None and symbol in text and bare.search(text) is not None)
-            or explicit.search(text) is not None
-        )
-        if hit or any(n in text and _name_pattern(n).search(text) for n in names.get(symbol, ())):
-            found.append(symbol)
-    return tuple(found)
+    if company_names is None:
+        watch = _default_watch(tuple(watchlist))
+    else:
+        watch = _watch(watchlist, company_names)
+    hits: set[str] = set()
+    for key in _candidates(text):
+        for symbol in watch.by_key.get(key, ()):
+            explicit, bare = _symbol_patterns(symbol)
+            if (bare is not None and bare.search(text)) or explicit.search(text):
+                hits.add(symbol)
+    for name, symbol in watch.named:
+        if symbol not in hits and name in text and _name_pattern(name).search(text):
+            hits.add(symbol)
+    if watch.unique:
+        return tuple(sorted(hits, key=watch.position.__getitem__))
+    return tuple(symbol for symbol in watchlist if symbol in hits)
 
 
 def make_item(
