@@ -218,7 +218,8 @@ class Settings(BaseSettings):
     )
     sentiment_quantize: bool = Field(
         default=False,
-        description="Dynamic int8 quantization of FinBERT under torch (faster, check first).",
+        description="Dynamic int8 quantization of FinBERT, by ONNX Runtime or torch (faster; "
+        "its scores are another model's, with their own revision: check first).",
     )
     sentiment_runtime: Literal["onnx", "torch"] = Field(
         default="onnx",

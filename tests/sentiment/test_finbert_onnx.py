@@ -152,3 +152,16 @@ def test_a_model_that_is_nowhere_fails_at_once_without_an_export(tmp_path, monke
         load_finbert(FinBertOptions(model="nobody/no-such-finbert", onnx_dir=onnx_dir))
     with pytest.raises(ModelError, match="does not exist"):
         load_finbert(FinBertOptions(model=str(tmp_path / "a" / "b" / "c"), onnx_dir=onnx_dir))
+
+
+def test_an_int8_copy_is_its_own_model_and_keeps_the_labels(tmp_path):
+    model = save_tiny_bert(tmp_path / "m", PROSUS, 1)
+    onnx_dir = str(tmp_path / "onnx")
+    fp32 = load_finbert(FinBertOptions(model=str(model), max_length=16, onnx_dir=onnx_dir))
+    int8 = load_finbert(
+        FinBertOptions(model=str(model), max_length=16, onnx_dir=onnx_dir, quantize=True)
+    )
+    assert isinstance(int8, OnnxFinBertScorer)
+    assert int8.revision == fp32.revision + "+ort-int8"
+    assert int8.directory != fp32.directory and int8.directory.name.endswith("-int8")
+    assert [s.label for s in int8.score(TEXTS)] == [s.label for s in fp32.score(TEXTS)]

@@ -236,7 +236,11 @@ def _load_exported(options: FinBertOptions) -> Any:
 
     assert options.onnx_dir is not None
     key = finbert_onnx.source_key(options.model, options.revision, WEIGHT_FILES)
-    folder = finbert_onnx.copy_dir(Path(options.onnx_dir), options.model, key) if key else None
+    folder = (
+        finbert_onnx.copy_dir(Path(options.onnx_dir), options.model, key, quantize=options.quantize)
+        if key
+        else None
+    )
     if folder is None or not (folder / finbert_onnx.SCORER_FILE).is_file():
         # Say what is missing without a child process where that is cheap to know.
         local = Path(options.model).expanduser()
@@ -260,7 +264,7 @@ def _load_exported(options: FinBertOptions) -> Any:
 
 
 def _load(options: FinBertOptions) -> Any:
-    if options.onnx_dir and not options.quantize:
+    if options.onnx_dir:
         exported = _load_exported(options)
         if exported is not None:
             return exported
