@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import stack_env
 from tests.e2e.test_prefect_end_to_end import ROOT, _free_port, _pid_alive, _run
 
 pytestmark = pytest.mark.e2e
@@ -35,22 +36,14 @@ AUTH = "sentinel42:restart-test-password"
 
 
 def _env(base: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL42_", "PREFECT_"))}
-    return env | {
-        "SENTINEL42_DATA_DIR": str(base / "data"),
-        "SENTINEL42_DATA_SOURCE": "replay",
-        "SENTINEL42_REPLAY_DIR": str(base / "replay"),
-        "SENTINEL42_TICKERS": ",".join(TICKERS),
-        "SENTINEL42_PREFECT_PORT": str(port),
-        "SENTINEL42_METRICS_PORT": str(_free_port()),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_API_AUTH_STRING": AUTH,
-        "PREFECT_API_AUTH_STRING": AUTH,
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
+    return stack_env(
+        base,
+        port,
+        PREFECT_SERVER_API_AUTH_STRING=AUTH,
+        PREFECT_API_AUTH_STRING=AUTH,
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        SENTINEL42_TICKERS=",".join(TICKERS),
+    )
 
 
 def _scripts(env: dict[str, str]) -> dict[str, str]:

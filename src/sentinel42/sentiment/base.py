@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from sentinel42.domain import SentimentScore
+from sentinel42.domain import SentimentScore, text_hash
 
 LABELS: tuple[str, ...] = ("positive", "negative", "neutral")
 
@@ -55,3 +55,21 @@ def make_score(
         scorer=scorer,
         revision=revision,
     )
+
+
+class ProbabilityScorer:
+    """``score`` for a model that gives label probabilities (FinBERT under either runtime)."""
+
+    name: str
+    revision: str
+
+    def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, float]]:
+        raise NotImplementedError
+
+    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[SentimentScore]:
+        """One :class:`SentimentScore` per text, in input order."""
+        probs = self.probabilities(texts, batch_size)
+        return [
+            make_score(text_hash(t), p, self.name, self.revision)
+            for t, p in zip(texts, probs, strict=True)
+        ]

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sentinel42.domain import SentimentScore, text_hash
 from sentinel42.errors import ModelError
-from sentinel42.sentiment.base import LABELS, canonical_label, make_score
+from sentinel42.sentiment.base import LABELS, ProbabilityScorer, canonical_label
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ def _not_cached(model: str) -> str:
     return f"FinBERT {model!r} is not in the local cache and {why}"
 
 
-class FinBertScorer:
+class FinBertScorer(ProbabilityScorer):
     """A loaded FinBERT (use :func:`load_finbert`, which caches it per process).
 
     Attributes:
@@ -190,14 +189,6 @@ class FinBertScorer:
                 for row, i in zip(probs, idx, strict=True):
                     out[i] = {self.label_map[j]: float(p) for j, p in enumerate(row)}
         return out
-
-    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[SentimentScore]:
-        """One :class:`SentimentScore` per text, in input order."""
-        probs = self.probabilities(texts, batch_size)
-        return [
-            make_score(text_hash(t), p, self.name, self.revision)
-            for t, p in zip(texts, probs, strict=True)
-        ]
 
 
 def _export_in_child(options: FinBertOptions) -> Path | None:

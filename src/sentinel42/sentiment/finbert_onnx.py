@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from sentinel42.domain import SentimentScore, text_hash
 from sentinel42.errors import ModelError
-from sentinel42.sentiment.base import make_score
+from sentinel42.sentiment.base import ProbabilityScorer
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ def export(scorer: Any, target: Path, key: str, *, quantize: bool = False) -> Pa
     return target
 
 
-class OnnxFinBertScorer:
+class OnnxFinBertScorer(ProbabilityScorer):
     """An exported FinBERT scored by ONNX Runtime (same ``score`` as ``FinBertScorer``).
 
     Attributes:
@@ -219,14 +218,6 @@ class OnnxFinBertScorer:
             for row, i in zip(probs.tolist(), idx, strict=True):
                 out[i] = {self.label_map[j]: float(p) for j, p in enumerate(row)}
         return out
-
-    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[SentimentScore]:
-        """One :class:`SentimentScore` per text, in input order."""
-        probs = self.probabilities(texts, batch_size)
-        return [
-            make_score(text_hash(t), p, self.name, self.revision)
-            for t, p in zip(texts, probs, strict=True)
-        ]
 
 
 def export_main(argv: Sequence[str]) -> int:
