@@ -69,6 +69,14 @@ rotate_log() {  # rotate_log FILE: a log over LOG_MAX_BYTES moves to FILE.1 (FIL
     mv -f "$log" "$log.1"
 }
 
+launch() {  # launch LOG PIDFILE CMD...: CMD in a session of its own (stop signals the whole
+    # group), its output appended to LOG, its pid in PIDFILE
+    local log="$1" pidfile="$2"
+    shift 2
+    setsid "$@" >>"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+}
+
 listening() {  # listening HOST PORT: something accepts TCP connections there
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }

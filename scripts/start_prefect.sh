@@ -28,9 +28,7 @@ else
     fi
     echo "starting Prefect server on http://$HOST:$PORT (log: $LOG_DIR/server.log)"
     rotate_log "$LOG_DIR/server.log"
-    setsid "$PREFECT" server start --host "$HOST" --port "$PORT" \
-        >>"$LOG_DIR/server.log" 2>&1 </dev/null &
-    echo $! >"$SERVER_PID"
+    launch "$LOG_DIR/server.log" "$SERVER_PID" "$PREFECT" server start --host "$HOST" --port "$PORT"
 fi
 for _ in $(seq 1 400); do  # 120 s
     healthy && break
@@ -54,9 +52,8 @@ else
     fi
     echo "starting metrics exporter on http://$METRICS_HOST:$METRICS_PORT/metrics (log: $LOG_DIR/metrics.log)"
     rotate_log "$LOG_DIR/metrics.log"
-    setsid "$ROOT/.venv/bin/sentinel42" metrics serve --host "$METRICS_HOST" --port "$METRICS_PORT" \
-        >>"$LOG_DIR/metrics.log" 2>&1 </dev/null &
-    echo $! >"$METRICS_PID"
+    launch "$LOG_DIR/metrics.log" "$METRICS_PID" \
+        "$ROOT/.venv/bin/sentinel42" metrics serve --host "$METRICS_HOST" --port "$METRICS_PORT"
 fi
 
 # Independent clients at once (each pays Python's and Prefect's imports): the work pool and the
@@ -97,10 +94,10 @@ else
     echo "starting worker on $POOL (log: $LOG_DIR/worker.log)"
     rotate_log "$LOG_DIR/worker.log"
     # The log is appended to: only what this worker writes counts as its "started!" line.
-    seen=$(wc -c <"$LOG_DIR/worker.log" 2>/dev/null || echo 0)
-    setsid "$PREFECT" worker start --pool "$POOL" --name "sentinel42-$(hostname)" \
-        >>"$LOG_DIR/worker.log" 2>&1 </dev/null &
-    echo $! >"$WORKER_PID"
+    seen=0
+    [ -f "$LOG_DIR/worker.log" ] && seen=$(wc -c <"$LOG_DIR/worker.log")
+    launch "$LOG_DIR/worker.log" "$WORKER_PID" \
+        "$PREFECT" worker start --pool "$POOL" --name "sentinel42-$(hostname)"
     for _ in $(seq 1 300); do
         tail -c "+$((seen + 1))" "$LOG_DIR/worker.log" 2>/dev/null | grep -q "started!" && break
         alive "$WORKER_PID" || { echo "error: the worker exited; see $LOG_DIR/worker.log" >&2; exit 1; }

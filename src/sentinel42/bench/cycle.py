@@ -47,6 +47,14 @@ CLOCK_BARS = 14  # the clock: the end of the last session's 14th bar (13:00 New 
 HISTORY_HOURS = 24.0  # headlines a feed still serves (the sentiment window's default)
 FINBERT_ARCHITECTURE = "random-weight BERT-base (FinBERT's architecture; real weights not here)"
 Progress = Callable[[str], None]
+# The settings that choose and run the sentiment scorer; both ways of a cycle use the same.
+SCORING_FIELDS = (
+    "sentiment_batch_size",
+    "sentiment_threads",
+    "sentiment_max_length",
+    "sentiment_quantize",
+    "sentiment_runtime",
+)
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -178,28 +186,31 @@ def case_settings(case: dict[str, Any], data_dir: str) -> Any:
         interval="15m",
         finbert_model=case["finbert_dir"],
         sentiment_require_finbert=True,
-        sentiment_batch_size=case["batch_size"],
-        sentiment_threads=case["threads"],
-        sentiment_max_length=case["max_length"],
-        sentiment_quantize=case["quantize"],
-        sentiment_runtime=case["runtime"],
+        **case["scoring"],
     )
+
+
+def scoring_setup(settings: Any | None = None) -> dict[str, Any]:
+    """The scorer settings a cycle runs with (:data:`SCORING_FIELDS`): ``settings``' values,
+    or the defaults."""
+    from sentinel42.settings import Settings
+
+    if settings is None:
+        return {f: Settings.model_fields[f].default for f in SCORING_FIELDS}
+    return {f: getattr(settings, f) for f in SCORING_FIELDS}
 
 
 def prepare(
     workdir: Path,
     n_tickers: int,
     *,
-    batch_size: int = 32,
-    threads: int | None = None,
-    max_length: int = 128,
-    quantize: bool = False,
-    runtime: str = "onnx",
+    scoring: dict[str, Any] | None = None,
     bert_overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Build everything both ways need under ``workdir``; returns the case (JSON-able).
 
+    ``scoring`` (:func:`scoring_setup`; default: the settings' defaults) chooses the scorer;
     ``bert_overrides`` (``BertConfig`` fields) shrink the sentiment model for smoke tests.
     """
     from sentinel42 import pipeline
@@ -210,6 +221,7 @@ def prepare(
     from sentinel42.synthetic import generate_replay
 
     say = progress or (lambda _m: None)
+    scoring = dict(scoring or scoring_setup())
     tickers = _tickers(n_tickers)
     replay_dir = workdir / "replay"
     say(f"setup: replay set for {n_tickers} tickers ({SESSIONS} sessions of 15-minute bars)")
@@ -223,7 +235,11 @@ def prepare(
     say("setup: random-weight BERT-base saved as a local FinBERT")
     finbert_dir = workdir / "finbert"
     finbert_dir.mkdir()
-    options = FinBertOptions(max_length=max_length, threads=threads, quantize=quantize)
+    options = FinBertOptions(
+        max_length=scoring["sentiment_max_length"],
+        threads=scoring["sentiment_threads"],
+        quantize=scoring["sentiment_quantize"],
+    )
     scorer = random_finbert(titles, options, finbert_dir, bert_overrides)
     identity = (scorer.name, scorer.revision)
     del scorer
@@ -235,17 +251,13 @@ def prepare(
         "finbert_dir": str(finbert_dir),
         "as_of": as_of.isoformat(),
         "previous": previous.isoformat(),
-        "batch_size": batch_size,
-        "threads": threads,
-        "max_length": max_length,
-        "quantize": quantize,
-        "runtime": runtime,
+        "scoring": scoring,
     }
     batched_dir = workdir / "batched"
     settings = case_settings(case, str(batched_dir))
     say("setup: random-weight LSTM registered; store warmed up to one bar before the clock")
     case["lstm_version"] = _register_random_lstm(settings.models_dir, settings, previous)
-    if runtime == "onnx":  # once per model and host, as the first run after install does
+    if scoring["sentiment_runtime"] == "onnx":  # once per model and host, as after install
         say("setup: FinBERT exported to ONNX (once per model)")
         started = time.perf_counter()
         exported = build_scorer(settings)
@@ -408,11 +420,7 @@ def bench_cycle(
     n_tickers: int,
     *,
     naive: bool = True,
-    batch_size: int = 32,
-    threads: int | None = None,
-    max_length: int = 128,
-    quantize: bool = False,
-    runtime: str = "onnx",
+    scoring: dict[str, Any] | None = None,
     bert_overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -428,11 +436,7 @@ def bench_cycle(
         case = prepare(
             Path(tmp),
             n_tickers,
-            batch_size=batch_size,
-            threads=threads,
-            max_length=max_length,
-            quantize=quantize,
-            runtime=runtime,
+            scoring=scoring,
             bert_overrides=bert_overrides,
             progress=say,
         )
@@ -449,9 +453,7 @@ def bench_cycle(
         if not bert_overrides
         else f"shrunk BERT {bert_overrides}",
         "lstm": "random-weight LSTM of the configured size (registered and promoted)",
-        "settings": {
-            k: case[k] for k in ("batch_size", "threads", "max_length", "quantize", "runtime")
-        },
+        "settings": case["scoring"],
         "onnx_export_s": case.get("onnx_export_s"),
         "total_s": batched["total_s"],
         "warm_total_s": batched["warm_total_s"],

@@ -39,22 +39,18 @@ def cycle(
     """
     settings = get_settings(require_replay_dir=False)
     with user_errors():
-        from sentinel42.bench.cycle import bench_cycle
+        from sentinel42.bench.cycle import bench_cycle, scoring_setup
 
         doc = bench_cycle(
             tickers,
             naive=naive,
-            batch_size=settings.sentiment_batch_size,
-            threads=settings.sentiment_threads,
-            max_length=settings.sentiment_max_length,
-            quantize=settings.sentiment_quantize,
-            runtime=settings.sentiment_runtime,
+            scoring=scoring_setup(settings),
             progress=lambda line: typer.echo(line, err=True),
         )
     if as_json:
         emit_json(doc)
         return
-    typer.echo(f"sentiment model: {doc['sentiment_model']}, {doc['settings']['runtime']}")
+    typer.echo(f"sentiment model: {doc['sentiment_model']}, {doc['settings']['sentiment_runtime']}")
     typer.echo(
         f"cycle, {tickers} tickers: {doc['total_s']:.2f} s ({doc['warm_total_s']:.2f} s without "
         f"imports and model load), peak RSS {doc['peak_rss_mb']:.0f} MiB"

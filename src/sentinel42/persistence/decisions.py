@@ -119,40 +119,38 @@ class DecisionStore:
         return SavedDecisions(standing=standing, revisions=revisions, unchanged=unchanged)
 
     def _decision_statements(self) -> tuple[Any, Any]:
-        """The insert of the next revision and the lookup of this run's row, built once per
-        store with bound parameters (building them per row cost 2 ms a decision)."""
-        cached = getattr(self, "_decision_sql", None)
-        if cached is None:
-            prior = aliased(DecisionRow)
-            ticker: BindParameter[Any] = bindparam("p_ticker")
-            bar_ts: BindParameter[Any] = bindparam("p_bar_ts")
-            run_id: BindParameter[Any] = bindparam("p_run")
-            # The revision number is computed in the INSERT itself, so the read and the write
-            # are one statement (on SQLite it takes the write lock: the number cannot go stale).
-            next_revision = (
-                select(func.coalesce(func.max(prior.revision) + 1, 0))
-                .where(prior.ticker == ticker, prior.bar_ts == bar_ts)
-                .scalar_subquery()
+        """The insert of the next revision and the lookup of this run's row, with bound
+        parameters: built once per call and executed per decision (building them per decision
+        cost 2 ms each)."""
+        prior = aliased(DecisionRow)
+        ticker: BindParameter[Any] = bindparam("p_ticker")
+        bar_ts: BindParameter[Any] = bindparam("p_bar_ts")
+        run_id: BindParameter[Any] = bindparam("p_run")
+        # The revision number is computed in the INSERT itself, so the read and the write
+        # are one statement (on SQLite it takes the write lock: the number cannot go stale).
+        next_revision = (
+            select(func.coalesce(func.max(prior.revision) + 1, 0))
+            .where(prior.ticker == ticker, prior.bar_ts == bar_ts)
+            .scalar_subquery()
+        )
+        insert = (
+            self._insert(DecisionRow)
+            .values(
+                ticker=ticker,
+                bar_ts=bar_ts,
+                run_id=run_id,
+                revision=next_revision,
+                **{c: bindparam(f"p_{c}") for c in _DECISION_VALUES},
             )
-            insert = (
-                self._insert(DecisionRow)
-                .values(
-                    ticker=ticker,
-                    bar_ts=bar_ts,
-                    run_id=run_id,
-                    revision=next_revision,
-                    **{c: bindparam(f"p_{c}") for c in _DECISION_VALUES},
-                )
-                .on_conflict_do_nothing()  # any unique key: (bar, revision) or (bar, run_id)
-                .returning(DecisionRow.revision)
-            )
-            stored_for_run = select(DecisionRow.revision).where(
-                DecisionRow.ticker == ticker,
-                DecisionRow.bar_ts == bar_ts,
-                DecisionRow.run_id == run_id,
-            )
-            cached = self._decision_sql = (insert, stored_for_run)
-        return cached
+            .on_conflict_do_nothing()  # any unique key: (bar, revision) or (bar, run_id)
+            .returning(DecisionRow.revision)
+        )
+        stored_for_run = select(DecisionRow.revision).where(
+            DecisionRow.ticker == ticker,
+            DecisionRow.bar_ts == bar_ts,
+            DecisionRow.run_id == run_id,
+        )
+        return insert, stored_for_run
 
     @staticmethod
     def _insert_decision(

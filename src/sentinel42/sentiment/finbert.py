@@ -83,9 +83,14 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
+def _require_local_dir(options: FinBertOptions) -> None:
+    """A model named by a path must be a directory (checked before anything is imported)."""
     if _looks_local(options.model) and not Path(options.model).expanduser().is_dir():
         raise ModelError(f"FinBERT directory {options.model} does not exist")
+
+
+def _from_pretrained(options: FinBertOptions) -> tuple[Any, Any]:
+    _require_local_dir(options)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -233,10 +238,8 @@ def _load_exported(options: FinBertOptions) -> Any:
         else None
     )
     if folder is None or not (folder / finbert_onnx.SCORER_FILE).is_file():
-        # Say what is missing without a child process where that is cheap to know.
+        # A hub model that is neither cached nor reachable fails here, without a child process.
         local = Path(options.model).expanduser()
-        if _looks_local(options.model) and not local.is_dir():
-            raise ModelError(f"FinBERT directory {options.model} does not exist")
         if key is None and not local.is_dir() and (_offline() or not _hub_reachable()):
             raise ModelError(_not_cached(options.model))
         folder = _export_in_child(options)
@@ -255,6 +258,7 @@ def _load_exported(options: FinBertOptions) -> Any:
 
 
 def _load(options: FinBertOptions) -> Any:
+    _require_local_dir(options)
     if options.onnx_dir:
         exported = _load_exported(options)
         if exported is not None:
