@@ -111,6 +111,18 @@ def daily_bar_end(ts: pd.Timestamp | datetime) -> datetime:
     return datetime(day.year, day.month, day.day, 16, 0, tzinfo=NEW_YORK).astimezone(UTC)
 
 
+def daily_bar_ends(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """:func:`daily_bar_end` of every bar of ``index`` at once (UTC): 16:00 New York that day."""
+    import pandas as pd
+
+    from sentinel42.market.calendar import NEW_YORK
+
+    if not len(index):
+        return pd.DatetimeIndex([], tz=UTC).as_unit("ns")
+    days = pd.DatetimeIndex(index).tz_convert(NEW_YORK).tz_localize(None).normalize()
+    return (days + pd.Timedelta(hours=16)).tz_localize(NEW_YORK).tz_convert(UTC).as_unit("ns")
+
+
 def empty_bars() -> pd.DataFrame:
     """An empty domain bar frame (UTC index named ``ts``)."""
     import pandas as pd

@@ -10,13 +10,17 @@ altogether is refused as a whole.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import itertools
 import logging
 import operator
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +39,9 @@ MAX_LOGGED_ROWS = 20
 _OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"
 _DATE_ONLY = r"\d{4}-\d{2}-\d{2}"
 _HAS_OFFSET = re.compile(_OFFSET)
+# Header names of the column that says whose row it is, in order of preference (any case).
+TICKER_COLUMNS = ("ticker", "symbol", "name")
+DUPLICATE = "duplicate timestamp"
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,52 @@ class PriceFile:
     rejected: tuple[RejectedRow, ...] = ()
 
 
+@dataclass(frozen=True)
+class MultiPriceFile:
+    """What one CSV file of many tickers held (a ``ticker``, ``symbol`` or ``Name`` column).
+
+    Attributes:
+        files: ticker -> its rows as a per-ticker file of the same rows would give them (bars in
+            file order, rejected rows in line order, each naming this file and its line).
+        unattributed: rows whose ticker cell is empty (no ticker to report them under).
+    """
+
+    files: dict[str, PriceFile] = field(default_factory=dict)
+    unattributed: tuple[RejectedRow, ...] = ()
+
+
+def is_gzip(path: Path) -> bool:
+    """A ``.gz`` file: read through gzip, as it is."""
+    return path.name.lower().endswith(".gz")
+
+
+def _open_text(path: Path, *, newline: str | None = None) -> IO[str]:
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline=newline)
+    return path.open(encoding="utf-8-sig", errors="replace", newline=newline)
+
+
+def ticker_column(names: Sequence[str]) -> int | None:
+    """Position of the column naming each row's ticker (``ticker``, ``symbol``, ``Name``)."""
+    lower = [n.strip().lower() for n in names]
+    for wanted in TICKER_COLUMNS:
+        if wanted in lower:
+            return lower.index(wanted)
+    return None
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a price CSV (plain or ``.gz``), as :func:`read_price_file` sees them.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return _header_rows(path)[0]
+
+
 def _header_rows(path: Path) -> tuple[list[str], int]:
     """Column names and how many header lines precede the data."""
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+    with _open_text(path) as fh:
         lines = [fh.readline().rstrip("\r\n") for _ in range(3)]
     first = lines[0].split(",")
     second = lines[1].split(",") if lines[1] else []
@@ -72,19 +122,20 @@ def _header_rows(path: Path) -> tuple[list[str], int]:
 
 
 def _data_rows(
-    path: Path, skip: int, width: int, cols: list[int]
-) -> tuple[list[int], list[tuple[str, ...]], list[tuple[int, str]]]:
+    path: Path, skip: int, width: int, cols: list[int], tag: int | None = None
+) -> tuple[list[int], list[tuple[str, ...]], list[tuple[int, str, str]]]:
     """Line numbers and the ``cols`` cells of the data rows; rows of the wrong width apart.
 
     A row may be longer than the header only by empty cells, and shorter only where no column
-    the reader needs is missing. Blank lines (and rows of empty cells) are not data.
+    the reader needs is missing. Blank lines (and rows of empty cells) are not data. A row of the
+    wrong width comes with its line, why, and its ``tag`` cell (the ticker) where it has one.
     """
     pick = operator.itemgetter(*cols)
     needed = max(cols)
     lines: list[int] = []
     picked: list[tuple[str, ...]] = []
-    bad: list[tuple[int, str]] = []
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+    bad: list[tuple[int, str, str]] = []
+    with _open_text(path, newline="") as fh:
         reader = csv.reader(fh)
         for _ in itertools.islice(reader, skip):
             pass
@@ -93,11 +144,68 @@ def _data_rows(
                 continue
             n = len(row)
             if n <= needed or (n > width and "".join(row[width:]).strip()):
-                bad.append((reader.line_num, f"has {n} field(s), the header has {width}"))
+                cell = row[tag] if tag is not None and tag < n else ""
+                bad.append((reader.line_num, f"has {n} field(s), the header has {width}", cell))
                 continue
             lines.append(reader.line_num)
             picked.append(pick(row))
     return lines, picked, bad
+
+
+def _fast_rows(
+    path: Path, skip: int, width: int, cols: list[int]
+) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """:func:`_data_rows` by pandas' C parser, for the clean file: line numbers and columns.
+
+    None for any file the careful reader must see row by row: a quoted cell, a line of another
+    width, a blank line, a row of empty cells, an undecodable byte.
+    """
+    raw = gzip.decompress(path.read_bytes()) if is_gzip(path) else path.read_bytes()
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if not len(buf) or (buf == ord('"')).any():
+        return None
+    ends = np.flatnonzero(buf == ord("\n"))
+    n_lines = len(ends) + (0 if raw.endswith(b"\n") else 1)
+    commas = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == ord(","))), minlength=n_lines)
+    if len(commas) != n_lines or not (commas[skip:] == width - 1).all():
+        return None  # a short or long row, a blank line: the careful reader says which
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            header=None,
+            names=list(range(width)),
+            skiprows=skip,
+            dtype=str,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+            encoding="utf-8",
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        return None
+    n = len(frame)
+    if skip + n != n_lines:
+        return None
+    first = frame[0].to_numpy(dtype=object)
+    for pos in np.flatnonzero(first == "").tolist():
+        if not "".join(frame.iloc[pos].tolist()).strip():
+            return None  # a row of empty cells is not data: the careful reader skips it
+    return np.arange(skip + 1, skip + 1 + n), [frame[c].to_numpy(dtype=object) for c in cols]
+
+
+def _columns(names: list[str], label: str) -> tuple[list[int], list[str]]:
+    """Positions of the time column and the five bar columns, and their names as written.
+
+    Raises:
+        DataError: a price column is missing.
+    """
+    lower = [n.lower() for n in names]
+    missing = [c for c in BAR_COLUMNS if c not in lower]
+    if missing:
+        raise DataError(f"{label}: no column(s) {', '.join(missing)}")
+    time_idx = next((i for i, n in enumerate(lower) if n in _TIME_COLUMNS), 0)
+    cols = [time_idx, *(lower.index(c) for c in BAR_COLUMNS)]
+    return cols, [names[i] for i in cols]
 
 
 def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
@@ -106,7 +214,8 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
     A row is skipped when it has the wrong number of fields, its timestamp is empty, unreadable
     or without a UTC offset, a value is not a number, or it breaks a rule of
     :func:`~sentinel42.market.validate.bar_rules` (a missing, non-finite or non-positive price,
-    high/low not bounding open/close, a missing, non-finite or negative volume).
+    high/low not bounding open/close, a missing, non-finite or negative volume). A ``.gz`` file
+    is read through gzip.
 
     Args:
         path: the CSV file.
@@ -119,33 +228,50 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
         ``MAX_LOGGED_ROWS`` one by one).
 
     Raises:
-        DataError: the file lacks a price column.
+        DataError: the file lacks a price column, or is a truncated gzip file.
         OSError: the file cannot be read.
     """
     label = label or f"{path.parent.name}/{path.name}"
-    names, skip = _header_rows(path)
-    lower = [n.lower() for n in names]
-    missing = [c for c in BAR_COLUMNS if c not in lower]
-    if missing:
-        raise DataError(f"{label}: no column(s) {', '.join(missing)}")
-    time_idx = next((i for i, n in enumerate(lower) if n in _TIME_COLUMNS), 0)
-    cols = [time_idx, *(lower.index(c) for c in BAR_COLUMNS)]
-    shown = [names[i] for i in cols]
-    line_nos, rows, short = _data_rows(path, skip, len(names), cols)
-    rejected = [RejectedRow(label, n, why, "wrong number of fields") for n, why in short]
-
+    try:
+        names, skip = _header_rows(path)
+        cols, shown = _columns(names, label)
+        line_nos, rows, short = _data_rows(path, skip, len(names), cols)
+    except EOFError as exc:
+        raise DataError(f"{label}: truncated gzip file ({exc})") from None
+    rejected = [RejectedRow(label, n, why, "wrong number of fields") for n, why, _ in short]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    index, values, keep, bad = _to_bars(label, line_nos, columns, shown)
+    rejected += [row for _, row in bad]
+    rejected.sort(key=lambda r: r.line)
+    _log(label, rejected)
+    frame = pd.DataFrame(values[keep], columns=list(BAR_COLUMNS), index=index[keep])
+    return PriceFile(frame, tuple(rejected))
+
+
+def _to_bars(
+    label: str,
+    line_nos: Sequence[int] | np.ndarray,
+    columns: Sequence[Any],
+    shown: list[str],
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, list[tuple[int, RejectedRow]]]:
+    """Bars of the data rows: (UTC index, ``[rows, 5]`` values, which rows to keep, and the
+    rejected ones as ``(position, RejectedRow)``).
+
+    ``columns`` holds the time column's cells, then the five bar columns' cells, row by row.
+    """
+    n = len(columns[0])
     index = _offset_timestamps(columns[0])
     bad_ts: dict[int, tuple[str, str]] = {}
     if index is None:
         index, bad_ts = _timestamps(pd.Series(columns[0], dtype=object).str.strip(), shown[0])
-    keep = np.ones(len(rows), dtype=bool)
+    keep = np.ones(n, dtype=bool)
+    rejected: list[tuple[int, RejectedRow]] = []
     for pos, (why, rule) in bad_ts.items():
         keep[pos] = False
-        rejected.append(RejectedRow(label, line_nos[pos], why, rule))
+        rejected.append((pos, RejectedRow(label, int(line_nos[pos]), why, rule)))
 
     texts = columns[1:]
-    values = np.zeros((len(rows), len(BAR_COLUMNS)))
+    values = np.zeros((n, len(BAR_COLUMNS)))
     unreadable = np.zeros(values.shape, dtype=bool)
     for j, text in enumerate(texts):
         # An object array takes the same path through to_numeric as a Series, without building one.
@@ -156,19 +282,105 @@ def read_price_file(path: Path, *, label: str | None = None) -> PriceFile:
     for rule, bad, at_fault in rules:
         for pos in np.flatnonzero(keep & bad).tolist():
             quoted = " ".join(
-                f"{shown[j + 1]}={texts[j][pos].strip()!r}" for j in np.flatnonzero(at_fault[pos])
+                f"{shown[j + 1]}={texts[j][pos].strip()!r}"
+                for j in np.flatnonzero(at_fault[pos]).tolist()
             )
             ts = index[pos].to_pydatetime()
-            rejected.append(RejectedRow(label, line_nos[pos], f"{rule}: {quoted}", rule, ts))
+            row = RejectedRow(label, int(line_nos[pos]), f"{rule}: {quoted}", rule, ts)
+            rejected.append((pos, row))
         keep &= ~bad
-
-    rejected.sort(key=lambda r: r.line)
-    _log(label, rejected)
-    frame = pd.DataFrame(values[keep], columns=list(BAR_COLUMNS), index=index[keep])
-    return PriceFile(frame, tuple(rejected))
+    return index, values, keep, rejected
 
 
-def _offset_timestamps(raw: tuple[str, ...]) -> pd.DatetimeIndex | None:
+def read_multi_price_file(path: Path, *, label: str | None = None) -> MultiPriceFile:
+    """Read a CSV of many tickers (a ``ticker``, ``symbol`` or ``Name`` column), split by ticker.
+
+    Each ticker's rows come out exactly as :func:`read_price_file` gives a file of only those
+    rows: the same bars, the same rejected rows (with this file's name and line numbers). Ticker
+    cells are stripped and upper-cased. A second row for the same ticker and bar start is
+    rejected (rule ``duplicate timestamp``), the first one kept. A clean file is parsed by
+    pandas in one pass; a file with rows of another width or blank lines is read row by row.
+
+    Raises:
+        DataError: the file has no ticker column or lacks a price column, or is a truncated
+            gzip file.
+        OSError: the file cannot be read.
+    """
+    label = label or f"{path.parent.name}/{path.name}"
+    try:
+        names, skip = _header_rows(path)
+        tag = ticker_column(names)
+        if tag is None:
+            raise DataError(f"{label}: no ticker column ({', '.join(TICKER_COLUMNS)})")
+        cols, shown = _columns(names, label)
+        fast = _fast_rows(path, skip, len(names), [*cols, tag])
+        short: list[tuple[int, str, str]] = []
+        if fast is not None:
+            line_nos, columns = fast
+        else:
+            lines, rows, short = _data_rows(path, skip, len(names), [*cols, tag], tag)
+            line_nos = np.asarray(lines, dtype=np.int64)
+            picked = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(cols) + 1)]
+            columns = [np.array(c, dtype=object) for c in picked]
+    except EOFError as exc:
+        raise DataError(f"{label}: truncated gzip file ({exc})") from None
+
+    # Cleaned once per distinct cell, not per row (two spellings may be one ticker: " aapl").
+    raw_codes, raw_names = pd.factorize(np.asarray(columns[-1], dtype=object))
+    codes, uniques = pd.factorize(np.array([str(u).strip().upper() for u in raw_names] or [""]))
+    codes = codes[raw_codes] if len(raw_codes) else raw_codes
+    tickers = np.asarray(uniques, dtype=object)[codes]
+    index, values, keep, bad = _to_bars(label, line_nos, columns[:-1], shown)
+    owner: list[tuple[str, RejectedRow]] = [
+        (cell.strip().upper(), RejectedRow(label, line, why, "wrong number of fields"))
+        for line, why, cell in short
+    ]
+    owner += [(str(tickers[pos]), row) for pos, row in bad]
+    no_ticker = tickers == ""
+    for pos in np.flatnonzero(keep & no_ticker).tolist():
+        owner.append(
+            ("", RejectedRow(label, int(line_nos[pos]), "the ticker is empty", "no ticker"))
+        )
+    keep &= ~no_ticker
+    kept = np.flatnonzero(keep)
+    keys = pd.DataFrame({"t": codes[kept], "ts": index.asi8[kept], "pos": kept})
+    dup = keys.duplicated(["t", "ts"], keep="first").to_numpy()
+    if dup.any():
+        first = keys.groupby(["t", "ts"], sort=False)["pos"].transform("first").to_numpy()
+        for pos, orig in zip(kept[dup].tolist(), first[dup].tolist(), strict=True):
+            why = (
+                f"{tickers[pos]} {index[pos].isoformat()} again (first at line "
+                f"{int(line_nos[orig])}); the first row is kept"
+            )
+            row = RejectedRow(label, int(line_nos[pos]), why, DUPLICATE, index[pos].to_pydatetime())
+            owner.append((str(tickers[pos]), row))
+            keep[pos] = False
+
+    every = sorted((row for _, row in owner), key=lambda r: r.line)
+    _log(label, every)
+    by_ticker: dict[str, list[RejectedRow]] = {}
+    for ticker, row in owner:
+        by_ticker.setdefault(ticker, []).append(row)
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    files: dict[str, PriceFile] = {}
+    for part in np.split(order, cuts) if len(order) else []:
+        ticker = str(uniques[codes[part[0]]])
+        frame = pd.DataFrame(values[part], columns=list(BAR_COLUMNS), index=index[part])
+        skipped = by_ticker.pop(ticker, [])
+        files[ticker] = PriceFile(frame, tuple(sorted(skipped, key=lambda r: r.line)))
+    for ticker, skipped in by_ticker.items():  # every row of these was rejected
+        if ticker:
+            frame = pd.DataFrame(
+                np.zeros((0, len(BAR_COLUMNS))), columns=list(BAR_COLUMNS), index=index[:0]
+            )
+            files[ticker] = PriceFile(frame, tuple(sorted(skipped, key=lambda r: r.line)))
+    unattributed = tuple(sorted(by_ticker.get("", []), key=lambda r: r.line))
+    return MultiPriceFile(files, unattributed)
+
+
+def _offset_timestamps(raw: Sequence[str] | np.ndarray) -> pd.DatetimeIndex | None:
     """:func:`_timestamps` for the common file, where every stamp has a UTC offset and parses.
 
     None for any other file (an empty one, a stamp without an offset, an unreadable one...): the

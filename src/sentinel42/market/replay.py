@@ -7,6 +7,13 @@ Layout (see docs/market-data.md): ``prices/<TICKER>.csv`` holds intraday bars an
 and extra columns (``Dividends``, ``Stock Splits``, ``Symbol``, ``Adj Close``, ``Capital Gains``),
 which are ignored. A bar is served only once it has ended at or before the replay clock.
 
+A folder may also hold files of many tickers: a CSV (or ``.csv.gz``) whose header has a
+``ticker``, ``symbol`` or ``Name`` column and whose name is not a ticker's
+(``prices/sp500.csv.gz``). Such a file is read once per version and serves each ticker's
+rows exactly as a per-ticker file would. A file named for a ticker (``AAPL.csv``,
+``AAPL_15m_*.csv``) is that ticker's, whatever columns it has; it wins over a multi-ticker
+file, and of several multi-ticker files holding a ticker, the first by name serves it.
+
 A bad row loses only itself: it is skipped and reported (``PriceBatch.rejected``) with its file,
 line and reason when the fetched range covers it; rows whose time is unknown (a garbage line, a
 timestamp without an offset) are reported when a fetch reads the whole file.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +37,50 @@ from sentinel42.market.base import (
     PriceBatch,
     RejectedRow,
     daily_bar_end,
+    daily_bar_ends,
     empty_bars,
     interval_minutes,
 )
-from sentinel42.market.price_csv import PriceFile, read_price_csv, read_price_file, write_price_csv
+from sentinel42.market.price_csv import (
+    MultiPriceFile,
+    PriceFile,
+    read_header,
+    read_multi_price_file,
+    read_price_csv,
+    read_price_file,
+    ticker_column,
+    write_price_csv,
+)
 
 logger = logging.getLogger(__name__)
+
+SUFFIXES = (".csv", ".csv.gz")
+# A file named for a ticker: ``AAPL.csv`` or a yfinance export ``AAPL_15m_<anything>.csv``.
+_NAMED = re.compile(
+    r"^(?P<ticker>\^?[A-Z]{1,5}(?:[.-][A-Z]{1,2})?)(?:_(?P<interval>\d+[a-z]+)_.*)?$"
+)
+
+
+def price_stem(path: Path) -> str | None:
+    """The name of a price file without ``.csv`` / ``.csv.gz``; None for any other file."""
+    name = path.name
+    for suffix in (".csv.gz", ".csv"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def named_ticker(path: Path) -> tuple[str, str | None] | None:
+    """``(ticker, interval or None)`` of a file named for a ticker, else None."""
+    stem = price_stem(path)
+    match = _NAMED.match(stem) if stem is not None else None
+    return (match.group("ticker"), match.group("interval")) if match else None
+
+
+def _price_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if price_stem(p) is not None and p.is_file())
 
 
 def _infer_interval(index: pd.DatetimeIndex) -> int | None:
@@ -67,32 +113,116 @@ class ReplayPriceSource:
 
     # --- files ---------------------------------------------------------------------------
     def _find(self, ticker: str, interval: str) -> Path | None:
+        """The file named for ``ticker`` (``<T>.csv[.gz]``, else one ``<T>_<interval>_*``)."""
         folder = "daily" if interval == DAILY else "prices"
-        exact = self.replay_dir / folder / f"{ticker}.csv"
-        if exact.is_file():
-            return exact
+        for suffix in SUFFIXES:
+            exact = self.replay_dir / folder / f"{ticker}{suffix}"
+            if exact.is_file():
+                return exact
         matches = sorted(
-            p
-            for sub in (folder, "prices")
-            for p in (self.replay_dir / sub).glob(f"{ticker}_{interval}_*.csv")
+            {
+                p
+                for sub in (folder, "prices")
+                for suffix in SUFFIXES
+                for p in (self.replay_dir / sub).glob(f"{ticker}_{interval}_*{suffix}")
+            }
         )
-        return matches[0] if len(set(matches)) == 1 else None
+        return matches[0] if len(matches) == 1 else None
 
     def _load(self, path: Path) -> PriceFile:
         stat = path.stat()
         return _read_cached(path.resolve(), stat.st_mtime_ns, stat.st_size, _label(path))
 
-    def _intraday_file(self, ticker: str, interval: str) -> PriceFile:
+    def _load_multi(self, path: Path) -> MultiPriceFile:
+        stat = path.stat()
+        return _read_multi_cached(path.resolve(), stat.st_mtime_ns, stat.st_size, _label(path))
+
+    def multi_ticker_files(self, folder: str) -> list[Path]:
+        """The files of many tickers in ``prices`` or ``daily``: not named for a ticker, with a
+        ticker column; in name order (the first holding a ticker serves it)."""
+        out = []
+        for path in _price_files(self.replay_dir / folder):
+            if named_ticker(path) is None and self._has_ticker_column(path):
+                out.append(path)
+        return out
+
+    def _has_ticker_column(self, path: Path) -> bool:
+        stat = path.stat()
+        return _ticker_column_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+    def _index(self, folder: str) -> dict[str, tuple[Path, MultiPriceFile]]:
+        """ticker -> the multi-ticker file of ``folder`` that serves it, and what it holds."""
+        index: dict[str, tuple[Path, MultiPriceFile]] = {}
+        for path in self.multi_ticker_files(folder):
+            try:
+                held = self._load_multi(path)
+            except (DataError, OSError, ValueError) as exc:
+                logger.warning("replay: cannot read %s: %s", _label(path), exc)
+                continue
+            for ticker in held.files:
+                index.setdefault(ticker, (path, held))
+        return index
+
+    def _held(
+        self, ticker: str, interval: str, index: Mapping[str, tuple[Path, MultiPriceFile]]
+    ) -> tuple[Path, PriceFile] | None:
+        """The file serving ``ticker`` and its rows: its own file, else a multi-ticker file."""
         path = self._find(ticker, interval)
-        if path is None:
-            raise PermanentSourceError(f"no replay file prices/{ticker}.csv")
-        held = self._load(path)
+        if path is not None:
+            return path, self._load(path)
+        if ticker in index:
+            path, held = index[ticker]
+            return path, held.files[ticker]
+        return None
+
+    def _intraday_file(
+        self, ticker: str, interval: str, index: Mapping[str, tuple[Path, MultiPriceFile]]
+    ) -> PriceFile:
+        found_file = self._held(ticker, interval, index)
+        if found_file is None:
+            raise PermanentSourceError(
+                f"no replay file prices/{ticker}.csv (nor {ticker} in a multi-ticker file)"
+            )
+        path, held = found_file
         found = _infer_interval(held.frame.index)
         if found is not None and found != interval_minutes(interval):
             raise PermanentSourceError(
-                f"{path.name} holds {found}-minute bars, but the interval is {interval}"
+                f"{path.name} holds {found}-minute bars for {ticker}, but the interval is "
+                f"{interval}"
             )
         return held
+
+    def held_tickers(self) -> tuple[list[str], list[str]]:
+        """Every ticker a price file holds, and a line for each file that cannot be attributed.
+
+        Counted: files named for a ticker in ``prices/`` (of the configured interval or daily)
+        and ``daily/``, and every ticker of their multi-ticker files. A file neither named for a
+        ticker nor with a ticker column is reported and left out.
+        """
+        tickers: set[str] = set()
+        problems: list[str] = []
+        for folder in ("prices", "daily"):
+            for path in _price_files(self.replay_dir / folder):
+                named = named_ticker(path)
+                if named is not None:
+                    ticker, interval = named
+                    if interval in (None, self.interval, DAILY):
+                        tickers.add(ticker)
+                    continue
+                if not self._has_ticker_column(path):
+                    problems.append(
+                        f"{_label(path)}: no ticker column (ticker, symbol or Name) and its "
+                        "name is not a ticker; whose bars it holds is unknown, file ignored"
+                    )
+                    continue
+                try:
+                    held = self._load_multi(path)
+                except (DataError, OSError, ValueError) as exc:
+                    problems.append(f"{_label(path)}: unreadable: {exc}")
+                    continue
+                tickers.update(held.files)
+                problems += [f"{row}" for row in held.unattributed]
+        return sorted(tickers), problems
 
     # --- PriceSource -------------------------------------------------------------------------
     def fetch_intraday(
@@ -106,9 +236,10 @@ class ReplayPriceSource:
         batch = PriceBatch()
         step = pd.Timedelta(minutes=interval_minutes(interval))
         clock = pd.Timestamp(as_of)
+        index = self._index("prices")
         for ticker in tickers:
             try:
-                held = self._intraday_file(ticker, interval)
+                held = self._intraday_file(ticker, interval, index)
             except (SourceError, DataError, OSError, ValueError) as exc:
                 batch.errors[ticker] = _as_source_error(exc)
                 continue
@@ -126,19 +257,22 @@ class ReplayPriceSource:
     def fetch_daily(self, tickers: Sequence[str], since: datetime, as_of: datetime) -> PriceBatch:
         """Daily bars from ``since`` whose session ended (16:00 New York) by ``as_of``."""
         batch = PriceBatch()
+        index = self._index("daily")
+        clock = pd.Timestamp(as_of)
         for ticker in tickers:
-            path = self._find(ticker, DAILY)
-            if path is None:
-                batch.errors[ticker] = PermanentSourceError(f"no replay file daily/{ticker}.csv")
-                continue
             try:
-                held = self._load(path)
+                found = self._held(ticker, DAILY, index)
             except (DataError, OSError, ValueError) as exc:
                 batch.errors[ticker] = _as_source_error(exc)
                 continue
+            if found is None:
+                batch.errors[ticker] = PermanentSourceError(
+                    f"no replay file daily/{ticker}.csv (nor {ticker} in a multi-ticker file)"
+                )
+                continue
+            held = found[1]
             frame = held.frame
-            ends = pd.DatetimeIndex([daily_bar_end(ts) for ts in frame.index])
-            mask = (ends <= pd.Timestamp(as_of)) & (frame.index >= pd.Timestamp(since))
+            mask = (daily_bar_ends(frame.index) <= clock) & (frame.index >= pd.Timestamp(since))
             batch.frames[ticker] = frame[np.asarray(mask)] if len(frame) else empty_bars()
             due = _due(held, since, lambda ts: daily_bar_end(ts) <= as_of)
             if due:
@@ -146,25 +280,39 @@ class ReplayPriceSource:
         return batch
 
     def data_end(self) -> datetime | None:
-        """End (start + interval) of the newest intraday bar held, over every file."""
-        folder = self.replay_dir / "prices"
-        if not folder.is_dir():
-            return None
+        """End (start + interval) of the newest intraday bar held, over every file.
+
+        A folder without intraday bars (only ``daily/``) ends when its newest daily bar's
+        session does (16:00 New York), so a replay of daily files alone has a clock too.
+        """
         step = pd.Timedelta(minutes=interval_minutes(self.interval))
+        newest = self._newest("prices", self.interval)
+        if newest is not None:
+            return (newest + step).to_pydatetime().astimezone(UTC)
+        newest = self._newest("daily", DAILY)
+        return daily_bar_end(newest) if newest is not None else None
+
+    def _newest(self, folder: str, interval: str) -> pd.Timestamp | None:
+        """Start of the newest bar of ``folder``'s files (named ones of ``interval`` only)."""
         newest: pd.Timestamp | None = None
-        for path in sorted(folder.glob("*.csv")):
-            stem = path.stem
-            if "_" in stem and f"_{self.interval}_" not in stem:
-                continue  # a recording of another interval
+        for path in _price_files(self.replay_dir / folder):
+            stem = price_stem(path) or ""
+            named = named_ticker(path)
             try:
-                frame = self._load(path).frame
+                if named is not None or not self._has_ticker_column(path):
+                    if "_" in stem and f"_{interval}_" not in stem and folder == "prices":
+                        continue  # a recording of another interval
+                    frames = [self._load(path).frame]
+                else:
+                    frames = [held.frame for held in self._load_multi(path).files.values()]
             except (DataError, OSError, ValueError) as exc:
                 logger.warning("replay: cannot read %s: %s", path, exc)
                 continue
-            if len(frame):
-                end = frame.index.max() + step
-                newest = end if newest is None or end > newest else newest
-        return newest.to_pydatetime().astimezone(UTC) if newest is not None else None
+            for frame in frames:
+                if len(frame):
+                    top = frame.index.max()
+                    newest = top if newest is None or top > newest else newest
+        return newest
 
 
 def _as_source_error(exc: BaseException) -> SourceError:
@@ -208,6 +356,21 @@ def _read_cached(path: Path, mtime_ns: int, size: int, label: str) -> PriceFile:
     treat the frame as read-only.
     """
     return read_price_file(path, label=label)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_multi_cached(path: Path, mtime_ns: int, size: int, label: str) -> MultiPriceFile:
+    """:func:`read_multi_price_file`, once per file version and process (a few large files)."""
+    return read_multi_price_file(path, label=label)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ticker_column_cached(path: Path, mtime_ns: int, size: int) -> bool:
+    try:
+        return ticker_column(read_header(path)) is not None
+    except (OSError, EOFError) as exc:
+        logger.warning("replay: cannot read %s: %s", path, exc)
+        return False
 
 
 __all__ = ["ReplayPriceSource", "read_price_csv", "read_price_file", "write_price_csv"]

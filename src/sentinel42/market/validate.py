@@ -20,7 +20,7 @@ import pandas as pd
 
 from sentinel42.domain import BAR_COLUMNS
 from sentinel42.errors import DataError
-from sentinel42.market.base import daily_bar_end
+from sentinel42.market.base import daily_bar_ends
 
 if TYPE_CHECKING:
     from sentinel42.market.calendar import NyseCalendar
@@ -171,12 +171,8 @@ def validate_bars(
     keep = np.ones(len(idx), dtype=bool)
 
     # Not final yet: the bar is still forming at as_of. Dropped, but not an error.
-    if daily:
-        ends_ns = np.array(
-            [pd.Timestamp(daily_bar_end(ts)).as_unit("ns").value for ts in idx], dtype=np.int64
-        )
-    else:
-        ends_ns = idx.asi8 + interval_minutes * 60_000_000_000
+    step_ns = interval_minutes * 60_000_000_000
+    ends_ns = daily_bar_ends(idx).asi8 if daily else idx.asi8 + step_ns
     forming_mask = ends_ns > pd.Timestamp(as_of).as_unit("ns").value
     forming = int(forming_mask.sum())
     if forming:
@@ -191,10 +187,9 @@ def validate_bars(
         _reject(keep, bad, reason, rejected, idx, who)
 
     if daily:
-        not_session = np.array(
-            [not calendar.is_session(ts.date()) for ts in idx.tz_convert("America/New_York")],
-            dtype=bool,
-        )
+        days = idx.tz_convert("America/New_York").date
+        sessions = {d: calendar.is_session(d) for d in set(days.tolist())}
+        not_session = np.array([not sessions[d] for d in days.tolist()], dtype=bool)
         _reject(keep, not_session, "not a trading day", rejected, idx, who)
     elif not prepost:
         outside = ~calendar.session_mask(idx, interval_minutes)

@@ -1,6 +1,6 @@
 """Recorded headlines: the replay source used by tests, the offline mode and backtests.
 
-Format (``<replay_dir>/news/*.jsonl``), one item per line::
+Format (``<replay_dir>/news/*.jsonl``, or ``*.jsonl.gz`` read through gzip), one item per line::
 
     {"published_at": "2025-06-04T13:05:00+00:00", "title": "...", "summary": "...",
      "url": "https://...", "source": "Reuters", "tickers": ["AAPL"]}
@@ -12,11 +12,13 @@ never sees the future. A line that breaks these rules is skipped and reported wi
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from sentinel42.domain import NewsItem
 from sentinel42.news.base import NewsBatch
@@ -28,7 +30,8 @@ MAX_REPORTED_LINES = 50
 
 
 class ReplayNewsSource:
-    """Reads ``news/*.jsonl`` under ``replay_dir`` (parsed once, then served by ``as_of``).
+    """Reads ``news/*.jsonl`` and ``news/*.jsonl.gz`` under ``replay_dir`` (parsed once, then
+    served by ``as_of``).
 
     A bad line loses only itself: it is skipped, logged and reported in every batch's
     ``problems`` as ``news/<file> line <n>: <what was wrong>; line skipped`` (the first
@@ -47,20 +50,26 @@ class ReplayNewsSource:
         if self._lines is not None:
             return self._lines
         lines: list[tuple[datetime, dict[str, object]]] = []
-        for path in sorted((self.replay_dir / "news").glob("*.jsonl")):
+        folder = self.replay_dir / "news"
+        paths = sorted({*folder.glob("*.jsonl"), *folder.glob("*.jsonl.gz")})
+        for path in paths:
             label = f"{path.parent.name}/{path.name}"
             problems: list[str] = []
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                for number, raw in enumerate(fh, 1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        published, record, notes = _read_line(raw)
-                    except ValueError as exc:
-                        problems.append(f"{label} line {number}: {exc}; line skipped")
-                        continue
-                    problems += [f"{label} line {number}: {note}; item kept" for note in notes]
-                    lines.append((published, record))
+            number = 0
+            try:
+                with _open_lines(path) as fh:
+                    for number, raw in enumerate(fh, 1):
+                        if not raw.strip():
+                            continue
+                        try:
+                            published, record, notes = _read_line(raw)
+                        except ValueError as exc:
+                            problems.append(f"{label} line {number}: {exc}; line skipped")
+                            continue
+                        problems += [f"{label} line {number}: {note}; item kept" for note in notes]
+                        lines.append((published, record))
+            except (OSError, EOFError) as exc:  # a truncated or corrupt .gz: keep what was read
+                problems.append(f"{label}: unreadable after line {number} ({exc}); rest skipped")
             self._problems += _capped(label, problems)
         for problem in self._problems:
             logger.warning("replay news: %s", problem)
@@ -91,6 +100,13 @@ class ReplayNewsSource:
             if item is not None:
                 batch.items.append(item)
         return batch
+
+
+def _open_lines(path: Path) -> IO[str]:
+    """A news file as text lines; a ``.gz`` one read through gzip, as it is."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
 
 
 def _read_line(raw: str) -> tuple[datetime, dict[str, object], list[str]]:
