@@ -128,9 +128,9 @@ def decide(
         "ic_lower_positive": f"rank IC {pct} lower bound {lower:+.4f}"
         + (" > 0" if checks["ic_lower_positive"] else " is not above 0")
         + f" (mean {model_mean:+.4f})",
-        "not_worse_than_best": f"the {pct} upper bound of its rank IC minus best baseline "
-        f"{best}'s ({best_mean:+.4f}) is {paired['upper']:+.4f}"
-        + (", not below 0" if checks["not_worse_than_best"] else ": significantly worse"),
+        "not_worse_than_best": f"rank IC minus best baseline {best}'s ({best_mean:+.4f}) "
+        f"paired {pct} upper bound {paired['upper']:+.4f}"
+        + (" >= 0" if checks["not_worse_than_best"] else " is below 0 (significantly worse)"),
         "long_short_positive": f"long-short net {net:+.1%}/yr"
         + (" > 0" if checks["long_short_positive"] else " is not above 0"),
     }
