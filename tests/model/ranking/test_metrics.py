@@ -242,6 +242,24 @@ def test_ic_bound_basics() -> None:
     assert math.isnan(ic_bound(ic[:6], session[:6], horizon=5, confidence=0.99))
 
 
+@pytest.mark.parametrize(("horizon", "daily_horizon"), [(1, 1), (26, 1), (60, 3)])
+def test_bound_resamples_whole_sessions(horizon: int, daily_horizon: int) -> None:
+    """Intraday rows bound exactly like their session means as daily rows: a session is one
+    unit, and a target spanning sessions (60 bars of 26: 3 sessions) lengthens the blocks."""
+    rng = np.random.default_rng(5)
+    n_sessions, rows = 200, 26
+    ic = np.repeat(0.01 + 0.1 * rng.normal(size=n_sessions), rows) + rng.normal(size=200 * 26)
+    session = np.repeat(np.arange(100, 100 + n_sessions), rows)
+    means = ic.reshape(n_sessions, rows).mean(axis=1)
+    for upper in (False, True):
+        intraday = ic_bound(ic, session, horizon=horizon, confidence=0.99, seed=3, upper=upper)
+        daily = ic_bound(
+            means, np.arange(n_sessions), horizon=daily_horizon, confidence=0.99, seed=3,
+            upper=upper,
+        )  # fmt: skip
+        assert intraday == pytest.approx(daily, rel=1e-9)
+
+
 def _noise_panel(
     seed: int, n_sessions: int, rows: int, names: int, horizon: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
