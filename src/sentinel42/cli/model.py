@@ -70,10 +70,98 @@ def _load(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return bars, daily
 
 
+def _dead_zone(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        low, high = (float(x) for x in value.split(","))
+    except ValueError:
+        fail(f"--dead-zone takes LOW,HIGH (two numbers, e.g. -0.005,0.0055), not {value!r}", 2)
+    if not low < high:
+        fail(f"--dead-zone LOW must be below HIGH, got {value!r}", 2)
+    return (low, high)
+
+
+def _ranking_lines(doc: dict[str, Any]) -> list[str]:
+    keys = ("rank_ic_mean", "icir", "rank_ic_lower", "long_short_net_annual", "turnover",
+            "hit_rate", "accuracy", "mcc")  # fmt: skip
+    lines = [f"{'':<14}" + "".join(f"{k[:12]:>13}" for k in keys)]
+    for name, m in [("model", doc["model"]), *doc["baselines"].items()]:
+        lines.append(f"{name:<14}" + "".join(f"{_fmt(m.get(k)):>13}" for k in keys))
+    test = doc["test"]
+    lines.append(
+        f"test {test['start']} .. {test['end']}: {test['n_periods']} periods, "
+        f"{test['n_samples']} samples; best baseline {doc['best_baseline']}; "
+        f"train {doc['timing']['train_s']} s, peak RSS {doc['timing']['peak_rss_mb']} MB"
+    )
+    state = "promoted" if doc["promoted"] else "NOT promoted"
+    lines.append(f"{doc['kind']} model {doc['version']} {state}: {doc['reason']}")
+    return lines
+
+
 def train(
     json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    kind: str | None = typer.Option(
+        None, "--kind", help="intraday or daily: one ranking LSTM pooled over the universe."
+    ),
+    horizon: int = typer.Option(
+        1, "--horizon", min=1, max=64, help="--kind: rows ahead (bars intraday, sessions daily)."
+    ),
+    target: str = typer.Option("excess", "--target", help="--kind: excess or raw return."),
+    dead_zone: str | None = typer.Option(
+        None, "--dead-zone", help="--kind: LOW,HIGH; samples with a target between are dropped."
+    ),
+    test_start: str | None = typer.Option(None, "--test-start", help="--kind: YYYY-MM-DD."),
+    test_end: str | None = typer.Option(None, "--test-end", help="--kind: YYYY-MM-DD."),
 ) -> None:
-    """Train on the stored bars, evaluate against baselines, promote only if it beats them."""
+    """Train and gate a model. With --kind: the cross-sectional ranking model over the
+    universe (SENTINEL42_UNIVERSE), judged by rank IC against the baselines; without: the
+    per-ticker direction LSTM on the watchlist."""
+    from datetime import UTC, date, datetime
+
+    if kind is None:
+        _train_direction(json_output)
+        return
+    from sentinel42.model.ranking.panel import KINDS
+    from sentinel42.model.ranking.service import public, train_kind
+    from sentinel42.model.ranking.train import TrainRequest
+    from sentinel42.pipeline import resolve_as_of
+
+    if kind not in KINDS:
+        fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}", 2)
+    if target not in ("excess", "raw"):
+        fail(f"--target must be excess or raw, not {target!r}", 2)
+
+    def day(value: str | None, flag: str) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            fail(f"{flag} takes a date YYYY-MM-DD, not {value!r}", 2)
+        return None
+
+    settings = get_settings()
+    request = TrainRequest(
+        kind=kind, horizon=horizon, target=target, dead_zone=_dead_zone(dead_zone),
+        test_start=day(test_start, "--test-start"), test_end=day(test_end, "--test-end"),
+        cost_bps=settings.cost_bps, confidence=settings.model_gate_confidence,
+        seed=settings.model_seed,
+    )  # fmt: skip
+    with user_errors():
+        now = datetime.now(UTC)
+        document = train_kind(
+            settings, request, now=now, as_of=resolve_as_of(settings, now),
+            progress=lambda line: typer.echo(line, err=True),
+        )  # fmt: skip
+    if json_output:
+        emit_json(public(document))
+        return
+    for line in _ranking_lines(document):
+        typer.echo(line)
+
+
+def _train_direction(json_output: bool) -> None:
     from datetime import UTC, datetime
 
     from sentinel42.pipeline import train_model

@@ -1,0 +1,121 @@
+"""``model train --kind``: load the universe through the refresh code, train, gate, register.
+
+Each kind has its own registry folder (``<models>/ranking-<kind>``), so a promoted intraday
+model and a promoted daily model live side by side, each with its own ``current`` pointer and
+its own log of promotion attempts. The gate's confidence is corrected for every attempt of the
+kind within ``SENTINEL42_MODEL_GATE_WINDOW_DAYS`` (this one included): retrying until noise
+passes does not work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sentinel42.model.ranking.panel import KINDS, build_panel
+from sentinel42.model.ranking.train import TrainRequest, data_end, train_ranking
+
+logger = logging.getLogger(__name__)
+
+MODEL_PROMOTED_EVENT = "model_promoted"
+MODEL_REFUSED_EVENT = "model_refused"
+
+
+def registry_for(settings: Any, kind: str) -> Any:
+    """The registry of one kind: ``ranking-<kind>`` under the models location."""
+    from sentinel42.model.registry import ModelRegistry
+
+    location = settings.models_location
+    sub = f"ranking-{kind}"
+    if isinstance(location, Path):
+        return ModelRegistry(location / sub)
+    return ModelRegistry(f"{str(location).rstrip('/')}/{sub}")
+
+
+def attempts_in_window(registry: Any, now: datetime, days: int) -> int:
+    """Attempts recorded within ``days`` before ``now``, plus the one about to be made."""
+    since = now - timedelta(days=days)
+    count = 0
+    for entry in registry.decisions():
+        try:
+            at = datetime.fromisoformat(str(entry.get("at")))
+        except ValueError:
+            continue
+        if at >= since:
+            count += 1
+    return count + 1
+
+
+def public(document: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document without the in-memory parts (network, raw scores)."""
+    return {k: v for k, v in document.items() if not k.startswith("_")}
+
+
+def train_kind(
+    settings: Any,
+    request: TrainRequest,
+    *,
+    now: datetime,
+    as_of: datetime,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Bring the universe's bars up to date, train one kind, gate it and register it."""
+    from sentinel42.market.universe import load_universe_bars, resolve_universe
+    from sentinel42.model.registry import new_version_name
+    from sentinel42.model.training import library_versions
+    from sentinel42.persistence import open_store
+
+    if request.kind not in KINDS:
+        raise ValueError(f"unknown kind {request.kind!r}")
+    universe = resolve_universe(settings)
+    for line in universe.problems:
+        logger.warning("universe: %s", line)
+    if progress is not None:
+        progress(f"universe: {len(universe.tickers)} tickers; loading {request.kind} bars")
+    bars = load_universe_bars(settings, list(universe.tickers), request.kind, as_of)
+    panel = build_panel(bars, request.kind)
+    registry = registry_for(settings, request.kind)
+    attempts = attempts_in_window(registry, now, settings.model_gate_window_days)
+    document = train_ranking(panel, request, attempts=attempts, progress=progress)
+    version = new_version_name(now, f"{request.kind[:1]}{abs(hash(panel.tickers)) % 10**7:07d}")
+    while version in registry.versions():
+        version += "b"
+    document["version"] = version
+    document["data"]["universe_problems"] = list(universe.problems)
+    document["data_end"] = data_end(panel)
+    meta = {
+        "created_at": now.isoformat(),
+        "ranking": {
+            "kind": request.kind, "horizon": request.horizon, "target": request.target,
+            "window": document["window"], "features": document["features"],
+            "feature_version": 1, "context": document["_context"],
+            "hidden_size": request.hidden_size,
+        },
+        "tickers": list(panel.tickers),
+        "data_end": document["data_end"],
+        "report": public(document),
+        "libraries": library_versions(),
+        "promotion": {"promoted": document["promoted"], "reason": document["reason"]},
+    }  # fmt: skip
+    registry.save(version, document["_network"], meta)
+    registry.record_decision(
+        {"version": version, "kind": request.kind, "promoted": document["promoted"],
+         "reason": document["reason"], "attempts": attempts},
+        now,
+    )  # fmt: skip
+    if document["promoted"]:
+        registry.promote(version)
+        logger.info("%s model %s promoted: %s", request.kind, version, document["reason"])
+    else:
+        logger.warning("%s model %s not promoted: %s", request.kind, version, document["reason"])
+    with open_store(settings) as store:
+        store.record_event(
+            MODEL_PROMOTED_EVENT if document["promoted"] else MODEL_REFUSED_EVENT,
+            None,
+            {"version": version, "kind": request.kind, "reason": document["reason"]},
+            now,
+        )
+    return document
