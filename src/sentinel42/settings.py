@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         default=["AAPL", "MSFT", "NVDA", "AMZN", "SPY"],
         description="Comma-separated watchlist of US ticker symbols (e.g. AAPL,MSFT,BRK-B).",
     )
+    universe: str = Field(
+        default="watchlist",
+        description="The tickers the models learn from and rank within (the watchlist is what "
+        "is decided and traded, and is always part of it): watchlist; all (every ticker the "
+        "replay data holds; not in live mode); a comma-separated list; or @path, a file of one "
+        "ticker a line (# comments, blank lines) relative to the current folder.",
+    )
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR,
         description="Holds the store, the model registry (models/), logs and backups.",
@@ -126,6 +133,12 @@ class Settings(BaseSettings):
     prepost: bool = Field(default=False, description="Keep pre- and post-market bars.")
     daily_history_days: int = Field(
         default=730, ge=30, le=3650, description="Days of daily bars kept for model context."
+    )
+    daily_history_years: int = Field(
+        default=10,
+        ge=1,
+        le=30,
+        description="Years of daily bars the universe's models load (before the clock).",
     )
     spike_threshold: float = Field(
         default=8.0,
@@ -280,6 +293,19 @@ class Settings(BaseSettings):
         description="One-sided confidence of the promotion gate: on the untouched test block "
         "the lower bound of the model's accuracy edge over the best baseline must be above zero "
         "at this level, and the candidate must not be significantly worse than the incumbent.",
+    )
+    model_gate_window_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Promotion attempts within this many days count as repeated tries: the "
+        "gate's confidence is corrected for them.",
+    )
+    cost_bps: float = Field(
+        default=5.0,
+        ge=0,
+        le=1000,
+        description="Trading cost per side, in basis points, charged when a model is evaluated.",
     )
     model_max_age_sessions: int = Field(
         default=15,
@@ -476,6 +502,31 @@ class Settings(BaseSettings):
                 "(1-5 letters, optional class suffix like BRK-B)"
             )
         return list(dict.fromkeys(cleaned))
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _universe(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.lower() in ("watchlist", "all"):
+            return text.lower()
+        if text.startswith("@"):
+            if not text[1:].strip():
+                raise ValueError("'@' needs a file name, e.g. @universe.txt")
+            return "@" + text[1:].strip()
+        symbols = [t.upper() for t in _split_csv(text)]
+        if not symbols:
+            raise ValueError("is empty; give watchlist, all, a comma-separated list or @path")
+        bad = [t for t in symbols if not TICKER_PATTERN.match(t)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; give watchlist, all, "
+                "a comma-separated list of tickers or @path"
+            )
+        return ",".join(symbols)  # a repeated one is reported when the universe is resolved
 
     @field_validator("rss_ticker_feeds")
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from sentinel42.market.base import PriceBatch
 from sentinel42.market.replay import ReplayPriceSource, write_price_csv
+from sentinel42.persistence.store import UpsertCounts
 from sentinel42.synthetic import generate_replay
 
 TICKERS = ("AAPL", "MSFT", "XOM", "BRK-B", "KO")
@@ -37,8 +40,17 @@ def _spoil(path: Path, rng: np.random.Generator) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@functools.cache
+def _sessions() -> list[date]:
+    from sentinel42.market.calendar import NEW_YORK, NyseCalendar
+
+    start, end = datetime(2025, 6, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    return [o.astimezone(NEW_YORK).date() for o, _ in NyseCalendar().sessions_between(start, end)]
+
+
 def _daily_frame(rng: np.random.Generator, n: int = 60) -> pd.DataFrame:
-    days = pd.bdate_range("2025-06-02", periods=n, tz="America/New_York")
+    """``n`` daily bars of NYSE sessions from June 2025 (New York midnight, in UTC)."""
+    days = pd.DatetimeIndex(_sessions()[:n]).tz_localize("America/New_York")
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     return pd.DataFrame(
         {
@@ -252,3 +264,227 @@ def test_real_universe_files_load_every_ticker_and_reject_the_known_defects(
     assert pd.Timestamp("2016-05-19 04:00", tz=UTC) not in lnt.index  # close 17.87 < low 35.09
     assert [r.ts for r in days.rejected["LNT"]] == [datetime(2016, 5, 19, 4, 0, tzinfo=UTC)]
     assert not any(f.isna().any().any() for f in days.frames.values())
+
+
+# --- the universe setting ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("SENTINEL42_UNIVERSE", "AAPL,not a ticker", "SENTINEL42_UNIVERSE: 'NOT A TICKER' is not"),
+        ("SENTINEL42_UNIVERSE", "@", "SENTINEL42_UNIVERSE: '@' needs a file name"),
+        ("SENTINEL42_UNIVERSE", " , ", "SENTINEL42_UNIVERSE: is empty"),
+        ("SENTINEL42_DAILY_HISTORY_YEARS", "0", "SENTINEL42_DAILY_HISTORY_YEARS: "),
+        ("SENTINEL42_DAILY_HISTORY_YEARS", "31", "SENTINEL42_DAILY_HISTORY_YEARS: "),
+        ("SENTINEL42_COST_BPS", "-1", "SENTINEL42_COST_BPS: "),
+        ("SENTINEL42_MODEL_GATE_WINDOW_DAYS", "0", "SENTINEL42_MODEL_GATE_WINDOW_DAYS: "),
+    ],
+)
+def test_bad_universe_settings_are_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, message: str
+) -> None:
+    from sentinel42.errors import ConfigError
+    from sentinel42.settings import load_settings
+
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_universe_settings_defaults_and_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentinel42.settings import load_settings
+
+    settings = load_settings()
+    assert settings.universe == "watchlist" and settings.daily_history_years == 10
+    assert settings.cost_bps == 5.0 and settings.model_gate_window_days == 30
+    assert load_settings(universe=" ALL ").universe == "all"
+    assert load_settings(universe="aapl, brk-b").universe == "AAPL,BRK-B"
+    assert load_settings(universe="@ lists/sp500.txt").universe == "@lists/sp500.txt"
+
+
+def _mixed_replay_dir(root: Path) -> Path:
+    """Per-ticker and multi-ticker files, intraday and daily, plain and gzip."""
+    bar = "2026-11-24 09:30:00-05:00,100,101,99,100,10\n"
+    (root / "prices").mkdir(parents=True)
+    (root / "daily").mkdir()
+    (root / "prices" / "AAPL.csv").write_text(f"Datetime,Open,High,Low,Close,Volume\n{bar}")
+    (root / "prices" / "AMZN_15m_2026_export.csv").write_text(
+        f"Datetime,Open,High,Low,Close,Volume\n{bar}"
+    )
+    (root / "prices" / "TSLA_1m_2026_export.csv").write_text(  # another interval: not counted
+        f"Datetime,Open,High,Low,Close,Volume\n{bar}"
+    )
+    with gzip.open(root / "prices" / "universe.csv.gz", "wt") as fh:
+        fh.write(f"ticker,Datetime,Open,High,Low,Close,Volume\nXOM,{bar}KO,{bar}")
+    (root / "daily" / "MSFT.csv.gz").write_bytes(
+        gzip.compress(b"Date,Open,High,Low,Close,Volume\n2026-11-24,1,2,0.5,1,10\n")
+    )
+    (root / "daily" / "days.csv").write_text(
+        "date,open,high,low,close,volume,Name\n"
+        "2026-11-24,1,2,0.5,1,10,KO\n"
+        "2026-11-24,1,2,0.5,1,10,PEP\n"
+    )
+    return root
+
+
+def test_all_lists_every_ticker_of_a_replay_dir_mixing_per_ticker_and_multi_ticker_files(
+    tmp_path: Path,
+) -> None:
+    from sentinel42.market.universe import resolve_universe
+    from sentinel42.settings import load_settings
+
+    root = _mixed_replay_dir(tmp_path / "replay")
+    settings = load_settings(
+        data_source="replay", replay_dir=root, tickers=["MSFT", "NVDA"], universe="all"
+    )
+    universe = resolve_universe(settings)
+    # The watchlist first, always (NVDA too, though the data lacks it), then the rest sorted.
+    assert universe.tickers == ("MSFT", "NVDA", "AAPL", "AMZN", "KO", "PEP", "XOM")
+    assert universe.problems == ()
+
+
+def test_ticker_file_keeps_its_good_lines_and_names_each_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentinel42.market.universe import resolve_universe
+    from sentinel42.settings import load_settings
+
+    root = _mixed_replay_dir(tmp_path / "replay")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "universe.txt").write_text(
+        "# the names we rank within\n"
+        "xom\n"
+        "\n"
+        "KO   # a comment after a ticker\n"
+        "ZZZZ\n"
+        "not a ticker\n"
+        "XOM\n"
+        "PEP\n"
+    )
+    settings = load_settings(
+        data_source="replay", replay_dir=root, tickers=["AAPL"], universe="@universe.txt"
+    )
+    with caplog.at_level("WARNING", logger="sentinel42.market.universe"):
+        universe = resolve_universe(settings)
+    assert universe.tickers == ("AAPL", "KO", "PEP", "XOM")
+    assert universe.problems == (
+        "universe.txt line 5: ZZZZ is not in the replay data; line skipped",
+        "universe.txt line 6: 'not a ticker' is not a ticker symbol; line skipped",
+        "universe.txt line 7: XOM again (first at line 2); line skipped",
+    )
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == [f"universe: {p}" for p in universe.problems]  # one line each
+
+
+def test_universe_list_and_live_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentinel42.errors import ConfigError
+    from sentinel42.market.universe import resolve_universe
+    from sentinel42.settings import load_settings
+
+    root = _mixed_replay_dir(tmp_path / "replay")
+    replay = load_settings(
+        data_source="replay", replay_dir=root, tickers=["AAPL"], universe="KO,ZZZZ,KO,AAPL"
+    )
+    universe = resolve_universe(replay)
+    assert universe.tickers == ("AAPL", "KO")
+    assert universe.problems == (
+        "SENTINEL42_UNIVERSE: ZZZZ is not in the replay data; left out",
+        "SENTINEL42_UNIVERSE: KO is listed twice; counted once",
+    )
+    # Live: no listing to check against (yfinance has none), and no `all`.
+    assert resolve_universe(load_settings(tickers=["AAPL"], universe="ZZZZ")).tickers == (
+        "AAPL",
+        "ZZZZ",
+    )
+    with pytest.raises(ConfigError, match=r"^SENTINEL42_UNIVERSE=all needs a replay folder"):
+        resolve_universe(load_settings(universe="all"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^SENTINEL42_UNIVERSE: @missing.txt: no such file"):
+        resolve_universe(load_settings(universe="@missing.txt"))
+
+
+# --- the universe's bars in the store ----------------------------------------------------------
+def _multi_replay(root: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    own = root / "own"
+    generate_replay(own, TICKERS, end=date(2026, 11, 25), sessions=5, seed=seed, news_rate=0)
+    for ticker in TICKERS:
+        write_price_csv(_daily_frame(rng, 120), own / "daily" / f"{ticker}.csv", time_column="Date")
+    multi = root / "multi"
+    _merge_into_multi(
+        {t: own / "prices" / f"{t}.csv" for t in TICKERS}, multi / "prices" / "a.csv.gz", rng
+    )
+    _merge_into_multi(
+        {t: own / "daily" / f"{t}.csv" for t in TICKERS}, multi / "daily" / "b.csv.gz", rng
+    )
+    return multi
+
+
+@pytest.mark.parametrize("kind", ["intraday", "daily"])
+def test_load_universe_bars_is_idempotent(tmp_path: Path, kind: str) -> None:
+    from sentinel42.market.universe import load_universe_bars, resolve_universe
+    from sentinel42.persistence import open_store
+    from sentinel42.pipeline import resolve_as_of
+    from sentinel42.settings import load_settings
+
+    replay = _multi_replay(tmp_path, seed=5)
+    settings = load_settings(
+        data_source="replay", replay_dir=replay, tickers=["AAPL"], universe="all",
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+    )  # fmt: skip
+    as_of = resolve_as_of(settings)
+    tickers = resolve_universe(settings).tickers
+    assert set(tickers) == set(TICKERS)
+    with open_store(settings) as store:
+        written: list[int] = []
+        upsert = store.upsert_bars_many
+
+        def counting(interval: str, frames: Mapping[str, pd.DataFrame]) -> dict[str, UpsertCounts]:
+            counts = upsert(interval, frames)
+            written.append(sum(c.new + c.updated for c in counts.values()))
+            return counts
+
+        store.upsert_bars_many = counting  # type: ignore[method-assign]
+        first = load_universe_bars(settings, tickers, kind, as_of, store=store)
+        stored = store.count_bars()
+        assert sum(written) == stored > 0 and set(first) == set(TICKERS)
+        written.clear()
+        second = load_universe_bars(settings, tickers, kind, as_of, store=store)
+        assert sum(written) == 0 and store.count_bars() == stored
+    for ticker in TICKERS:
+        pd.testing.assert_frame_equal(second[ticker], first[ticker])
+    source = ReplayPriceSource(replay)
+    if kind == "daily":
+        held = source.fetch_daily(TICKERS, datetime(2000, 1, 1, tzinfo=UTC), as_of)
+    else:
+        held = source.fetch_intraday(TICKERS, "15m", dict.fromkeys(TICKERS), as_of)
+    for ticker in TICKERS:  # every bar the files hold (all in the session, none bad)
+        assert first[ticker].index.equals(held.frames[ticker].index)
+        assert np.array_equal(first[ticker]["close"].to_numpy(), held.frames[ticker]["close"])
+
+
+def test_daily_universe_loads_from_a_replay_dir_of_daily_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentinel42.market.universe import load_universe_bars, resolve_universe
+    from sentinel42.pipeline import resolve_as_of
+    from sentinel42.settings import load_settings
+
+    replay = _multi_replay(tmp_path, seed=8)
+    for path in (replay / "prices").iterdir():
+        path.unlink()
+    monkeypatch.setenv("SENTINEL42_DATA_SOURCE", "replay")
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(replay))
+    monkeypatch.setenv("SENTINEL42_TICKERS", "KO")
+    monkeypatch.setenv("SENTINEL42_UNIVERSE", "all")
+    monkeypatch.setenv("SENTINEL42_DAILY_HISTORY_YEARS", "1")
+    settings = load_settings()
+    as_of = resolve_as_of(settings)
+    # The clock is the end of the newest daily session, not the wall clock.
+    newest = ReplayPriceSource(replay).fetch_daily(["KO"], datetime(2000, 1, 1, tzinfo=UTC), as_of)
+    assert as_of == pd.Timestamp(newest.frames["KO"].index[-1]).tz_convert(
+        "America/New_York"
+    ).replace(hour=16)
+    bars = load_universe_bars(settings, resolve_universe(settings).tickers, "daily", as_of)
+    assert set(bars) == set(TICKERS)
+    assert all(len(frame) == 120 for frame in bars.values())

@@ -149,6 +149,11 @@ def refresh_prices(
     calendar: NyseCalendar,
     as_of: datetime,
     progress: Callable[[str], None] | None = None,
+    *,
+    tickers: Sequence[str] | None = None,
+    intraday: bool = True,
+    daily: bool = True,
+    daily_since: datetime | None = None,
 ) -> PriceRefreshReport:
     """Fetch, validate and store intraday and daily bars for the watchlist.
 
@@ -160,6 +165,12 @@ def refresh_prices(
         calendar: session filter and the market-open test of ``no_data``.
         as_of: tz-aware; nothing that ends after it is stored.
         progress: called with one human line per step (the CLI prints them on stderr).
+        tickers: whose bars (default: the watchlist, ``settings.tickers``); the universe's
+            loads pass theirs.
+        intraday: refresh the intraday bars (``no_data`` is only judged when True).
+        daily: refresh the daily bars.
+        daily_since: how far back daily bars go (default ``daily_history_days`` before
+            ``as_of``).
 
     Returns:
         Per-ticker counts and errors, and the ``no_data`` signal.
@@ -172,10 +183,42 @@ def refresh_prices(
     if as_of.tzinfo is None:
         raise DataError("as_of must be tz-aware")
     say = progress or (lambda _msg: None)
-    tickers = list(settings.tickers)
+    tickers = list(dict.fromkeys(settings.tickers if tickers is None else tickers))
     interval = settings.interval
     results = {t: TickerPrices(ticker=t) for t in tickers}
+    floor = daily_since or as_of - timedelta(days=settings.daily_history_days)
 
+    if intraday:
+        _refresh_intraday(settings, source, store, calendar, results, as_of, floor, say)
+    if daily:
+        _refresh_daily(settings, source, store, calendar, results, as_of, floor, say)
+
+    report = PriceRefreshReport(as_of=as_of, tickers=[results[t] for t in tickers])
+    if intraday:
+        after = store.newest_bar_ts(tickers, interval)
+        for ticker, ts in after.items():
+            results[ticker].newest_bar_ts = ts
+        report.market_open = calendar.is_open(as_of)
+        report.no_data = _no_data(calendar, report, as_of, settings.interval_minutes)
+    if report.no_data:
+        logger.warning("no new %s bar for any ticker during the session at %s", interval, as_of)
+    _raise_if_all_temporary(report)
+    return report
+
+
+def _refresh_intraday(
+    settings: Settings,
+    source: PriceSource,
+    store: Store,
+    calendar: NyseCalendar,
+    results: Mapping[str, TickerPrices],
+    as_of: datetime,
+    floor: datetime,
+    say: Callable[[str], None],
+) -> None:
+    """Intraday bars of every ticker of ``results``: one fetch, one read and one write."""
+    tickers = list(results)
+    interval = settings.interval
     newest = store.newest_bar_ts(tickers, interval)
     backfill = [t for t in tickers if newest[t] is None]
     if backfill:
@@ -204,7 +247,9 @@ def refresh_prices(
         checked = _validate(settings, calendar, frame, ticker, as_of, daily=False, context=old)
         change = rewritten(old, checked.frame, settings.revision_tolerance)
         if change is not None:
-            _corporate_action(settings, source, store, calendar, row, interval, as_of, change, say)
+            _corporate_action(
+                settings, source, store, calendar, row, interval, as_of, change, say, floor
+            )
             continue
         pending[ticker] = checked
         if len(tickers) > 20 and i % 100 == 0:
@@ -222,19 +267,6 @@ def refresh_prices(
                 f"{ticker}: {counts.new} {interval} bars stored, "
                 f"{results[ticker].bars_rejected} rejected"
             )
-
-    _refresh_daily(settings, source, store, calendar, results, as_of, say)
-
-    after = store.newest_bar_ts(tickers, interval)
-    for ticker, ts in after.items():
-        results[ticker].newest_bar_ts = ts
-    report = PriceRefreshReport(as_of=as_of, tickers=[results[t] for t in tickers])
-    report.market_open = calendar.is_open(as_of)
-    report.no_data = _no_data(calendar, report, as_of, settings.interval_minutes)
-    if report.no_data:
-        logger.warning("no new %s bar for any ticker during the session at %s", interval, as_of)
-    _raise_if_all_temporary(report)
-    return report
 
 
 def _load_context(
@@ -292,6 +324,7 @@ def _corporate_action(
     as_of: datetime,
     change: float,
     say: Callable[[str], None],
+    daily_since: datetime,
 ) -> None:
     """Stored prices were rewritten upstream: re-fetch the whole history and replace it."""
     ticker = row.ticker
@@ -312,7 +345,6 @@ def _corporate_action(
     replaced = store.replace_bars(ticker, interval, checked.frame)
     _count(row, checked, 0, replaced)
     daily_replaced = 0
-    daily_since = as_of - timedelta(days=settings.daily_history_days)
     daily = source.fetch_daily([ticker], daily_since, as_of)
     if ticker in daily.frames and len(daily.frames[ticker]):
         dchecked = _validate(settings, calendar, daily.frames[ticker], ticker, as_of, daily=True)
@@ -341,9 +373,11 @@ def _refresh_daily(
     calendar: NyseCalendar,
     results: Mapping[str, TickerPrices],
     as_of: datetime,
+    floor: datetime,
     say: Callable[[str], None],
 ) -> None:
-    """Daily bars, fetched only when a session has closed since the newest stored one."""
+    """Daily bars, fetched only when a session has closed since the newest stored one, from
+    ``floor`` on; stored in one write for every ticker."""
     tickers = [t for t, r in results.items() if not r.corporate_action]
     if not tickers:
         return
@@ -355,12 +389,12 @@ def _refresh_daily(
     due = [t for t in tickers if _before_day(newest[t], last_day, NEW_YORK)]
     if not due:
         return
-    floor = as_of - timedelta(days=settings.daily_history_days)
     starts = [newest[t] for t in due]
     since = floor if any(s is None for s in starts) else max(floor, min(s for s in starts if s))
     say(f"fetching daily bars for {len(due)} ticker(s) since {since.date()}")
     stored = store.load_bars(due, DAILY, start=since - timedelta(days=1))
     batch = source.fetch_daily(due, since, as_of)
+    pending: dict[str, pd.DataFrame] = {}
     for ticker in due:
         row = results[ticker]
         _note_rejected_rows(row, batch.rejected.get(ticker, ()), count=False)
@@ -375,12 +409,14 @@ def _refresh_daily(
         change = rewritten(old, checked.frame, settings.revision_tolerance)
         if change is not None:
             _corporate_action(
-                settings, source, store, calendar, row, settings.interval, as_of, change, say
+                settings, source, store, calendar, row, settings.interval, as_of, change, say, floor
             )
             continue
-        counts = store.upsert_bars(ticker, DAILY, checked.frame)
-        row.daily_bars_new += counts.new
-        row.daily_bars_updated += counts.updated
+        pending[ticker] = checked.frame
+    # One read and one write for every ticker (as the intraday bars).
+    for ticker, counts in store.upsert_bars_many(DAILY, pending).items():
+        results[ticker].daily_bars_new += counts.new
+        results[ticker].daily_bars_updated += counts.updated
 
 
 def _no_data(

@@ -87,6 +87,20 @@ def _bar_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     )
 
 
+def _upsert_bars_sql(paramstyle: str) -> str:
+    """The bar upsert as driver SQL (SQLite and PostgreSQL share the ``ON CONFLICT`` form):
+    insert, or overwrite the values of the bar with the same ``(ticker, interval, ts)``."""
+    columns = ("ticker", "interval", "ts", *_BAR_VALUES, "flag_reason")
+    mark = "?" if paramstyle == "qmark" else "%s"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*_BAR_VALUES, "flag_reason"))
+    # Table and column names are this module's constants; every value is a bound parameter.
+    return (
+        f"INSERT INTO {BarRow.__tablename__} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join([mark] * len(columns))}) "
+        f"ON CONFLICT (ticker, interval, ts) DO UPDATE SET {updates}"
+    )
+
+
 class Store(NewsStore, DecisionStore):
     """Repository over one SQLAlchemy engine. Use :func:`open_store` to get one.
 
@@ -99,6 +113,7 @@ class Store(NewsStore, DecisionStore):
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         backend = engine.dialect.name
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        self._upsert_bars_sql = _upsert_bars_sql(engine.dialect.paramstyle)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -151,23 +166,30 @@ class Store(NewsStore, DecisionStore):
         changed = known & (~same | flag_changed)
         write = merged.loc[~known | changed, ["ticker", "ts", *_BAR_VALUES, "flag_reason"]]
         if not write.empty:
-            records = write.assign(interval=interval).to_dict("records")
-            for record in records:  # numpy scalars -> Python for the DB driver
-                record["ts"] = int(record["ts"])
-                record["flagged"] = bool(record["flagged"])
-            stmt = self._insert(BarRow)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["ticker", "interval", "ts"],
-                set_={c: stmt.excluded[c] for c in (*_BAR_VALUES, "flag_reason")},
+            # Plain Python values straight from the columns, one executemany on the driver:
+            # building a dict per row and going through the ORM's bulk insert cost 25 s of a
+            # 30 s first load of 500 tickers x 1,259 daily bars.
+            reasons = [r if isinstance(r, str) else None for r in write["flag_reason"].tolist()]
+            params = list(
+                zip(
+                    write["ticker"].astype(str).tolist(),
+                    itertools.repeat(interval),
+                    write["ts"].to_numpy(dtype=np.int64).tolist(),
+                    *(write[c].to_numpy(dtype=float).tolist() for c in BAR_COLUMNS),
+                    write["flagged"].to_numpy(dtype=bool).tolist(),
+                    reasons,
+                    strict=False,
+                )
             )
-            s.execute(stmt, records)
-        tickers = merged["ticker"].to_numpy()
+            s.connection().exec_driver_sql(self._upsert_bars_sql, params)
         out = {t: UpsertCounts() for t in frames}
-        for ticker in np.unique(tickers):
-            mask = tickers == ticker
-            out[str(ticker)] = UpsertCounts(
-                new=int((~known & mask).sum()), updated=int((changed & mask).sum())
-            )
+        counts = (
+            pd.DataFrame({"ticker": merged["ticker"].to_numpy(), "new": ~known, "updated": changed})
+            .groupby("ticker", sort=False)[["new", "updated"]]
+            .sum()
+        )
+        for ticker, (new, updated) in zip(counts.index, counts.to_numpy().tolist(), strict=True):
+            out[str(ticker)] = UpsertCounts(new=int(new), updated=int(updated))
         return out
 
     def load_bars(
