@@ -488,3 +488,105 @@ def test_daily_universe_loads_from_a_replay_dir_of_daily_files_only(
     bars = load_universe_bars(settings, resolve_universe(settings).tickers, "daily", as_of)
     assert set(bars) == set(TICKERS)
     assert all(len(frame) == 120 for frame in bars.values())
+
+
+# --- live: batched downloads and `sentinel42 record --universe` --------------------------------
+LIVE_AS_OF = datetime(2026, 11, 24, 21, 30, tzinfo=UTC)
+
+
+def _fake_yfinance(calls: list[dict[str, object]]) -> object:
+    """yf.download's shape for any tickers: 3 bars of 15m (New York time) or 5 naive dates."""
+    from tests.market.test_yahoo import download_frame
+
+    def download(tickers: object, **kwargs: object) -> pd.DataFrame:
+        names = tickers if isinstance(tickers, list) else [tickers]
+        calls.append({"tickers": names, **kwargs})
+        daily = kwargs["interval"] == "1d"
+        days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21", "2026-11-24"]
+        index = (
+            pd.DatetimeIndex(days).tz_localize("America/New_York")
+            if daily
+            else pd.date_range("2026-11-24 15:15", periods=3, freq="15min", tz="America/New_York")
+        )
+        data = {}
+        for i, name in enumerate(names):
+            close = 10.0 + i + np.arange(len(index))
+            data[str(name)] = pd.DataFrame(
+                {
+                    "Open": close,
+                    "High": close + 1,
+                    "Low": close - 1,
+                    "Close": close,
+                    "Volume": 100.0,
+                },
+                index=index,
+            )
+        frame = download_frame(data, [str(n) for n in names])
+        if daily:  # yfinance strips the timezone of daily bars
+            frame.index = pd.DatetimeIndex(frame.index).tz_localize(None)
+        return frame
+
+    return download
+
+
+def test_live_source_downloads_a_universe_in_chunks_of_100() -> None:
+    from sentinel42.market.yahoo import YahooPriceSource
+
+    calls: list[dict[str, object]] = []
+    tickers = [f"T{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(250)]
+    source = YahooPriceSource(download=_fake_yfinance(calls))  # type: ignore[arg-type]
+    batch = source.fetch_intraday(tickers, "15m", dict.fromkeys(tickers), LIVE_AS_OF)
+    assert [len(c["tickers"]) for c in calls] == [100, 100, 50]  # type: ignore[arg-type]
+    assert [t for c in calls for t in c["tickers"]] == tickers  # type: ignore[attr-defined]
+    assert not batch.errors and set(batch.frames) == set(tickers)
+    assert all(len(f) == 3 for f in batch.frames.values())
+
+
+def test_record_universe_writes_replay_files_of_every_ticker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from sentinel42 import factory
+    from sentinel42.cli import app
+    from sentinel42.market.yahoo import YahooPriceSource
+
+    calls: list[dict[str, object]] = []
+    tickers = [f"U{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(130)]
+    (tmp_path / "universe.txt").write_text("\n".join(tickers) + "\n")
+    fake = YahooPriceSource(download=_fake_yfinance(calls))  # type: ignore[arg-type]
+    monkeypatch.setattr(factory, "build_price_source", lambda _settings: fake)
+    monkeypatch.setattr(factory, "build_news_sources", lambda _settings, store=None: [])
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "SENTINEL42_TICKERS": "AAPL",
+        "SENTINEL42_UNIVERSE": "@universe.txt",
+        "SENTINEL42_DAILY_HISTORY_YEARS": "2",
+        "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
+    }
+    monkeypatch.setattr("sentinel42.pipeline.datetime", _FrozenClock)
+    result = CliRunner().invoke(app, ["record", "--out", "rec", "--universe"], env=env)
+    assert result.exit_code == 0, result.output
+    intraday = [c for c in calls if c["interval"] == "15m"]
+    daily = [c for c in calls if c["interval"] == "1d"]
+    assert [len(c["tickers"]) for c in intraday] == [100, 31]  # type: ignore[arg-type]
+    assert [len(c["tickers"]) for c in daily] == [100, 31]  # type: ignore[arg-type]
+    assert intraday[0]["tickers"][0] == "AAPL"  # type: ignore[index]
+    assert daily[0]["start"] == "2024-11-24"  # two years of daily bars
+    replay = ReplayPriceSource(tmp_path / "rec")
+    assert replay.held_tickers() == (sorted(["AAPL", *tickers]), [])
+    bars = replay.fetch_intraday(["UAB"], "15m", {"UAB": None}, LIVE_AS_OF).frames["UAB"]
+    assert bars.index[0] == pd.Timestamp("2026-11-24 20:15", tz=UTC)  # 15:15 New York
+    assert bars["close"].tolist() == [
+        12.0,
+        13.0,
+        14.0,
+    ]  # the third name of the call, after AAPL and UAA
+    days = replay.fetch_daily(["UAB"], datetime(2020, 1, 1, tzinfo=UTC), LIVE_AS_OF).frames["UAB"]
+    assert len(days) == 5 and days.index[-1] == pd.Timestamp("2026-11-24 05:00", tz=UTC)
+
+
+class _FrozenClock(datetime):
+    @classmethod
+    def now(cls, tz: object = None) -> _FrozenClock:  # type: ignore[override]
+        return cls.fromtimestamp(LIVE_AS_OF.timestamp(), UTC)

@@ -56,11 +56,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @app.command("record")
     def record_cmd(
         out: Annotated[Path, typer.Option("--out", help="Folder to write in the replay format.")],
+        universe: Annotated[
+            bool,
+            typer.Option(
+                "--universe",
+                help="Record the universe's tickers (SENTINEL42_UNIVERSE), daily bars "
+                "SENTINEL42_DAILY_HISTORY_YEARS back, instead of the watchlist's.",
+            ),
+        ] = False,
         as_json: JsonFlag = False,
     ) -> None:
         """Capture live prices (and news, where available) into a replay folder."""
         from sentinel42.factory import build_news_sources, build_price_source
         from sentinel42.market.record import record_news, record_prices
+        from sentinel42.market.universe import daily_history_start, resolve_universe
         from sentinel42.pipeline import resolve_as_of
 
         settings = get_settings(require_replay_dir=False)
@@ -72,13 +81,23 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             typer.echo(message, err=True)
 
         with user_errors():
+            source = build_price_source(settings)
+            tickers = list(settings.tickers)
+            daily_since = None
+            if universe:
+                resolved = resolve_universe(settings, source)
+                for problem in resolved.problems:
+                    typer.echo(f"note: {problem}", err=True)
+                tickers = list(resolved.tickers)
+                daily_since = daily_history_start(as_of, settings.daily_history_years)
             rows = record_prices(
-                build_price_source(settings),
-                settings.tickers,
+                source,
+                tickers,
                 settings.interval,
                 out,
                 as_of,
                 daily_history_days=settings.daily_history_days,
+                daily_since=daily_since,
                 progress=progress,
             )
             headlines = record_news(build_news_sources(settings), settings.tickers, out, as_of)

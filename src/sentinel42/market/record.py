@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from sentinel42.market.base import DAILY, PriceSource, daily_bar_end, interval_minutes
+from sentinel42.market.base import DAILY, PriceSource, daily_bar_ends, interval_minutes
 from sentinel42.market.replay import read_price_csv, write_price_csv
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,16 @@ def record_prices(
     as_of: datetime,
     *,
     daily_history_days: int = 730,
+    daily_since: datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[RecordedTicker]:
     """Write ``prices/<T>.csv`` and ``daily/<T>.csv`` under ``out_dir`` from ``source``.
 
     The bars are written as the source delivered them (normalized, not validated) so that a
     replay runs them through the same validation as live data. Bars still forming at ``as_of``
-    are not written. Existing files are merged with, never duplicated.
+    are not written. Existing files are merged with, never duplicated. Intraday bars go as far
+    back as the source serves (yfinance: 60 days); daily bars from ``daily_since`` (default
+    ``daily_history_days`` before ``as_of``; a universe passes ``daily_history_years``).
     """
     say = progress or (lambda _msg: None)
     step = timedelta(minutes=interval_minutes(interval))
@@ -80,7 +84,8 @@ def record_prices(
         )
         rows[ticker].bars_written, rows[ticker].bars_total = added, total
         say(f"{ticker}: {added} new {interval} bars ({total} in the file)")
-    daily = source.fetch_daily(tickers, as_of - timedelta(days=daily_history_days), as_of)
+    since = daily_since or as_of - timedelta(days=daily_history_days)
+    daily = source.fetch_daily(tickers, since, as_of)
     for ticker in tickers:
         if ticker in daily.errors:
             logger.warning("%s: daily bars not recorded: %s", ticker, daily.errors[ticker])
@@ -88,7 +93,7 @@ def record_prices(
         frame = daily.frames[ticker]
         if frame.empty:
             continue
-        done = [daily_bar_end(ts) <= as_of for ts in frame.index]
+        done = np.asarray(daily_bar_ends(frame.index) <= pd.Timestamp(as_of))
         added, total = merge_into(
             out_dir / "daily" / f"{ticker}.csv", frame[done], time_column="Date"
         )

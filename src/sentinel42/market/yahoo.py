@@ -1,4 +1,4 @@
-"""Live price source over yfinance: one batched download for the whole watchlist.
+"""Live price source over yfinance: batched downloads, up to 100 tickers a call.
 
 The only module that imports yfinance (lazily, inside methods). yfinance's ``download`` does
 not raise for a failed ticker: it logs ``['AAPL', 'MSFT']: DNSError(...)`` on the ``yfinance``
@@ -24,6 +24,8 @@ from sentinel42.market.base import DAILY, PriceBatch, empty_bars, interval_minut
 
 logger = logging.getLogger(__name__)
 
+# Tickers per yf.download call: a watchlist is one call, a 500-ticker universe five.
+CHUNK_SIZE = 100
 # Yahoo serves intraday (< 1h) bars for the last 60 days only; stay a day inside the edge so a
 # request is never refused for asking a few minutes too early.
 INTRADAY_WINDOW = timedelta(days=59)
@@ -134,6 +136,7 @@ class YahooPriceSource:
             :class:`TemporarySourceError` to let the flow's Prefect retry take over.
         backoff_seconds: first wait; doubled after each failed try.
         sleep: how to wait (tests pass a recorder).
+        chunk_size: tickers per download call; a longer list is fetched in several calls.
     """
 
     name = "yfinance"
@@ -146,8 +149,10 @@ class YahooPriceSource:
         max_attempts: int = 2,
         backoff_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.prepost = prepost
+        self.chunk_size = max(1, chunk_size)
         self._download = download
         self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
@@ -159,6 +164,16 @@ class YahooPriceSource:
 
             self._download = yfinance.download
         return self._download
+
+    def _chunked(self, tickers: Sequence[str], *, daily: bool, **kwargs: Any) -> PriceBatch:
+        """:meth:`_batch` per ``chunk_size`` tickers, merged into one batch."""
+        out = PriceBatch()
+        for i in range(0, len(tickers), self.chunk_size):
+            part = self._batch(tickers[i : i + self.chunk_size], daily=daily, **kwargs)
+            out.frames.update(part.frames)
+            out.errors.update(part.errors)
+            out.rejected.update(part.rejected)
+        return out
 
     def _batch(self, tickers: Sequence[str], *, daily: bool, **kwargs: Any) -> PriceBatch:
         """Download ``tickers`` in one call; retry the retryable failures with backoff."""
@@ -229,7 +244,8 @@ class YahooPriceSource:
         since: Mapping[str, datetime | None],
         as_of: datetime,
     ) -> PriceBatch:
-        """One download from the oldest ``since`` (one bar overlap) within the 60-day window."""
+        """Downloads from the oldest ``since`` (one bar overlap) within the 60-day window, one
+        per ``chunk_size`` tickers."""
         if not tickers:
             return PriceBatch()
         earliest = as_of - INTRADAY_WINDOW
@@ -240,8 +256,8 @@ class YahooPriceSource:
         logger.info(
             "yfinance: %d ticker(s), %s bars from %s to %s", len(tickers), interval, start, as_of
         )
-        return self._batch(
-            tickers,
+        return self._chunked(
+            list(tickers),
             daily=False,
             start=start,
             end=as_of + timedelta(minutes=1),
@@ -250,11 +266,12 @@ class YahooPriceSource:
         )
 
     def fetch_daily(self, tickers: Sequence[str], since: datetime, as_of: datetime) -> PriceBatch:
-        """One download of daily bars from ``since`` (New York dates) to ``as_of``."""
+        """Downloads of daily bars from ``since`` (New York dates) to ``as_of``, one per
+        ``chunk_size`` tickers."""
         if not tickers:
             return PriceBatch()
-        return self._batch(
-            tickers,
+        return self._chunked(
+            list(tickers),
             daily=True,
             start=since.astimezone(UTC).date().isoformat(),
             end=(as_of.astimezone(UTC) + timedelta(days=1)).date().isoformat(),
