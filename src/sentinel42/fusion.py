@@ -18,6 +18,7 @@ bar, gives 0. See docs/decisions.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -31,6 +32,30 @@ if TYPE_CHECKING:
 EDGE_FOR_FULL_WEIGHT = 0.05
 # Three headlines in the window count as full news evidence; one counts a third.
 HEADLINES_FOR_FULL_WEIGHT = 3
+# A ranking model whose validated mean rank IC reaches this earns its full share of weight.
+RANK_IC_FOR_FULL_WEIGHT = 0.03
+
+
+@dataclass(frozen=True, slots=True)
+class RankLeg:
+    """A promoted cross-sectional ranking model's view of one ticker (one leg of the fusion).
+
+    ``score`` is the ticker's rank among the universe's model scores, in [-1, 1]; ``rank_ic``
+    is the model's mean rank IC on the test block that promoted it.
+    """
+
+    kind: str
+    version: str
+    score: float
+    rank_ic: float | None
+    horizon: int
+
+
+def rank_quality(rank_ic: float | None) -> float:
+    """Share of its weight a ranking leg earns: 0 without a validated IC, 1 from 0.03."""
+    if rank_ic is None or rank_ic <= 0:
+        return 0.0
+    return min(1.0, rank_ic / RANK_IC_FOR_FULL_WEIGHT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +120,14 @@ def fuse(
     sentiment: SentimentAggregate | None,
     config: FusionConfig,
     model_degraded: bool = False,
+    rank_legs: Sequence[RankLeg] = (),
 ) -> Decision | None:
     """Decide BUY / SELL / HOLD for one ticker.
 
     Args:
+        rank_legs: the promoted ranking models' scores for this ticker. The model weight is
+            shared equally by the model legs present (the direction LSTM when it predicted,
+            and each ranking leg), each scaled by its own validated quality.
         model_degraded: the validate flow found the model's live hit rate significantly below
             its validated accuracy; its weight is then zero until a new model is promoted.
 
@@ -121,10 +150,12 @@ def fuse(
     }
     parts: list[str] = []
     model_signal, w_model = 0.0, 0.0
+    n_model_legs = (prediction is not None) + len(rank_legs)
+    share = w_model_cfg / n_model_legs if n_model_legs else 0.0
     if prediction is not None:
         model_signal = 2.0 * prediction.p_up - 1.0
         quality = 0.0 if model_degraded else model_quality(prediction.model_edge)
-        w_model = w_model_cfg * quality
+        w_model = share * quality
         inputs |= {"p_up": prediction.p_up, "expected_return": prediction.expected_return}
         acc = (
             f", validated accuracy {prediction.model_accuracy:.3f}"
@@ -145,6 +176,21 @@ def fuse(
         )
     else:
         parts.append(f"no LSTM prediction ({prediction_skip_reason or 'no model'})")
+    rank_part, w_rank, legs_in = 0.0, 0.0, {}
+    for leg in rank_legs:
+        w_leg = share * rank_quality(leg.rank_ic)
+        rank_part += w_leg * leg.score
+        w_rank += w_leg
+        legs_in[leg.kind] = {"score": leg.score, "weight": round(w_leg, 6)}
+        models[f"ranking_{leg.kind}"] = leg.version
+        ic = f"rank IC {leg.rank_ic:+.4f}" if leg.rank_ic is not None else "no validated IC"
+        parts.append(
+            f"{leg.kind} ranking {leg.version} ({ic}: weight {w_leg:.2f}): score "
+            f"{leg.score:+.2f} among the universe over {leg.horizon} "
+            f"{'sessions' if leg.kind == 'daily' else 'bars'}"
+        )
+    if legs_in:
+        inputs["ranking"] = legs_in
     news_signal, n_headlines = 0.0, 0
     if sentiment is not None and sentiment.n_headlines > 0:
         news_signal, n_headlines = sentiment.score, sentiment.n_headlines
@@ -162,14 +208,17 @@ def fuse(
         inputs |= {"sentiment": None, "headlines": 0}
         parts.append("no recent news")
 
-    fused = w_model * model_signal + w_news * news_signal
-    evidence = (w_model if prediction is not None else 0.0) + w_news * min(
-        1.0, n_headlines / HEADLINES_FOR_FULL_WEIGHT
+    fused = w_model * model_signal + rank_part + w_news * news_signal
+    evidence = (
+        (w_model if prediction is not None else 0.0)
+        + w_rank
+        + w_news * min(1.0, n_headlines / HEADLINES_FOR_FULL_WEIGHT)
     )
     inputs |= {
         "fused": round(fused, 6),
         "model_signal": round(model_signal, 6),
-        "weights": {"model": round(w_model, 6), "sentiment": round(w_news, 6)},
+        "weights": {"model": round(w_model, 6), "sentiment": round(w_news, 6)}
+        | ({"ranking": round(w_rank, 6)} if rank_legs else {}),
         "evidence": round(evidence, 6),
         "thresholds": {"buy": config.buy_threshold, "sell": config.sell_threshold},
     }

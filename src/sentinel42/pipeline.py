@@ -37,14 +37,42 @@ def resolve_as_of(settings: Settings, now: datetime | None = None) -> datetime:
 
 # --- refresh --------------------------------------------------------------------------------
 def refresh_prices(settings: Settings, as_of: datetime, progress: Progress | None = None) -> Any:
-    """Fetch, validate and store bars (intraday and daily) for the watchlist."""
+    """Fetch, validate and store bars (intraday and daily) for the watchlist.
+
+    While a ranking model is promoted, the rest of its universe is refreshed too, after the
+    watchlist: its scores need the whole universe's newest bars. A universe ticker that fails
+    is logged, not reported as a watchlist failure.
+    """
     from sentinel42.factory import build_calendar, build_price_source
     from sentinel42.market.refresh import refresh_prices as _refresh
 
+    source, calendar = build_price_source(settings), build_calendar(settings)
     with open_store(settings) as store:
-        return _refresh(
-            settings, build_price_source(settings), store, build_calendar(settings), as_of, progress
-        )
+        report = _refresh(settings, source, store, calendar, as_of, progress)
+        extra = [t for t in _ranked_universe(settings) if t not in set(settings.tickers)]
+        if extra:
+            more = _refresh(settings, source, store, calendar, as_of, progress, tickers=extra)
+            if more.failed:
+                logger.warning(
+                    "universe refresh: %d of %d ticker(s) failed (first: %s)",
+                    len(more.failed), len(extra), ", ".join(more.failed[:5]),
+                )  # fmt: skip
+    return report
+
+
+def _ranked_universe(settings: Settings) -> list[str]:
+    """The tickers of every promoted ranking model's universe (none while none is promoted)."""
+    from sentinel42.model.ranking.predict import load_promoted
+    from sentinel42.model.ranking.service import registry_for
+
+    tickers: list[str] = []
+    for kind in ("intraday", "daily"):
+        if registry_for(settings, kind).current_version() is None:
+            continue
+        model, _ = load_promoted(settings, kind)
+        if model is not None:
+            tickers += model.tickers
+    return list(dict.fromkeys(tickers))
 
 
 def refresh_news(settings: Settings, as_of: datetime) -> Any:
@@ -166,12 +194,14 @@ class TradingResult:
     skipped: dict[str, str] = field(default_factory=dict)
     model_version: str | None = None
     saved: dict[str, int] = field(default_factory=dict)
+    legs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
             "run_id": self.run_id,
             "model_version": self.model_version,
+            "legs": self.legs,
             "decisions": [decision_row(d) for d in self.decisions],
             "skipped_tickers": self.skipped,
             "saved": self.saved,
@@ -241,6 +271,12 @@ def decide(
             settings.sentiment_half_life_hours,
         )
         config = FusionConfig.from_settings(settings)
+        rank_scores, result.legs = ranking_legs(settings, store, calendar, as_of)
+        result.legs["direction"] = (
+            {"live": True, "version": predicted.model_version}
+            if predicted.model_version
+            else {"live": False, "why": skip_reason or "no promoted direction model"}
+        )
         for ticker in settings.tickers:
             frame = bars.get(ticker)
             snapshot = (
@@ -257,6 +293,7 @@ def decide(
                 sentiment=sentiment.get(ticker),
                 config=config,
                 model_degraded=degraded,
+                rank_legs=[legs[ticker] for legs in rank_scores.values() if ticker in legs],
             )
             if decision is None:
                 result.skipped[ticker] = "no stored bars up to as_of"
@@ -269,6 +306,67 @@ def decide(
     for d in result.decisions:
         logger.info("%s %s (%.2f): %s", d.ticker, d.action.value, d.confidence, d.reason)
     return result
+
+
+def ranking_legs(
+    settings: Settings, store: Any, calendar: Any, as_of: datetime
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each promoted ranking kind's scores for the watchlist, and which legs are live and why.
+
+    A kind is live when its promoted model loads, its data is not older than
+    ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions, and its universe has a full window of bars
+    ending at the newest stored timestamp (intraday: a bar that ended within
+    ``SENTINEL42_MAX_BAR_AGE_MINUTES``). Returns kind -> ticker -> ``RankLeg``, and
+    kind -> {"live", "version", "why", ...}.
+    """
+    from sentinel42.fusion import RankLeg
+    from sentinel42.model.ranking.panel import KINDS
+    from sentinel42.model.ranking.predict import load_promoted, score_latest
+
+    scores: dict[str, dict[str, Any]] = {}
+    legs: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        model, why = load_promoted(settings, kind)
+        if model is None:
+            legs[kind] = {"live": False, "why": why}
+            continue
+        if model.data_end is not None:
+            age = calendar.sessions_since(model.data_end, as_of)
+            if age > settings.model_max_age_sessions:
+                legs[kind] = {"live": False, "version": model.version,
+                              "why": f"expired: its data ended {age} sessions ago (limit "
+                                     f"{settings.model_max_age_sessions}); retrain"}  # fmt: skip
+                continue
+        tickers = sorted(set(model.tickers) | set(settings.tickers))
+        if kind == "daily":
+            bars = store.load_bars(tickers, "1d", end=as_of)
+            bars = {t: f.iloc[-model.rows_needed :] for t, f in bars.items()}
+        else:
+            interval = timedelta(minutes=settings.interval_minutes)
+            start = inference_start(calendar, as_of, model.rows_needed, settings.interval_minutes)
+            bars = store.load_bars(tickers, settings.interval, start=start, end=as_of - interval)
+        newest = max((f.index[-1] for f in bars.values() if len(f)), default=None)
+        if newest is None:
+            stale = True
+        elif kind == "intraday":
+            ended = newest.to_pydatetime() + timedelta(minutes=settings.interval_minutes)
+            stale = as_of - ended > timedelta(minutes=settings.max_bar_age_minutes)
+        else:  # the newest daily bar is the last session that closed by as_of
+            stale = calendar.sessions_since(newest.to_pydatetime(), as_of) > 2
+        if stale:
+            legs[kind] = {"live": False, "version": model.version,
+                          "why": f"no recent {kind} bars for its universe"}  # fmt: skip
+            continue
+        ranked = score_latest(model, bars)
+        rank_ic = model.validated.get("rank_ic_mean")
+        scores[kind] = {
+            t: RankLeg(kind, model.version, ranked[t], rank_ic, model.horizon)
+            for t in settings.tickers
+            if t in ranked
+        }
+        legs[kind] = {"live": True, "version": model.version, "scored": len(ranked),
+                      "rank_ic": rank_ic, "at": newest.isoformat() if newest else None}  # fmt: skip
+    return scores, legs
 
 
 def _model_degraded(store: Any, version: str | None) -> bool:
