@@ -27,6 +27,24 @@ This page is generated from `src/sentinel42/settings.py` by `scripts/gen_config_
 """
 
 
+FOOTER = """
+## The universe
+
+`SENTINEL42_UNIVERSE` is the set of tickers the models learn from and rank within; the watchlist
+(`SENTINEL42_TICKERS`) is what is decided and traded, and is always part of it. Values:
+`watchlist` (the default), `all` (every ticker the replay folder's price files hold: a
+configuration error in live mode, where yfinance has no listing), a comma-separated list, or
+`@path`: a file of one ticker a line, relative to the current folder, with blank lines and `#`
+comments allowed. A ticker the replay data lacks, a malformed line or a repeated ticker is left
+out with one logged line naming it (and the file's line number); a missing file stops with one
+line naming it. `SENTINEL42_DAILY_HISTORY_YEARS` is how far back the universe's daily bars go.
+
+Replay folders may hold files of many tickers (a `ticker`, `symbol` or `Name` column) and
+gzip-compressed files (`.csv.gz`, `.jsonl.gz`), read as they are: see
+[market-data.md](market-data.md#the-universe) and [replay-format.md](replay-format.md).
+"""
+
+
 def _bounds(info: FieldInfo) -> str:
     parts = []
     for meta in info.metadata:
@@ -61,7 +79,7 @@ def render() -> str:
             f"| `{ENV_PREFIX}{name.upper()}` | {_default(name, info)} | "
             f"{allowed or _bounds(info)} | {description} |"
         )
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + FOOTER
 
 
 if __name__ == "__main__":
