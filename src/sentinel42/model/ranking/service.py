@@ -79,7 +79,14 @@ def train_kind(
     panel = build_panel(bars, request.kind)
     registry = registry_for(settings, request.kind)
     attempts = attempts_in_window(registry, now, settings.model_gate_window_days)
-    document = train_ranking(panel, request, attempts=attempts, progress=progress)
+    news, news_report = None, None
+    if request.kind == "daily":  # the universe's headlines, refreshed and scored, per session
+        from sentinel42.model.ranking.news import load_news_features
+
+        news, news_report = load_news_features(settings, panel, as_of, progress)
+    document = train_ranking(panel, request, attempts=attempts, news=news, progress=progress)
+    if news_report is not None:
+        document["data"]["news"] = news_report
     version = new_version_name(now, f"{request.kind[:1]}{abs(hash(panel.tickers)) % 10**7:07d}")
     while version in registry.versions():
         version += "b"
