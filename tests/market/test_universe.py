@@ -590,3 +590,54 @@ class _FrozenClock(datetime):
     @classmethod
     def now(cls, tz: object = None) -> _FrozenClock:  # type: ignore[override]
         return cls.fromtimestamp(LIVE_AS_OF.timestamp(), UTC)
+
+
+# --- gzip news and the StockNet recordings -----------------------------------------------------
+def test_news_replay_reads_jsonl_gz_files_beside_jsonl(tmp_path: Path) -> None:
+    import json
+
+    from sentinel42.news.replay import ReplayNewsSource
+
+    news = tmp_path / "news"
+    news.mkdir()
+
+    def line(n: int) -> str:
+        return json.dumps({"published_at": f"2026-11-24T14:0{n}:00+00:00",
+                           "title": f"Apple story {n}", "url": f"https://news.example.com/{n}",
+                           "source": "Wire", "tickers": ["AAPL"]})  # fmt: skip
+
+    (news / "a.jsonl").write_text(line(1) + "\n")
+    with gzip.open(news / "b.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(line(2) + "\n" + "not json\n" + line(3) + "\n")
+    (news / "c.jsonl.gz").write_bytes(gzip.compress(line(4).encode())[:-6])  # truncated
+    batch = ReplayNewsSource(tmp_path).fetch(["AAPL"], datetime(2026, 11, 25, tzinfo=UTC))
+    assert sorted(item.title for item in batch.items) == [f"Apple story {n}" for n in (1, 2, 3)]
+    assert batch.problems[0].startswith("news/b.jsonl.gz line 2: not JSON")
+    assert batch.problems[1].startswith("news/c.jsonl.gz: unreadable after line 0")
+
+
+def test_stocknet_daily_prices_and_tweets_replay_as_they_are(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    from sentinel42.news.replay import ReplayNewsSource
+
+    prices = shared_data / "stocknet" / "prices_daily_2012-09-04_2017-09-01.csv.gz"
+    tweets = shared_data / "stocknet" / "news" / "tweets_2014-01-01_2015-09-30.jsonl.gz"
+    if not prices.is_file() or not tweets.is_file():
+        pytest.skip(f"the StockNet recordings are not in {shared_data / 'stocknet'}")
+    for folder, path in (("daily", prices), ("news", tweets)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / path.name).symlink_to(path.resolve())
+    source = ReplayPriceSource(tmp_path)
+    tickers, problems = source.held_tickers()
+    assert len(tickers) == 88 and not problems
+    clock = source.data_end()
+    assert clock == datetime(2017, 9, 1, 20, 0, tzinfo=UTC)  # 16:00 New York, 1 September 2017
+    days = source.fetch_daily(tickers, datetime(2012, 1, 1, tzinfo=UTC), clock)
+    assert not days.errors
+    assert sum(len(rows) for rows in days.rejected.values()) == 3  # rows without any price
+    assert len(days.frames["AAPL"]) > 1_200
+    tweets_source = ReplayNewsSource(tmp_path)
+    first_day = tweets_source.fetch(["AAPL", "FB"], datetime(2014, 1, 2, tzinfo=UTC))
+    assert first_day.items and not first_day.problems
+    assert len(tweets_source._load()) == 92_207  # every line of the file, read through gzip
