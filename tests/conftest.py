@@ -13,6 +13,20 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 REPLAY_TICKERS = ("AAPL", "MSFT", "NVDA")
 
 
+# The product gives news weight only after `model validate-news` passed; the tests of the
+# fusion's mechanics (thresholds, confidence, revisions, backtests) need news that counts. The
+# news leg's gate has its own tests (tests/model/ranking/test_news_leg.py), which set it to true.
+UNVALIDATED_NEWS_COUNTS = ("SENTINEL42_NEWS_REQUIRES_VALIDATION", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unvalidated_news_counts():
+    """Also for module- and session-scoped fixtures, which run before ``_isolated_env``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(*UNVALIDATED_NEWS_COUNTS)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test reads the developer's SENTINEL42_* environment, .env, or the hub."""
@@ -20,6 +34,7 @@ def _isolated_env(monkeypatch, tmp_path):
         if key.startswith("SENTINEL42_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("SENTINEL42_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(*UNVALIDATED_NEWS_COUNTS)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

@@ -23,6 +23,7 @@ from sentinel42.factory import build_calendar
 from sentinel42.market.replay import ReplayPriceSource, read_price_csv
 from sentinel42.news.replay import ReplayNewsSource
 from sentinel42.settings import load_settings
+from tests.conftest import UNVALIDATED_NEWS_COUNTS
 
 TICKERS = ("AAPL", "MSFT")
 DAY = "2026-11-27"  # early close, 13:00 New York = 18:00 UTC
@@ -41,6 +42,7 @@ def _clean_env(mp: pytest.MonkeyPatch) -> None:
         if key.startswith("SENTINEL42_"):
             mp.delenv(key)
     mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv(*UNVALIDATED_NEWS_COUNTS)
 
 
 def _run(

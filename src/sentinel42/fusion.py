@@ -121,6 +121,7 @@ def fuse(
     config: FusionConfig,
     model_degraded: bool = False,
     rank_legs: Sequence[RankLeg] = (),
+    news_live: tuple[bool, str] = (True, ""),
 ) -> Decision | None:
     """Decide BUY / SELL / HOLD for one ticker.
 
@@ -128,6 +129,8 @@ def fuse(
         rank_legs: the promoted ranking models' scores for this ticker. The model weight is
             shared equally by the model legs present (the direction LSTM when it predicted,
             and each ranking leg), each scaled by its own validated quality.
+        news_live: whether the news leg has weight, and why (``news_leg.news_leg_state``):
+            sentiment weighs nothing until its own signal passed the gate on stored history.
         model_degraded: the validate flow found the model's live hit rate significantly below
             its validated accuracy; its weight is then zero until a new model is promoted.
 
@@ -192,6 +195,8 @@ def fuse(
     if legs_in:
         inputs["ranking"] = legs_in
     news_signal, n_headlines = 0.0, 0
+    if not news_live[0]:
+        w_news = 0.0
     if sentiment is not None and sentiment.n_headlines > 0:
         news_signal, n_headlines = sentiment.score, sentiment.n_headlines
         inputs |= {
@@ -203,6 +208,7 @@ def fuse(
         }
         parts.append(
             f"news sentiment {sentiment.score:+.3f} from {sentiment.n_headlines} headlines"
+            + ("" if news_live[0] else f" ({news_live[1]}: weight 0)")
         )
     else:
         inputs |= {"sentiment": None, "headlines": 0}

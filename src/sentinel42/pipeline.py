@@ -235,6 +235,7 @@ def decide(
     from sentinel42.factory import build_calendar
     from sentinel42.fusion import FusionConfig, MarketSnapshot, fuse
     from sentinel42.model.predictor import PredictionResult, load_promoted, predict_with
+    from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.sentiment.aggregate import aggregate_sentiment
 
     run_id = run_id or f"cli-{uuid.uuid4()}"
@@ -272,6 +273,8 @@ def decide(
         )
         config = FusionConfig.from_settings(settings)
         rank_scores, result.legs = ranking_legs(settings, store, calendar, as_of)
+        news_live = news_leg_state(settings, as_of, calendar)
+        result.legs["news"] = {"live": news_live[0], "why": news_live[1]}
         result.legs["direction"] = (
             {"live": True, "version": predicted.model_version}
             if predicted.model_version
@@ -294,6 +297,7 @@ def decide(
                 config=config,
                 model_degraded=degraded,
                 rank_legs=[legs[ticker] for legs in rank_scores.values() if ticker in legs],
+                news_live=news_live,
             )
             if decision is None:
                 result.skipped[ticker] = "no stored bars up to as_of"

@@ -328,6 +328,11 @@ class Settings(BaseSettings):
     sentiment_weight: float = Field(
         default=0.4, ge=0.0, le=1.0, description="Fusion weight of news sentiment."
     )
+    news_requires_validation: bool = Field(
+        default=True,
+        description="News sentiment gets fusion weight only after `sentinel42 model validate-news` "
+        "found its rank IC significant on the stored history (false: always, unvalidated).",
+    )
     max_bar_age_minutes: int = Field(
         default=60, ge=1, le=10_080, description="Older newest bar: the decision is HOLD."
     )

@@ -267,11 +267,32 @@ def bench(
         )
 
 
+def validate_news(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Test the stored news sentiment as a ranking signal; the news leg weighs only if it passes."""
+    from datetime import UTC, datetime
+
+    from sentinel42.model.ranking.news_leg import validate_news as _validate
+    from sentinel42.pipeline import resolve_as_of
+
+    settings = get_settings()
+    with user_errors():
+        now = datetime.now(UTC)
+        verdict = _validate(settings, now=now, as_of=resolve_as_of(settings, now))
+    if json_output:
+        emit_json(verdict)
+        return
+    state = "validated" if verdict["validated"] else "NOT validated"
+    typer.echo(f"news leg {state} ({verdict['n_periods']} sessions): {verdict['reason']}")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this stage's commands to the root app and the ``bench`` group."""
     model_app = typer.Typer(help="The LSTM predictor: train, evaluate, list.", no_args_is_help=True)
     model_app.command("train")(train)
     model_app.command("evaluate")(evaluate)
     model_app.command("list")(list_models)
+    model_app.command("validate-news")(validate_news)
     app.add_typer(model_app, name="model")
     bench_app.command("model")(bench)
