@@ -341,6 +341,12 @@ def test_all_lists_every_ticker_of_a_replay_dir_mixing_per_ticker_and_multi_tick
     # The watchlist first, always (NVDA too, though the data lacks it), then the rest sorted.
     assert universe.tickers == ("MSFT", "NVDA", "AAPL", "AMZN", "KO", "PEP", "XOM")
     assert universe.problems == ()
+    (root / "daily" / "more.csv").write_text(
+        "date,open,high,low,close,volume,symbol\n2026-11-24,1,2,0.5,1,10,S&P 500\n"
+    )
+    assert resolve_universe(settings).problems == (
+        "SENTINEL42_UNIVERSE=all: 'S&P 500' in the replay data is not a ticker symbol; left out",
+    )
 
 
 def test_ticker_file_keeps_its_good_lines_and_names_each_bad_one(

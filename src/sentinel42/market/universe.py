@@ -83,7 +83,13 @@ def resolve_universe(settings: Settings, source: PriceSource | None = None) -> U
                 f"{SETTING}=all needs a replay folder: yfinance has no listing of tickers; "
                 "give a comma-separated list or @path (a file of one ticker a line)"
             )
-        chosen = sorted(held or ())
+        chosen = []
+        for ticker in sorted(held or ()):
+            if TICKER_PATTERN.match(ticker):
+                chosen.append(ticker)
+            else:
+                problems.append(f"{SETTING}=all: {ticker!r} in the replay data is not a ticker "
+                                "symbol; left out")  # fmt: skip
     elif spec.startswith("@"):
         chosen = _read_ticker_file(Path(spec[1:]), held, problems)
     else:
