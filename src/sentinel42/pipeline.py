@@ -373,6 +373,31 @@ def ranking_legs(
     return scores, legs
 
 
+def leg_status(settings: Settings, as_of: datetime) -> dict[str, dict[str, Any]]:
+    """Which fusion legs would carry weight at ``as_of`` and why, without scoring (``status``)."""
+    from sentinel42.factory import build_calendar
+    from sentinel42.model.ranking.news_leg import news_leg_state
+    from sentinel42.model.ranking.panel import KINDS
+    from sentinel42.model.ranking.predict import load_promoted
+
+    calendar = build_calendar(settings)
+    legs: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        model, why = load_promoted(settings, kind)
+        if model is None:
+            legs[kind] = {"live": False, "why": why}
+            continue
+        age = calendar.sessions_since(model.data_end, as_of) if model.data_end else 0
+        live = age <= settings.model_max_age_sessions
+        legs[kind] = {
+            "live": live, "version": model.version, "rank_ic": model.validated.get("rank_ic_mean"),
+            "why": "promoted" if live else f"expired: its data ended {age} sessions ago",
+        }  # fmt: skip
+    live, why = news_leg_state(settings, as_of, calendar)
+    legs["news"] = {"live": live, "why": why}
+    return legs
+
+
 def _model_degraded(store: Any, version: str | None) -> bool:
     """True when the validate flow found ``version``'s live hit rate decayed."""
     if version is None:

@@ -122,9 +122,11 @@ def status(
 ) -> None:
     """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
     from sentinel42.persistence import ledger, open_store
-    from sentinel42.pipeline import current_model_version
+    from sentinel42.pipeline import current_model_version, leg_status, resolve_as_of
 
     settings = get_settings(require_replay_dir=False)
+    with user_errors():
+        legs = leg_status(settings, resolve_as_of(settings))
     with user_errors(), open_store(settings, readonly=True) as store:
         bars = store.newest_bar_ts(settings.tickers, settings.interval)
         news = store.newest_headline_ts(settings.tickers)
@@ -162,9 +164,13 @@ def status(
         )
     if as_json:
         emit_json({"tickers": tickers, "data_source": settings.data_source,
-                   "portfolio": portfolio, "model": live})  # fmt: skip
+                   "portfolio": portfolio, "model": live, "legs": legs})  # fmt: skip
         return
     typer.echo(f"data source: {settings.data_source}   model: {model or 'none promoted'}")
+    for name, leg in legs.items():
+        state = "live" if leg["live"] else "off"
+        version = f" {leg['version']}" if leg.get("version") else ""
+        typer.echo(f"leg {name:<9} {state}{version}: {leg['why']}")
     rate = f"{live['live_hit_rate']:.3f} over {n}" if n else "no scored signals yet"
     typer.echo(f"model live hit rate: {rate}{'  (DEGRADED: weight 0)' if live['degraded'] else ''}")
     if portfolio is not None:

@@ -246,6 +246,15 @@ def trading_summary_markdown(
     ]
     out.append(_table(["Ticker", "Newest bar (start)", "Bar age", "Newest headline"], rows))
     out += ["", "## Model", "", *_model_line(model)]
+    legs = result.get("legs") or {}
+    if legs:
+        out += ["", "## Fusion legs", ""]
+        rows = [
+            [name, "live" if leg.get("live") else "off", leg.get("version") or NONE,
+             str(leg.get("why") or "promoted")]
+            for name, leg in legs.items()
+        ]  # fmt: skip
+        out.append(_table(["Leg", "State", "Version", "Why"], rows))
     return "\n".join(out) + "\n"
 
 

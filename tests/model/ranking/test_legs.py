@@ -3,6 +3,7 @@ leg, says it is live, and never imports torch."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -115,3 +116,22 @@ def test_deciding_with_a_ranking_leg_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_status_and_the_trading_summary_say_which_legs_are_live(trained):
+    from typer.testing import CliRunner
+
+    from sentinel42.cli import app
+    from sentinel42.dashboard import trading_summary_markdown
+
+    _settings, doc, _ = trained
+    result = pipeline.decide(load_settings(), CLOSE, forced=True).to_dict()
+    md = trading_summary_markdown(result, None, {}, {"version": None}, None)
+    assert f"| intraday | live | {doc['version']} |" in md
+    assert "| daily | off |" in md
+    out = CliRunner().invoke(app, ["status", "--json"])
+    assert out.exit_code == 0, out.output
+    legs = json.loads(out.stdout)["legs"]
+    assert legs["intraday"]["live"] is True and legs["intraday"]["version"] == doc["version"]
+    assert legs["daily"]["live"] is False
+    assert "news" in legs
