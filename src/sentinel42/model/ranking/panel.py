@@ -4,10 +4,13 @@ The cross-sectional models see every ticker at every timestamp at once, so the p
 frames of the store are aligned on the union of their timestamps. A ticker without a bar at a
 timestamp holds NaN there. Defects that survived the readers are flagged, never trained on:
 
-- a close-to-close move beyond :data:`JUMP_LOG_RETURN` (about -45 % / +82 %) between
-  consecutive bars of a ticker: on the shared S&P 500 daily file these are unadjusted corporate
-  actions (EBAY's PayPal spin-off, DISCA/DISCK's share-class split); no window or target may
-  touch the flagged bar;
+- a close-to-close move beyond :data:`JUMP_LOG_RETURN` (about -39 % / +65 %) between
+  consecutive bars of a ticker: on the shared S&P 500 daily file these are the unadjusted
+  corporate actions (EBAY's PayPal, BAX's Baxalta and NI's spin-offs, DISCA/DISCK's share-class
+  split) and LNT's bad 2016-05-19 close; no window or target may touch the flagged bar. The
+  flag looks only at the bar and the one before it (never ahead), so it drops no sample by its
+  outcome. Smaller unadjusted actions (ARNC's 2016 split at -34 %) pass as ordinary moves;
+
 - a bar the refresh flagged (its ``flagged`` column: a spike or other suspect bar);
 - a bar whose open is missing (the open-based features are then unknown) or whose high and low
   do not bound its open and close (the readers reject those rows; a frame built by other code
@@ -27,7 +30,7 @@ from sentinel42.errors import ModelError
 
 KINDS: tuple[str, ...] = ("intraday", "daily")
 SESSION_TZ = "America/New_York"
-JUMP_LOG_RETURN = 0.6  # |log(close / previous close)| above this is flagged, not learnt from
+JUMP_LOG_RETURN = 0.5  # |log(close / previous close)| above this is flagged, not learnt from
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
 
