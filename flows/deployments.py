@@ -89,7 +89,8 @@ def specs(training_cron: str, trading_cron: str, backup_cron: str = "45 18 * * *
             "model_training_flow",
             "model-training-production",
             (Cron(training_cron, timezone=TIMEZONE),),
-            "Weekly retraining after the close; promoted only if it beats the baselines.",
+            "Weekly after the close: the intraday and the daily ranking model, each promoted only "
+            "through its gate; a ranking-<kind> report artifact each.",
         ),
     ]
 

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 
 from sentinel42.settings import load_settings
 from sentinel42.tasks import (
+    RANKING_KINDS,
     backup_task,
     check_store_task,
     current_model_task,
@@ -25,13 +26,16 @@ from sentinel42.tasks import (
     prune_task,
     publish_dashboard_task,
     publish_decisions_task,
+    publish_ranking_report_task,
     publish_validate_report_task,
+    ranking_outcomes,
     refresh_news_task,
     refresh_prices_task,
     resolve_as_of_task,
     score_sentiment_task,
     summarize_refresh_task,
     train_model_task,
+    train_ranking_task,
     update_portfolio_task,
     validate_task,
     validation_gate_task,
@@ -93,10 +97,18 @@ def validate_flow(force: bool = False) -> dict[str, Any]:
 
 @flow(name="model-training-flow", retries=1, retry_delay_seconds=300, timeout_seconds=90 * MINUTE)
 def model_training_flow() -> dict[str, Any]:
-    """Retrain on the stored bars; promote only a model that beats the baselines."""
+    """Weekly: train the intraday and the daily ranking model over the universe, each gated and
+    reported on its own; a kind the data cannot train does not stop the other."""
     with permanent_errors_skip_flow_retries():
         settings = load_settings()
-        return train_model_task(settings, resolve_as_of_task(settings))
+        as_of = resolve_as_of_task(settings)
+        trained = {}
+        for kind in RANKING_KINDS:
+            trained[kind] = train_ranking_task(settings, kind, as_of, return_state=True)
+            if trained[kind].is_completed():
+                # The report is for people: a chart that fails to draw must not fail the model.
+                publish_ranking_report_task(kind, trained[kind].result(), return_state=True)
+        return ranking_outcomes(as_of, trained)
 
 
 @flow(name="backup-flow", retries=1, retry_delay_seconds=300, timeout_seconds=60 * MINUTE)

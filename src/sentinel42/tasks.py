@@ -7,25 +7,27 @@ errors that say retrying can help (:func:`sentinel42.errors.is_retryable`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import Task, get_run_logger, task
+from prefect import State, Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from sentinel42 import pipeline
-from sentinel42.errors import is_retryable
+from sentinel42.errors import ModelError, is_retryable
+from sentinel42.model.ranking import weekly
 from sentinel42.settings import Settings
 
 NO_DATA_EVENT = "sentinel42.refresh.no-data"
 DECISIONS_EVENT = "sentinel42.decisions.recorded"
 MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
 MODEL_REFUSED_EVENT = "sentinel42.model.refused"
+RANKING_KINDS = weekly.KINDS
 DECISION_ACTIONABLE_EVENT = "sentinel42.decision.actionable"
 
 P = ParamSpec("P")
@@ -293,3 +295,58 @@ def train_model_task(settings: Settings, now: datetime) -> dict[str, Any]:
             },
         )
     return report
+
+
+@task(
+    name="train-ranking",
+    task_run_name="train-ranking-{kind}",
+    cache_policy=NO_CACHE,
+    timeout_seconds=TRAINING_TIMEOUT_S,
+)
+def train_ranking_task(settings: Settings, kind: str, as_of: datetime) -> dict[str, Any]:
+    """Train, gate and register one ranking kind. Not retried: a retry would be another attempt
+    at the gate, and a ModelError says the data cannot train this kind."""
+    document = weekly.train(settings, kind, now=as_of, as_of=as_of, progress=get_run_logger().info)
+    if not document["promoted"]:
+        emit_event(
+            event=MODEL_REFUSED_EVENT,
+            resource={"prefect.resource.id": f"sentinel42.model.{document['version']}"},
+            payload={"version": document["version"], "kind": kind, "reason": document["reason"],
+                     "tickers": settings.tickers},
+        )  # fmt: skip
+    return document
+
+
+@task(name="publish-ranking-report", task_run_name="publish-ranking-report-{kind}",
+      cache_policy=NO_CACHE)  # fmt: skip
+def publish_ranking_report_task(kind: str, document: dict[str, Any]) -> None:
+    """The kind's training report, keyed ``ranking-<kind>`` so its history shows each week."""
+    from sentinel42.model.ranking.report import report_artifact
+
+    markdown, description = report_artifact(document)
+    create_markdown_artifact(key=f"ranking-{kind}", markdown=markdown, description=description)
+
+
+def ranking_outcomes(as_of: datetime, trained: Mapping[str, State[Any]]) -> dict[str, Any]:
+    """The training flow's result from each kind's final task state.
+
+    A ModelError is that kind's outcome (not trained, and why); any other failure is raised
+    once every kind has had its turn, so the run fails (and alerts) without costing the others.
+    """
+    outcomes: dict[str, Any] = {}
+    unexpected: BaseException | None = None
+    for kind, state in trained.items():
+        if state.is_completed():
+            outcomes[kind] = weekly.outcome(state.result())
+            continue
+        error = state.result(raise_on_failure=False)
+        if not isinstance(error, BaseException):  # crashed or cancelled: no exception to read
+            error = RuntimeError(f"{kind} training ended {state.name}: {state.message}")
+        outcomes[kind] = weekly.failed(kind, error)
+        if not isinstance(error, ModelError):
+            unexpected = unexpected or error
+    result = weekly.summary(as_of, outcomes)
+    if unexpected is not None:
+        get_run_logger().error("ranking training: %s", result["kinds"])
+        raise unexpected
+    return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
@@ -189,3 +192,136 @@ def test_no_secret_reaches_logs_artifacts_parameters_outputs_or_databases(
     for value in SECRETS.values():
         assert not any(value in text for text in texts), value
         assert not any(value.encode() in blob for blob in blobs), value
+
+
+# --- the weekly training of the ranking models --------------------------------------------------
+RANKING_END = datetime(2026, 3, 28, tzinfo=UTC)  # the day after Friday 2026-03-27's session
+
+
+def ranking_replay(out: Path, *, tickers: int, daily_sessions: int, intraday_sessions: int) -> Path:
+    """A generated universe as a replay folder: ``daily/`` and ``prices/`` (15-minute) files of
+    ``tickers`` names (random walks with a planted pattern) on the NYSE sessions before
+    :data:`RANKING_END`; the watchlist is its first two names."""
+    import pandas as pd
+
+    from sentinel42.market.calendar import NEW_YORK, NyseCalendar
+    from sentinel42.market.replay import write_price_csv
+    from tests.model.ranking.conftest import universe
+
+    names = [f"Q{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(tickers)]
+    calendar = NyseCalendar()
+    most = max(daily_sessions, intraday_sessions)
+    sessions = calendar.sessions_between(RANKING_END - timedelta(days=2 * most + 20), RANKING_END)
+    days = pd.DatetimeIndex(
+        [pd.Timestamp(o.astimezone(NEW_YORK).date()) for o, _ in sessions[-daily_sessions:]]
+    )
+    daily_index = days.tz_localize(NEW_YORK).tz_convert(UTC)
+    starts = pd.DatetimeIndex(
+        [s for o, c in sessions[-intraday_sessions:]
+         for s in pd.date_range(o, c, freq="15min", inclusive="left")]
+    )  # fmt: skip
+    for kind, index, folder, column in (("daily", daily_index, "daily", "Date"),
+                                        ("intraday", starts, "prices", "Datetime")):  # fmt: skip
+        frames = universe(kind, seed=31, planted=0.5, n_tickers=tickers,
+                          n_sessions=-(-len(index) // (1 if kind == "daily" else 26)))  # fmt: skip
+        for name, frame in zip(names, frames.values(), strict=True):
+            frame = frame.iloc[: len(index)].set_axis(pd.DatetimeIndex(index, name="ts"))
+            write_price_csv(frame, out / folder / f"{name}.csv", time_column=column)
+    (out / ".watchlist").write_text(",".join(names[:2]), encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def ranking_env(monkeypatch, tmp_path):
+    """The replay universe of 30 names (130 daily sessions, 30 of 15-minute bars) in replay
+    mode, and training short enough for a test (2 epochs of 4,000 windows: the flow's wiring is
+    under test here, the models' power in tests/model/ranking)."""
+    from dataclasses import replace
+
+    from sentinel42.model.ranking import weekly
+
+    def configure(daily_sessions: int = 130, intraday_sessions: int = 30) -> Path:
+        replay = ranking_replay(tmp_path / "universe", tickers=30, daily_sessions=daily_sessions,
+                                intraday_sessions=intraday_sessions)  # fmt: skip
+        monkeypatch.setenv("SENTINEL42_DATA_SOURCE", "replay")
+        monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(replay))
+        monkeypatch.setenv("SENTINEL42_UNIVERSE", "all")
+        monkeypatch.setenv("SENTINEL42_TICKERS", (replay / ".watchlist").read_text())
+        return replay
+
+    real = weekly.ranking_request
+    monkeypatch.setattr(weekly, "ranking_request",
+                        lambda settings, kind: replace(real(settings, kind), epochs=2,
+                                                       samples_per_epoch=4_000))  # fmt: skip
+    return configure
+
+
+def _run_artifacts_and_tasks(state) -> tuple[dict, list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    return {a.key: a for a in artifacts}, sorted(t.name for t in tasks)
+
+
+def test_the_training_flow_trains_both_ranking_kinds_and_publishes_a_report_each(
+    harness, ranking_env
+):
+    import base64
+
+    from flows.sentinel_flows import model_training_flow
+    from sentinel42.model.ranking.service import registry_for
+
+    ranking_env()
+    state = model_training_flow(return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert set(result["kinds"]) == {"intraday", "daily"}
+    assert sorted(result["promoted"] + result["refused"]) == ["daily", "intraday"]
+    assert result["failed"] == []
+    settings = load_settings()
+    for kind, row in result["kinds"].items():
+        assert row["attempted"] and row["version"] and row["reason"]
+        assert row["reason"].startswith("promoted" if row["promoted"] else "refused")
+        registry = registry_for(settings, kind)
+        assert row["version"] in registry.versions()
+        assert (registry.current_version() == row["version"]) == row["promoted"]
+    artifacts, tasks = _run_artifacts_and_tasks(state)
+    assert {"train-ranking-intraday", "train-ranking-daily"} <= set(tasks)
+    for kind in ("intraday", "daily"):
+        page = artifacts[f"ranking-{kind}"]
+        assert page.type == "markdown"
+        assert result["kinds"][kind]["reason"] in page.data
+        assert "| rank_ic_mean | icir | rank_ic_lower | long_short_net_annual |" in page.data
+        png = base64.b64decode(page.data.split("data:image/png;base64,", 1)[1].split(")", 1)[0])
+        assert png.startswith(b"\x89PNG")
+        assert result["kinds"][kind]["version"] in page.description
+
+
+def test_a_kind_the_data_cannot_train_leaves_the_other_trained_and_says_why(harness, ranking_env):
+    from flows.sentinel_flows import model_training_flow
+
+    ranking_env(daily_sessions=12, intraday_sessions=30)  # too little daily history
+    state = model_training_flow(return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["failed"] == ["daily"]
+    daily = result["kinds"]["daily"]
+    assert daily == daily | {"attempted": True, "promoted": False, "error": "ModelError"}
+    assert daily["reason"].startswith("not trained: ") and "samples" in daily["reason"]
+    assert result["kinds"]["intraday"]["version"] and "error" not in result["kinds"]["intraday"]
+    artifacts, tasks = _run_artifacts_and_tasks(state)
+    assert {"train-ranking-intraday", "train-ranking-daily"} <= set(tasks)
+    assert "ranking-intraday" in artifacts and "ranking-daily" not in artifacts

@@ -261,3 +261,8 @@ def report_description(document: Mapping[str, Any]) -> str:
         f"{_cell(m.get('rank_ic_mean'))} (lower {_cell(m.get('rank_ic_lower'))}), long-short net "
         f"{_cell(m.get('long_short_net_annual'))}/yr; best baseline {document['best_baseline']}"
     )
+
+
+def report_artifact(document: Mapping[str, Any]) -> tuple[str, str]:
+    """The training artifact of one kind: ``(markdown with the chart embedded, description)``."""
+    return report_markdown(document, report_png(document)), report_description(document)
