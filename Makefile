@@ -85,6 +85,10 @@ install-systemd: ## Install, enable and start the systemd units (sudo; SYSTEMD_U
 replay: ## Generate a synthetic replay folder in ./replay (offline mode)
 	$(UV) run --frozen sentinel42 replay generate --out replay
 
+.PHONY: figures-ranking
+figures-ranking: ## Ranking models' evidence on ../shared/data (S&P 500 daily and 15-minute, StockNet): markdown tables
+	UV="$(UV)" $(UV) run --frozen python scripts/figures/ranking_evidence.py
+
 .PHONY: bench
 bench: ## Run the benchmarks and print figures
 	$(UV) run --frozen sentinel42 bench refresh --tickers 500

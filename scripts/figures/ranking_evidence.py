@@ -14,7 +14,8 @@ and scoring, training, gate):
 
 A data set that is absent is skipped with a message. ``--data`` defaults to ``../shared/data``
 beside the checkout. ``--out`` keeps each run's JSON document and log (default: a temp folder,
-removed). Prints the markdown tables on stdout, progress on stderr.
+removed). Prints the markdown tables on stdout, progress on stderr. ``UV`` names the uv command
+(default: ``uv`` on the PATH).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,7 +116,8 @@ def run_one(run: Run, data: Path, work: Path) -> dict[str, Any] | None:
         "SENTINEL42_MODELS_URL": str(store / "models"),
         **run.env,
     })  # fmt: skip
-    cmd = ["uv", "run", "--frozen", "sentinel42", "model", "train", *run.args, "--json"]
+    uv = shlex.split(os.environ.get("UV") or shutil.which("uv") or "uv")
+    cmd = [*uv, "run", "--frozen", "sentinel42", "model", "train", *run.args, "--json"]
     _say(f"{run.name}: {' '.join(cmd)}")
     started = time.perf_counter()
     with (folder / "train.log").open("w") as log:
@@ -142,6 +145,7 @@ def cell(value: Any, digits: int = 4) -> str:
 
 
 def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    # long_short_net_annual and turnover are fractions (-0.25 = -25 % a year).
     lines = ["| scorer | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(cell(m.get(k)) for k in METRICS) + " |")
@@ -169,8 +173,8 @@ def run_section(run: Run, doc: dict[str, Any]) -> list[str]:
         "",
         *metrics_table(rows),
         "",
-        f"Gate ({cell(gate['confidence'], 4)} one-sided, {gate['attempts']} attempt(s)): "
-        f"**{'promoted' if doc['promoted'] else 'refused'}**: {doc['reason']}",
+        f"Gate (one-sided {100 * gate['confidence']:.4g} %, {gate['attempts']} attempt(s) in "
+        f"this registry), {doc['reason']}",
     ]
     news = data.get("news")
     if news:
@@ -212,9 +216,9 @@ def stocknet_table(doc: dict[str, Any]) -> list[str]:
     period = f"{doc['test']['start']} .. {doc['test']['end']}"
     for name, m in rows:
         lines.append(f"| {name} | {period} | {m['n_samples']} | {pct(m['accuracy'])} "
-                     f"| {cell(m['mcc'], 3)} |")  # fmt: skip
+                     f"| {cell(m['mcc'])} |")  # fmt: skip
     lines.append(f"| StockNet paper (best model) | 2015-10-01 .. 2016-01-01, its test period, "
-                 f"not ours | – | {pct(PAPER_ACCURACY)} | {cell(PAPER_MCC, 3)} |")  # fmt: skip
+                 f"not ours | – | {pct(PAPER_ACCURACY)} | {PAPER_MCC} |")  # fmt: skip
     return lines
 
 
