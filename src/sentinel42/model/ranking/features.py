@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentinel42.errors import ModelError
+from sentinel42.model.ranking.metrics import average_ranks
 from sentinel42.model.ranking.panel import Panel
 
 FEATURE_VERSION = 1
@@ -99,33 +100,16 @@ def _row_mean(x: np.ndarray) -> np.ndarray:
 def cs_rank(x: np.ndarray) -> np.ndarray:
     """Per row, ranks of the finite values mapped to a uniform of unit variance; NaN stays NaN.
 
-    Ties share their average rank. A row with one finite value maps it to 0.
+    Ties share their average rank (:func:`metrics.average_ranks`). A row with one finite value
+    maps it to 0.
     """
-    out = np.full(x.shape, np.nan)
-    finite = np.isfinite(x)
-    filled = np.where(finite, x, np.inf)
-    order = np.argsort(filled, axis=1, kind="stable")
-    sorted_vals = np.take_along_axis(filled, order, axis=1)
-    n = finite.sum(axis=1, keepdims=True).astype(np.float64)
-    pos = np.broadcast_to(np.arange(x.shape[1], dtype=np.float64), x.shape)
-    # Average ranks over ties: the mean of the first and last position of each run.
-    new_run = np.ones(x.shape, dtype=bool)
-    new_run[:, 1:] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
-    run_id = np.cumsum(new_run, axis=1)
-    first = np.maximum.accumulate(np.where(new_run, pos, 0), axis=1)
-    end_run = np.ones(x.shape, dtype=bool)
-    end_run[:, :-1] = new_run[:, 1:]
-    last_rev = np.minimum.accumulate(np.where(end_run, pos, x.shape[1])[:, ::-1], axis=1)[:, ::-1]
-    del run_id
-    avg = (first + last_rev) / 2.0
+    ranks = average_ranks(x)
+    n = np.isfinite(ranks).sum(axis=1, keepdims=True).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        u = np.where(n > 1, (avg + 0.5) / n - 0.5, 0.0) * np.sqrt(
-            12.0 * n * n / (n * n - 1 + 1e-12)
+        scale = np.sqrt(12.0 * n * n / np.maximum(n * n - 1.0, 1e-12))
+        return np.where(
+            n > 1, ((ranks - 0.5) / n - 0.5) * scale, np.where(np.isnan(ranks), np.nan, 0.0)
         )
-    ranked = np.full(x.shape, np.nan)
-    np.put_along_axis(ranked, order, u, axis=1)
-    out[finite] = ranked[finite]
-    return out
 
 
 def cs_zscore(x: np.ndarray, clip: float = 3.0) -> np.ndarray:

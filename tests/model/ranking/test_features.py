@@ -1,0 +1,84 @@
+"""Features and targets of the ranking models: ranks, no look-ahead, sessions, seasonality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sentinel42.model.ranking import features as F
+from sentinel42.model.ranking.panel import build_panel
+from tests.model.ranking.conftest import universe
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cs_rank_is_pandas_average_ranks_mapped_to_unit_variance(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, size=(8, 11)).astype(float)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[5, :10] = np.nan  # a row with one name
+    ranks = pd.DataFrame(x).rank(axis=1).to_numpy()
+    n = np.isfinite(x).sum(axis=1, keepdims=True)
+    with np.errstate(all="ignore"):
+        expected = ((ranks - 0.5) / n - 0.5) * np.sqrt(12 * n * n / np.maximum(n * n - 1, 1))
+    expected = np.where(n > 1, expected, np.where(np.isnan(x), np.nan, 0.0))
+    np.testing.assert_allclose(F.cs_rank(x), expected, equal_nan=True)
+    wide = F.cs_rank(rng.normal(size=(3, 500)))
+    np.testing.assert_allclose(np.nanstd(wide, axis=1), 1.0, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["daily", "intraday"])
+def test_features_at_t_do_not_change_when_later_bars_do(kind: str) -> None:
+    bars = universe(kind, seed=4, n_sessions=40 if kind == "daily" else 14, n_tickers=12)
+    panel = build_panel(bars, kind)
+    cut = panel.shape[0] - 30
+    later = {t: f.copy() for t, f in bars.items()}
+    for f in later.values():
+        f.iloc[cut + 1 :, :4] *= 1.7  # every later price moves; volumes too
+        f.iloc[cut + 1 :, 4] *= 9.0
+    a = F.compute(panel, 2)
+    b = F.compute(build_panel(later, kind), 2)
+    np.testing.assert_array_equal(a.grid[: cut + 1], b.grid[: cut + 1])
+
+
+def test_intraday_targets_never_cross_the_close() -> None:
+    panel = build_panel(universe("intraday", seed=1, n_sessions=5, n_tickers=6), "intraday")
+    for h in (1, 4):
+        fwd, end_ts = F.forward_log_return(panel, h)
+        has = np.isfinite(fwd).any(axis=1)
+        for t in np.flatnonzero(has):
+            assert panel.session[t + h] == panel.session[t]
+            assert end_ts[t] == panel.ts[t + h]
+        # The last h bars of every session have no target.
+        last = np.r_[panel.session[1:] != panel.session[:-1], True]
+        for t in np.flatnonzero(last):
+            assert not has[t - h + 1 : t + 1].any()
+
+
+def test_excess_target_has_zero_cross_sectional_mean_and_the_dead_zone_drops() -> None:
+    rng = np.random.default_rng(3)
+    fwd = rng.normal(scale=0.01, size=(20, 30))
+    y = F.target(fwd, "excess")
+    np.testing.assert_allclose(np.nanmean(y, axis=1), 0.0, atol=1e-15)
+    raw = F.target(fwd, "raw", dead_zone=(-0.005, 0.0055))
+    inside = (fwd > -0.005) & (fwd < 0.0055)
+    assert np.isnan(raw[inside]).all()
+    np.testing.assert_array_equal(raw[~inside], fwd[~inside])
+    with pytest.raises(Exception, match="unknown target"):
+        F.target(fwd, "log")
+
+
+def test_seasonality_is_the_mean_same_slot_return_of_the_previous_ten_sessions() -> None:
+    bars = universe("intraday", seed=6, n_sessions=16, n_tickers=5)
+    panel = build_panel(bars, "intraday")
+    block = F.compute(panel, 1)
+    close = pd.DataFrame(panel.close, columns=panel.tickers)
+    day = pd.Series(panel.session)
+    slot = pd.Series(panel.slot())
+    same_day = np.broadcast_to((day.shift(-1) == day).to_numpy()[:, None], close.shape)
+    nxt = np.log(close.shift(-1) / close).where(same_day)
+    for t in (26 * 12 + 3, 26 * 15 + 10):
+        same = (slot == slot[t]) & (day < day[t]) & (day >= np.unique(panel.session)[
+            np.searchsorted(np.unique(panel.session), day[t]) - 10])  # fmt: skip
+        expected = nxt[same.to_numpy()].mean(axis=0).to_numpy()
+        np.testing.assert_allclose(block.raw["seasonality_10"][t], expected, rtol=1e-12)
