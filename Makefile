@@ -94,4 +94,5 @@ bench: ## Run the benchmarks and print figures
 	$(UV) run --frozen sentinel42 bench refresh --tickers 500
 	$(UV) run --frozen sentinel42 bench sentiment
 	$(UV) run --frozen sentinel42 bench model
+	$(UV) run --frozen sentinel42 bench ranking
 	for n in 10 50 500; do $(UV) run --frozen sentinel42 bench cycle --tickers $$n || exit 1; done

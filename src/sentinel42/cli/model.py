@@ -296,3 +296,45 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     model_app.command("validate-news")(validate_news)
     app.add_typer(model_app, name="model")
     bench_app.command("model")(bench)
+    bench_app.command("ranking")(bench_ranking)
+
+
+def bench_ranking(
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    replay_dir: str | None = typer.Option(
+        None,
+        "--replay-dir",
+        help="A replay folder with daily/ and/or prices/ files of the "
+        "universe (default: a generated universe of --tickers names).",
+    ),
+    tickers: int = typer.Option(500, min=20, help="Tickers of the generated universe."),
+    kind: list[str] = typer.Option(
+        ["daily", "intraday"], "--kind", help="Ranking kind to measure (repeat for both)."
+    ),
+    runs: int = typer.Option(7, min=1, help="Timed inference runs (the median is reported)."),
+) -> None:
+    """Ranking models: training time and peak RSS of each kind, each in a fresh process, and
+    numpy inference for the universe; figures beside their targets (not a test)."""
+    from pathlib import Path
+
+    from sentinel42.bench.ranking import bench_ranking as measure
+    from sentinel42.bench.ranking import lines
+    from sentinel42.model.ranking.panel import KINDS
+
+    unknown = sorted(set(kind) - set(KINDS))
+    if unknown:
+        fail(f"--kind must be one of {', '.join(KINDS)}, not {', '.join(unknown)}", 2)
+    folder = None if replay_dir is None else Path(replay_dir)
+    if folder is not None and not folder.is_dir():
+        fail(f"--replay-dir: {replay_dir} is not a folder", 2)
+    get_settings(require_replay_dir=False)  # a bad setting: one line here, not in the child
+    with user_errors():
+        figures = measure(
+            folder, tickers=tickers, kinds=tuple(dict.fromkeys(kind)), runs=runs,
+            progress=lambda line: typer.echo(line, err=True),
+        )  # fmt: skip
+    if json_output:
+        emit_json(figures)
+        return
+    for line in lines(figures):
+        typer.echo(line)
