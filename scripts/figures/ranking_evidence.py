@@ -15,7 +15,8 @@ and scoring, training, gate):
 A data set that is absent is skipped with a message. ``--data`` defaults to ``../shared/data``
 beside the checkout. ``--out`` keeps each run's JSON document and log (default: a temp folder,
 removed). Prints the markdown tables on stdout, progress on stderr. ``UV`` names the uv command
-(default: ``uv`` on the PATH).
+(default: ``uv`` on the PATH). ``--render DIR`` trains nothing and prints the tables of an
+earlier ``--out DIR`` again.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-METRICS = ("rank_ic_mean", "icir", "rank_ic_lower", "long_short_net_annual", "turnover",
-           "hit_rate", "accuracy", "mcc")  # fmt: skip
+METRICS = ("rank_ic_mean", "icir", "rank_ic_lower", "long_short_gross_annual",
+           "long_short_net_annual", "turnover", "hit_rate", "accuracy", "mcc")  # fmt: skip
 # StockNet (Xu & Cohen, ACL 2018), its best model on its own test period (2015-10-01 .. 2016-01-01).
 PAPER_ACCURACY = 0.5823
 PAPER_MCC = 0.081
@@ -130,8 +131,18 @@ def run_one(run: Run, data: Path, work: Path) -> dict[str, Any] | None:
         _say(f"{run.name}: failed (exit {done.returncode}) after {wall:.0f} s: {' | '.join(tail)}")
         return None
     document: dict[str, Any] = json.loads(done.stdout)
-    document["_wall_s"] = round(wall, 1)
     _say(f"{run.name}: done in {wall:.0f} s: {document['reason']}")
+    return document
+
+
+def rendered(run: Run, folder: Path) -> dict[str, Any] | None:
+    """The document an earlier run kept under ``folder`` (``--out``), without training."""
+    path = folder / run.name / "train.json"
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        _say(f"{run.name}: no document at {path}; skipped")
+        return None
     return document
 
 
@@ -145,7 +156,7 @@ def cell(value: Any, digits: int = 4) -> str:
 
 
 def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    # long_short_net_annual and turnover are fractions (-0.25 = -25 % a year).
+    # The long-short returns are annual fractions (-0.25 = -25 % a year), turnover a fraction.
     lines = ["| scorer | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(cell(m.get(k)) for k in METRICS) + " |")
@@ -169,7 +180,7 @@ def run_section(run: Run, doc: dict[str, Any]) -> list[str]:
         f"({data['start'][:10]} .. {data['end'][:10]}); test {test['start']} .. {test['end']}: "
         f"{test['n_periods']} periods, {test['n_samples']} samples, {test['n_sessions']} "
         f"sessions; horizon {doc['horizon']} ({doc['target']}); train {doc['timing']['train_s']}"
-        f" s, peak RSS {doc['timing']['peak_rss_mb']} MB, wall {doc['_wall_s']} s.",
+        f" s, peak RSS {doc['timing']['peak_rss_mb']} MB.",
         "",
         *metrics_table(rows),
         "",
@@ -177,7 +188,9 @@ def run_section(run: Run, doc: dict[str, Any]) -> list[str]:
         f"this registry), {doc['reason']}",
     ]
     news = data.get("news")
-    if news:
+    if news and not news.get("headline_rows"):
+        out += ["", "News: no headline of the universe in the store; prices only."]
+    elif news:
         out += ["", "News: " + ", ".join(f"{k} {v}" for k, v in news.items())]
     return out
 
@@ -228,6 +241,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="keep each run's JSON and log here")
     parser.add_argument("--only", action="append", choices=[r.name for r in RUNS],
                         help="run only these (repeatable)")  # fmt: skip
+    parser.add_argument("--render", type=Path, metavar="OUT",
+                        help="train nothing: print the tables of an earlier --out")  # fmt: skip
     args = parser.parse_args()
     runs = [r for r in RUNS if not args.only or r.name in args.only]
     done: list[tuple[Run, dict[str, Any]]] = []
@@ -235,7 +250,7 @@ def main() -> int:
         work = args.out or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for run in runs:
-            doc = run_one(run, args.data, work)
+            doc = rendered(run, args.render) if args.render else run_one(run, args.data, work)
             if doc is not None:
                 done.append((run, doc))
     if not done:
