@@ -215,10 +215,12 @@ def bench_ranking(
     Returns:
         ``source`` (the replay folder or the generated universe), ``train`` and ``inference``
         (kind -> figures, each with the process's ``peak_rss_mb`` and ``wall_s``),
-        ``targets``, ``checks`` (figure name -> within its target), ``machine``.
+        ``targets``, ``checks`` (figure name -> within its target), ``load_avg_at_start`` and
+        ``machine`` (with the load average at the end).
     """
     say = progress or (lambda line: None)
     out: dict[str, Any] = {"train": {}, "inference": {}, "targets": TARGETS}
+    out["load_avg_at_start"] = machine()["load_avg_1_5_15"]  # the end's is in ``machine``
     with tempfile.TemporaryDirectory(prefix="sentinel42-bench-ranking-") as tmp:
         work = Path(tmp)
         if replay_dir is None:
@@ -292,5 +294,8 @@ def lines(figures: dict[str, Any]) -> list[str]:
             f"{i['process']['peak_rss_mb']:.0f} MiB"
         )
     m = figures["machine"]
-    out.append(f"machine: {m['cores']} cores, {m['cpu']}, load {m['load_avg_1_5_15']}")
+    out.append(
+        f"machine: {m['cores']} cores, {m['cpu']}; load average (1/5/15 min) "
+        f"{figures.get('load_avg_at_start')} at the start, {m['load_avg_1_5_15']} at the end"
+    )
     return out
