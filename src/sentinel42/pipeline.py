@@ -324,6 +324,7 @@ def ranking_legs(
     kind -> {"live", "version", "why", ...}.
     """
     from sentinel42.fusion import RankLeg
+    from sentinel42.model.ranking.news import daily_news_features
     from sentinel42.model.ranking.panel import KINDS
     from sentinel42.model.ranking.predict import load_promoted, score_latest
 
@@ -361,7 +362,10 @@ def ranking_legs(
             legs[kind] = {"live": False, "version": model.version,
                           "why": f"no recent {kind} bars for its universe"}  # fmt: skip
             continue
-        ranked = score_latest(model, bars)
+        ranked = score_latest(
+            model, bars,
+            news=lambda panel: daily_news_features(store, panel, as_of=as_of, calendar=calendar),
+        )  # fmt: skip
         rank_ic = model.validated.get("rank_ic_mean")
         scores[kind] = {
             t: RankLeg(kind, model.version, ranked[t], rank_ic, model.horizon)

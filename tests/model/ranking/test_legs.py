@@ -135,3 +135,36 @@ def test_status_and_the_trading_summary_say_which_legs_are_live(trained):
     assert legs["intraday"]["live"] is True and legs["intraday"]["version"] == doc["version"]
     assert legs["daily"]["live"] is False
     assert "news" in legs
+
+
+def test_a_daily_model_with_news_features_scores_live_as_torch_does(tmp_path):
+    from sentinel42.model.ranking.service import register
+    from sentinel42.model.ranking.train import train_ranking
+    from sentinel42.model.registry import ModelRegistry
+    from tests.model.ranking.conftest import universe
+
+    bars = universe("daily", seed=8, n_sessions=120, n_tickers=20)
+    panel = build_panel(bars, "daily")
+    rng = np.random.default_rng(8)
+    news = {name: np.where(rng.random(panel.shape) < 0.3, rng.normal(size=panel.shape), np.nan)
+            for name in F.NEWS_FEATURES}  # fmt: skip
+    request = TrainRequest(kind="daily", epochs=1, samples_per_epoch=2_000)
+    doc = train_ranking(panel, request, news=news)
+    assert "ablations" in doc and "prices_only" in doc["ablations"]
+    registry = ModelRegistry(tmp_path / "ranking-daily")
+    version = register(registry, doc, request, panel, now=CLOSE, attempts=1)
+    model = load(registry, version)
+    assert model.uses_news
+    with pytest.raises(Exception, match="needs the stored news features"):
+        score_latest(model, bars)
+    ranked = score_latest(model, bars, news=lambda p: news)
+    block = F.compute(panel, model.horizon, news)
+    grid = block.grid.copy()
+    k = block.n_context
+    grid[:, :, -k:] = (grid[:, :, -k:] - model.context_mean) / model.context_std
+    t = panel.shape[0] - 1
+    cols = np.flatnonzero(F.usable_windows(block.valid, model.window)[t])
+    raw = torch_predict(doc["_network"], grid, np.full(cols.size, t), cols, model.window)
+    expected = F.cs_rank(raw[None, :])[0] / np.sqrt(3.0)
+    got = np.array([ranked[panel.tickers[c]] for c in cols])
+    np.testing.assert_allclose(got, expected, atol=1e-9)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ import pandas as pd
 from sentinel42.errors import ModelError
 from sentinel42.model.inference import NumpyLSTM
 from sentinel42.model.ranking import features as F
-from sentinel42.model.ranking.panel import build_panel
+from sentinel42.model.ranking.panel import Panel, build_panel
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ class RankingModel:
     def rows_needed(self) -> int:
         return LOOKBACK_ROWS[self.kind] + self.window
 
+    @property
+    def uses_news(self) -> bool:
+        return any(n in self.features for n in F.NEWS_FEATURES)
+
 
 def load(registry: Any, version: str) -> RankingModel:
     """Rebuild a ranking checkpoint from its folder, refusing one this code cannot compute.
@@ -73,8 +77,6 @@ def load(registry: Any, version: str) -> RankingModel:
             f"ranking model {version}: features {list(names)} are not the ones this code "
             "computes; retrain with `sentinel42 model train --kind " + kind + "`"
         )
-    if news:
-        raise ModelError(f"ranking model {version} uses news features, which live scoring lacks")
     tensors = load_file(str(folder / "model.safetensors"))
     lstm = NumpyLSTM.from_tensors(
         tensors, input_size=len(names), hidden_size=int(spec["hidden_size"]), layers=1
@@ -107,13 +109,33 @@ def load_promoted(settings: Any, kind: str) -> tuple[RankingModel | None, str]:
         return None, str(exc)
 
 
-def score_latest(model: RankingModel, bars: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+def score_latest(
+    model: RankingModel,
+    bars: Mapping[str, pd.DataFrame],
+    *,
+    news: Callable[[Panel], dict[str, np.ndarray] | None] | None = None,
+) -> dict[str, float]:
     """Each ticker's cross-sectional rank in [-1, 1] at the newest timestamp of ``bars``.
 
     Tickers without a full window of valid bars ending at that timestamp get no score.
+
+    Args:
+        news: for a model with news features, the panel's features from the stored headlines
+            (``news.daily_news_features``); a session without headlines is neutral, as in
+            training.
+
+    Raises:
+        ModelError: the model uses news features and no ``news`` was given.
     """
     panel = build_panel(bars, model.kind)
-    block = F.compute(panel, model.horizon)
+    features = None
+    if model.uses_news:
+        if news is None:
+            raise ModelError(f"ranking model {model.version} needs the stored news features")
+        features = news(panel)
+        if features is None:  # no headline in the span: every session neutral
+            features = {name: np.full(panel.shape, np.nan) for name in F.NEWS_FEATURES}
+    block = F.compute(panel, model.horizon, features)
     grid = block.grid
     k = block.n_context
     t = panel.shape[0] - 1

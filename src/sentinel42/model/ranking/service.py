@@ -9,13 +9,14 @@ passes does not work.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sentinel42.model.ranking.panel import KINDS, build_panel
+from sentinel42.model.ranking.panel import KINDS, Panel, build_panel
 from sentinel42.model.ranking.train import TrainRequest, data_end, train_ranking
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,6 @@ def train_kind(
 ) -> dict[str, Any]:
     """Bring the universe's bars up to date, train one kind, gate it and register it."""
     from sentinel42.market.universe import load_universe_bars, resolve_universe
-    from sentinel42.model.registry import new_version_name
-    from sentinel42.model.training import library_versions
     from sentinel42.persistence import open_store
 
     if request.kind not in KINDS:
@@ -87,11 +86,36 @@ def train_kind(
     document = train_ranking(panel, request, attempts=attempts, news=news, progress=progress)
     if news_report is not None:
         document["data"]["news"] = news_report
-    version = new_version_name(now, f"{request.kind[:1]}{abs(hash(panel.tickers)) % 10**7:07d}")
+    document["data"]["universe_problems"] = list(universe.problems)
+    register(registry, document, request, panel, now=now, attempts=attempts)
+    with open_store(settings) as store:
+        store.record_event(
+            MODEL_PROMOTED_EVENT if document["promoted"] else MODEL_REFUSED_EVENT,
+            None,
+            {"version": document["version"], "kind": request.kind, "reason": document["reason"]},
+            now,
+        )
+    return document
+
+
+def register(
+    registry: Any, document: dict[str, Any], request: TrainRequest, panel: Panel, *,
+    now: datetime, attempts: int,
+) -> str:  # fmt: skip
+    """Save a trained document's network and metadata, log the attempt, promote if it passed.
+
+    Sets ``document["version"]`` and ``document["data_end"]``; returns the version.
+    """
+    from sentinel42.model.registry import new_version_name
+    from sentinel42.model.training import library_versions
+
+    digest = hashlib.sha256(
+        f"{request.kind}|{','.join(panel.tickers)}|{int(panel.ts[-1])}".encode()
+    ).hexdigest()
+    version = new_version_name(now, digest)
     while version in registry.versions():
         version += "b"
     document["version"] = version
-    document["data"]["universe_problems"] = list(universe.problems)
     document["data_end"] = data_end(panel)
     meta = {
         "created_at": now.isoformat(),
@@ -118,11 +142,4 @@ def train_kind(
         logger.info("%s model %s promoted: %s", request.kind, version, document["reason"])
     else:
         logger.warning("%s model %s not promoted: %s", request.kind, version, document["reason"])
-    with open_store(settings) as store:
-        store.record_event(
-            MODEL_PROMOTED_EVENT if document["promoted"] else MODEL_REFUSED_EVENT,
-            None,
-            {"version": version, "kind": request.kind, "reason": document["reason"]},
-            now,
-        )
-    return document
+    return version
