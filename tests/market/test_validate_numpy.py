@@ -20,7 +20,7 @@ from sentinel42.market.validate import ValidationResult, validate_bars
 AS_OF = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 
 
-def _reference(  # the pandas version of validate_bars, kept as the yardstick
+def _reference(  # the pandas version of validate_bars, kept as the yardstick (spikes: past only)
     frame: pd.DataFrame,
     *,
     ticker: str,
@@ -73,15 +73,22 @@ def _reference(  # the pandas version of validate_bars, kept as the yardstick
     rng = (kept["high"] - kept["low"]).to_numpy()
     n_ctx = 0
     if len(kept) and context is not None and len(context):
-        ctx = context.loc[context.index < kept.index[0]].tail(2 * validate.SPIKE_HALF_WINDOW)
+        ctx = context.loc[context.index < kept.index[0]].tail(validate.SPIKE_LOOKBACK)
         n_ctx = len(ctx)
         rng = np.concatenate([(ctx["high"] - ctx["low"]).to_numpy(dtype="float64"), rng])
     if len(kept) and len(rng) >= validate.MIN_NEIGHBOURS + 1:
-        med = validate._centered_median(rng, n_ctx)
+        # Issue 17: the trailing window (the bar and the SPIKE_LOOKBACK bars before it), no
+        # longer the centred one; pandas' own rolling median, not validate's fast one.
+        med = (
+            pd.Series(rng)
+            .rolling(validate.SPIKE_LOOKBACK + 1, min_periods=validate.MIN_NEIGHBOURS + 1)
+            .median()
+            .to_numpy()
+        )
         with np.errstate(invalid="ignore"):
             flags = ((med > 0) & (rng > spike_threshold * med))[n_ctx:]
         if flags.sum():
-            flagged[f"spike: range > {spike_threshold:g}x the neighbours' median range"] = int(
+            flagged[f"spike: range > {spike_threshold:g}x the trailing median range"] = int(
                 flags.sum()
             )
             logging.getLogger(validate.__name__).warning(

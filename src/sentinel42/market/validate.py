@@ -5,6 +5,15 @@ counted and logged with its reason, and no value is ever changed. A price is rej
 missing, not finite (``inf``) or not positive, or when high/low do not bound open and close; a
 volume when it is missing, not finite or negative (:func:`bar_rules`, which the replay reader
 applies too, so that a bad row of a file is reported with its line number).
+
+A bar is flagged as a range spike when its high-low range exceeds ``spike_threshold`` times the
+median range of a trailing window: the bar itself and up to ``SPIKE_LOOKBACK`` bars before it
+(stored ``context`` bars included), with at least ``MIN_NEIGHBOURS`` earlier bars. No check
+looks at a later bar: a bar's flag, and whether it is kept, are decided by the bar and the
+bars before it alone, so they never change when later bars arrive, and an incremental refresh
+(a few new bars after the stored ones) flags a bar exactly as validating the whole history
+would. (Until issue 17 the window was centred, five bars each side, so a bar's flag depended on
+the five bars after it.)
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Neighbours on each side whose median range a bar is compared with; at least MIN_NEIGHBOURS
-# bars are needed before anything is called a spike (a lone bar has no neighbourhood).
-SPIKE_HALF_WINDOW = 5
+# Earlier bars whose ranges, with the bar's own, make the median a bar is compared with (never a
+# later bar); at least MIN_NEIGHBOURS earlier bars are needed before anything is called a spike
+# (a lone bar has no neighbourhood).
+SPIKE_LOOKBACK = 10
 MIN_NEIGHBOURS = 4
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLC_REASON = "inconsistent OHLC (low > open/close or high < open/close)"
@@ -151,9 +161,10 @@ def validate_bars(
         as_of: tz-aware; a bar that ends after it is still forming and is dropped.
         prepost: keep pre- and post-market bars.
         spike_threshold: a bar whose high-low range exceeds this many times the median range of
-            its neighbours is flagged.
-        context: already stored bars just before ``frame`` (neighbours for the spike check;
-            never returned).
+            itself and the ``SPIKE_LOOKBACK`` bars before it is flagged (past bars only).
+        context: already stored bars just before ``frame`` (the earlier bars of the spike
+            check of ``frame``'s first bars; never returned). Its last ``SPIKE_LOOKBACK`` bars
+            before ``frame`` make the flags equal to those of validating both at once.
         daily: the frame holds daily bars (indexed by New York midnight).
 
     Returns:
@@ -247,7 +258,8 @@ def _spikes(
     who: str,
 ) -> tuple[np.ndarray, Counter[str]]:
     """Flag bars (``index``, ``values`` ``[bars, 5]``) whose range is far outside the median
-    range of their neighbours."""
+    range of the trailing window (the bar and the ``SPIKE_LOOKBACK`` bars before it, the last of
+    ``context`` included)."""
     flagged: Counter[str] = Counter()
     n = len(index)
     if n == 0:
@@ -259,22 +271,22 @@ def _spikes(
         if context.columns.is_unique and all(
             context[c].dtype == np.float64 for c in ("high", "low")
         ):
-            rows = np.flatnonzero(before)[-2 * SPIKE_HALF_WINDOW :]
+            rows = np.flatnonzero(before)[-SPIKE_LOOKBACK:]
             ctx_rng = context["high"].to_numpy()[rows] - context["low"].to_numpy()[rows]
         else:
-            ctx = context.loc[before].tail(2 * SPIKE_HALF_WINDOW)
+            ctx = context.loc[before].tail(SPIKE_LOOKBACK)
             ctx_rng = (ctx["high"] - ctx["low"]).to_numpy(dtype="float64")
         n_ctx = len(ctx_rng)
         rng = np.concatenate([ctx_rng, rng])
     if len(rng) < MIN_NEIGHBOURS + 1:
         return np.zeros(n, dtype=bool), flagged
-    med = _centered_median(rng, n_ctx)
+    med = _trailing_median(rng, n_ctx)
     with np.errstate(invalid="ignore"):
         spike = (med > 0) & (rng > threshold * med)
     spike = spike[n_ctx:]
     count = int(spike.sum())
     if count:
-        flagged[f"spike: range > {threshold:g}x the neighbours' median range"] = count
+        flagged[f"spike: range > {threshold:g}x the trailing median range"] = count
         logger.warning(
             "%s: flagged %d suspicious bar(s) (range spike), first at %s",
             who,
@@ -284,25 +296,21 @@ def _spikes(
     return spike, flagged
 
 
-def _centered_median(values: np.ndarray, start: int) -> np.ndarray:
-    """Median of each value's centred window (``SPIKE_HALF_WINDOW`` each side), NaN where the
-    window holds fewer than ``MIN_NEIGHBOURS + 1`` values; only positions from ``start`` matter.
+def _trailing_median(values: np.ndarray, start: int) -> np.ndarray:
+    """Median of each value's trailing window (the value and the ``SPIKE_LOOKBACK`` before it),
+    NaN where the window holds fewer than ``MIN_NEIGHBOURS + 1`` values; only positions from
+    ``start`` matter. Position ``j`` depends on ``values[: j + 1]`` alone.
 
     An incremental refresh checks one or two new bars per ticker: a direct numpy median of those
     few windows avoids pandas' rolling machinery (about 1 ms per ticker, 500 tickers a refresh).
     """
     n = len(values)
+    window = SPIKE_LOOKBACK + 1
     if n - start > 32:
-        window = 2 * SPIKE_HALF_WINDOW + 1
-        return (
-            pd.Series(values)
-            .rolling(window, center=True, min_periods=MIN_NEIGHBOURS + 1)
-            .median()
-            .to_numpy()
-        )
+        return pd.Series(values).rolling(window, min_periods=MIN_NEIGHBOURS + 1).median().to_numpy()
     med = np.full(n, np.nan)
     for j in range(start, n):
-        lo, hi = max(0, j - SPIKE_HALF_WINDOW), min(n, j + SPIKE_HALF_WINDOW + 1)
-        if hi - lo >= MIN_NEIGHBOURS + 1:
-            med[j] = np.median(values[lo:hi])
+        lo = max(0, j + 1 - window)
+        if j + 1 - lo >= MIN_NEIGHBOURS + 1:
+            med[j] = np.median(values[lo : j + 1])
     return med
