@@ -28,7 +28,11 @@ def build_news_sources(settings: Settings, store: Any = None) -> list[NewsSource
         from sentinel42.news.replay import ReplayNewsSource
 
         assert settings.replay_dir is not None
-        return [ReplayNewsSource(settings.replay_dir)]
+        return [
+            ReplayNewsSource(
+                settings.replay_dir, latency_seconds=settings.replay_news_latency_seconds
+            )
+        ]
     from sentinel42.news.newsapi import NewsApiSource
     from sentinel42.news.rss import RssNewsSource
 

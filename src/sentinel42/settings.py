@@ -33,6 +33,8 @@ DEFAULT_TICKER_FEEDS = (
     "https://feeds.finance.yahoo.com/rss/2.0/headline?s={ticker}&region=US&lang=en-US",
 )
 DEFAULT_MARKET_FEEDS = ("https://www.cnbc.com/id/10000664/device/rss/rss.html",)
+# Live polling sees a headline some time after it is published; a replay must not see it sooner.
+DEFAULT_REPLAY_NEWS_LATENCY_SECONDS = 60
 
 
 def _split_csv(value: Any) -> Any:
@@ -174,6 +176,14 @@ class Settings(BaseSettings):
     replay_as_of: datetime | None = Field(
         default=None,
         description="Replay clock, ISO 8601 with offset; default: the end of the replay data.",
+    )
+    replay_news_latency_seconds: int = Field(
+        default=DEFAULT_REPLAY_NEWS_LATENCY_SECONDS,
+        ge=0,
+        le=86_400,
+        description="Seconds after its published_at that a replayed headline without a "
+        "recorded first_seen_at is served (one with it is served at its first_seen_at): a "
+        "backtest gets no news before Sentinel42 could have seen it.",
     )
 
     # --- news --------------------------------------------------------------------------------

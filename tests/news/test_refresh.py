@@ -81,7 +81,8 @@ def test_write_jsonl_appends_and_skips_known_urls(tmp_path):
         == 1
     )
     assert len(path.read_text().splitlines()) == 2
-    back = ReplayNewsSource(tmp_path).fetch(["AAPL"], T0)
+    # Never seen (no first_seen_at): served once the default 60 s latency has passed.
+    back = ReplayNewsSource(tmp_path).fetch(["AAPL"], T0 + timedelta(minutes=1))
     assert {i.url for i in back.items} == {"https://x/1", "https://x/2"}
 
 

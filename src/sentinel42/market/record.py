@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,11 @@ def record_news(
 ) -> int | None:
     """Record the headlines ``sources`` (the news stage's ``NewsSource``s) deliver at ``as_of``.
 
-    A failing source is logged and skipped: it must not lose the prices already recorded.
+    Each line keeps when Sentinel42 first saw the headline (``first_seen_at``): the item's own
+    when it has one, else ``as_of``, this recording. A headline already in the file keeps its
+    first line (and so its earlier ``first_seen_at``). A replay serves it from then on, not
+    from ``published_at`` (docs/replay-format.md). A failing source is logged and skipped: it
+    must not lose the prices already recorded.
 
     Returns:
         The number of headlines written, or None when the news stage has no replay writer.
@@ -121,7 +125,7 @@ def record_news(
         except Exception as exc:
             logger.warning("news source %s failed while recording: %s", news_source.name, exc)
             continue
-        items.extend(batch.items)
+        items.extend(replace(i, first_seen_at=i.first_seen_at or as_of) for i in batch.items)
         for problem in batch.problems:
             logger.info("news source %s: %s", news_source.name, problem)
     return write_jsonl(items, out_dir / "news" / "recorded.jsonl")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +57,11 @@ def refresh_news(
 ) -> NewsRefreshReport:
     """Fetch every source for the watchlist and store each story once.
 
-    ``first_seen_at`` of a new story is ``as_of`` (when Sentinel42 first saw it); a story seen
-    again keeps its earliest ``first_seen_at``. Feeds' ETag/Last-Modified are stored after the
-    items, so a refresh that fails to store them fetches the feeds in full again.
+    ``first_seen_at`` of a new story is ``as_of`` (when Sentinel42 first saw it), never earlier
+    whatever an item says (a replayed headline is served only from its recorded
+    ``first_seen_at`` or ``published_at`` + the latency, so ``as_of`` is never before that); a
+    story seen again keeps its earliest ``first_seen_at``. Feeds' ETag/Last-Modified are stored
+    after the items, so a refresh that fails to store them fetches the feeds in full again.
 
     Raises:
         TemporarySourceError: every source failed, and with retryable errors (so the flow's
@@ -86,6 +88,7 @@ def refresh_news(
         raise TemporarySourceError(f"every news source failed: {failures[0]}") from failures[0]
 
     report.headlines_fetched = len(items)
+    items = [_not_seen_before(item, as_of) for item in items]
     new_items = store.upsert_news(dedupe(items), seen_at=as_of)
     for state in feed_states:  # only now: a failed store must not turn the retry into a 304
         store.set_feed_state(state.url, state.etag, state.last_modified)
@@ -104,3 +107,10 @@ def refresh_news(
         report.headlines_new,
     )
     return report
+
+
+def _not_seen_before(item: NewsItem, as_of: datetime) -> NewsItem:
+    """The item as this refresh sees it: first seen at ``as_of`` at the earliest."""
+    if item.first_seen_at is None or item.first_seen_at >= as_of:
+        return item
+    return replace(item, first_seen_at=as_of)

@@ -3,11 +3,19 @@
 Format (``<replay_dir>/news/*.jsonl``, or ``*.jsonl.gz`` read through gzip), one item per line::
 
     {"published_at": "2025-06-04T13:05:00+00:00", "title": "...", "summary": "...",
-     "url": "https://...", "source": "Reuters", "tickers": ["AAPL"]}
+     "url": "https://...", "source": "Reuters", "tickers": ["AAPL"],
+     "first_seen_at": "2025-06-04T13:06:12+00:00"}
 
-``summary`` and ``tickers`` are optional; ``published_at`` must carry an offset, ``url`` must
-be an http(s) link. The source serves only items published at or before ``as_of``, so a replay
-never sees the future. A line that breaks these rules is skipped and reported with its number.
+``summary``, ``tickers`` and ``first_seen_at`` are optional; ``published_at`` must carry an
+offset, ``url`` must be an http(s) link. A line that breaks these rules is skipped and reported
+with its number.
+
+News latency: an item is served only once the clock reaches the moment Sentinel42 could have
+seen it: its recorded ``first_seen_at`` (when ``sentinel42 record`` saw it), or, for a line
+without one, ``published_at`` plus the latency (``SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS``);
+never before ``published_at``. A served item carries no ``first_seen_at``: the news refresh
+that receives it records it as first seen at its own clock, which is never before the item's
+serving time.
 """
 
 from __future__ import annotations
@@ -16,22 +24,58 @@ import gzip
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 from sentinel42.domain import NewsItem
 from sentinel42.news.base import NewsBatch
 from sentinel42.news.normalize import canonical_url, cut, item_problem, make_item, oversized
+from sentinel42.settings import DEFAULT_REPLAY_NEWS_LATENCY_SECONDS
 
 logger = logging.getLogger(__name__)
 # Problem lines reported per file; past that, one line counts the rest.
 MAX_REPORTED_LINES = 50
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One readable line: when it may be served, and the record."""
+
+    serve_at: datetime
+    published: datetime
+    recorded: bool  # served at a recorded first_seen_at (else at published_at + the latency)
+    record: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyCounts:
+    """How the headlines served by some clock got their serving time."""
+
+    latency_seconds: int
+    recorded_first_seen: int  # served at their recorded first_seen_at
+    published_plus_latency: int  # no first_seen_at: served at published_at + the latency
+
+    def rule(self) -> str:
+        return (
+            f"recorded first_seen_at for {self.recorded_first_seen} headlines, "
+            f"published_at + {self.latency_seconds} s for {self.published_plus_latency}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule(),
+            "latency_seconds": self.latency_seconds,
+            "recorded_first_seen": self.recorded_first_seen,
+            "published_plus_latency": self.published_plus_latency,
+        }
+
+
 class ReplayNewsSource:
     """Reads ``news/*.jsonl`` and ``news/*.jsonl.gz`` under ``replay_dir`` (parsed once, then
-    served by ``as_of``).
+    served by ``as_of``: each line at its recorded ``first_seen_at``, or ``latency_seconds``
+    after its ``published_at`` when it has none; never before ``published_at``).
 
     A bad line loses only itself: it is skipped, logged and reported in every batch's
     ``problems`` as ``news/<file> line <n>: <what was wrong>; line skipped`` (the first
@@ -41,15 +85,21 @@ class ReplayNewsSource:
 
     name = "replay"
 
-    def __init__(self, replay_dir: Path) -> None:
+    def __init__(
+        self, replay_dir: Path, *, latency_seconds: int = DEFAULT_REPLAY_NEWS_LATENCY_SECONDS
+    ) -> None:
+        if latency_seconds < 0:
+            raise ValueError(f"latency_seconds must be >= 0, not {latency_seconds}")
         self.replay_dir = Path(replay_dir)
-        self._lines: list[tuple[datetime, dict[str, object]]] | None = None
+        self.latency_seconds = latency_seconds
+        self._lines: list[_Line] | None = None
         self._problems: list[str] = []
 
-    def _load(self) -> list[tuple[datetime, dict[str, object]]]:
+    def _load(self) -> list[_Line]:
         if self._lines is not None:
             return self._lines
-        lines: list[tuple[datetime, dict[str, object]]] = []
+        latency = timedelta(seconds=self.latency_seconds)
+        lines: list[_Line] = []
         folder = self.replay_dir / "news"
         paths = sorted({*folder.glob("*.jsonl"), *folder.glob("*.jsonl.gz")})
         for path in paths:
@@ -62,33 +112,36 @@ class ReplayNewsSource:
                         if not raw.strip():
                             continue
                         try:
-                            published, record, notes = _read_line(raw)
+                            published, seen, record, notes = _read_line(raw)
                         except ValueError as exc:
                             problems.append(f"{label} line {number}: {exc}; line skipped")
                             continue
                         problems += [f"{label} line {number}: {note}; item kept" for note in notes]
-                        lines.append((published, record))
+                        serve_at = published + latency if seen is None else max(seen, published)
+                        lines.append(_Line(serve_at, published, seen is not None, record))
             except (OSError, EOFError) as exc:  # a truncated or corrupt .gz: keep what was read
                 problems.append(f"{label}: unreadable after line {number} ({exc}); rest skipped")
             self._problems += _capped(label, problems)
         for problem in self._problems:
             logger.warning("replay news: %s", problem)
-        lines.sort(key=lambda pair: pair[0])
+        lines.sort(key=lambda line: line.serve_at)
         self._lines = lines
         return lines
 
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
-        """Every recorded item published at or before ``as_of``, normalized."""
+        """Every recorded item served by ``as_of`` (see the class), normalized (without
+        ``first_seen_at``: the refresh that stores it records its own clock)."""
         lines = self._load()
         batch = NewsBatch(problems=list(self._problems))
-        for published, record in lines:
-            if published > as_of:
-                break  # sorted by time
+        for line in lines:
+            if line.serve_at > as_of:
+                break  # sorted by serving time
+            record = line.record
             raw_tickers = record.get("tickers") or []
             item = make_item(
                 url=str(record["url"]),
                 title=str(record["title"]),
-                published_at=published,
+                published_at=line.published,
                 source=str(record.get("source") or "replay"),
                 summary=str(record.get("summary") or ""),
                 origin="replay",
@@ -101,6 +154,12 @@ class ReplayNewsSource:
                 batch.items.append(item)
         return batch
 
+    def latency_counts(self, until: datetime) -> LatencyCounts:
+        """How the items served by ``until`` got their serving time (a backtest names it)."""
+        served = [line for line in self._load() if line.serve_at <= until]
+        recorded = sum(line.recorded for line in served)
+        return LatencyCounts(self.latency_seconds, recorded, len(served) - recorded)
+
 
 def _open_lines(path: Path) -> IO[str]:
     """A news file as text lines; a ``.gz`` one read through gzip, as it is."""
@@ -109,8 +168,9 @@ def _open_lines(path: Path) -> IO[str]:
     return path.open(encoding="utf-8", errors="replace")
 
 
-def _read_line(raw: str) -> tuple[datetime, dict[str, object], list[str]]:
-    """One line of a replay file: its publication time, the record and what will be cut.
+def _read_line(raw: str) -> tuple[datetime, datetime | None, dict[str, object], list[str]]:
+    """One line of a replay file: its publication time, its recorded first-seen time (None
+    when it has none, or an unreadable one: a note says so), the record and what will be cut.
 
     Raises:
         ValueError: the line is not an item (the message says why).
@@ -139,7 +199,24 @@ def _read_line(raw: str) -> tuple[datetime, dict[str, object], list[str]]:
     notes = oversized(title=title, summary=summary if isinstance(summary, str) else "")
     if "tickers" in record and not isinstance(record["tickers"], list | type(None)):
         notes.append("tickers is not a list (matched from the text instead)")
-    return published, record, notes
+    seen = _first_seen(record.get("first_seen_at"), notes)
+    return published, seen, record, notes
+
+
+def _first_seen(stamp: object, notes: list[str]) -> datetime | None:
+    """A line's recorded ``first_seen_at``; None (with a note) when it is there but unreadable."""
+    if stamp is None or stamp == "":
+        return None
+    what = f"first_seen_at {cut(str(stamp), 40)!r}"
+    try:
+        seen = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        notes.append(f"{what} is not an ISO 8601 time (served at published_at + the latency)")
+        return None
+    if seen.tzinfo is None:
+        notes.append(f"{what} has no UTC offset (served at published_at + the latency)")
+        return None
+    return seen
 
 
 def _capped(label: str, problems: list[str]) -> list[str]:
@@ -150,7 +227,11 @@ def _capped(label: str, problems: list[str]) -> list[str]:
 
 
 def write_jsonl(items: Iterable[NewsItem], path: Path) -> int:
-    """Append items in the replay format, skipping URLs already in the file.
+    """Append items in the replay format, skipping URLs already in the file (so a URL keeps
+    the line, and the ``first_seen_at``, of its first recording).
+
+    An item's ``first_seen_at`` is written when it has one; a replay serves a line without it
+    at ``published_at`` plus the latency.
 
     Returns:
         How many lines were written.
@@ -179,6 +260,8 @@ def write_jsonl(items: Iterable[NewsItem], path: Path) -> int:
                 "source": item.source,
                 "tickers": list(item.tickers),
             }
+            if item.first_seen_at is not None:
+                record["first_seen_at"] = item.first_seen_at.isoformat()
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             written += 1
     return written
