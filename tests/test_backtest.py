@@ -10,7 +10,7 @@ import json
 import math
 import os
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -189,6 +189,88 @@ def test_the_live_store_backed_portfolio_ends_where_the_backtest_book_ends(base)
     """Each step also runs live's own portfolio step (``pipeline.update_portfolio``) on the
     backtest's store: its equity is the backtest's final equity."""
     assert base.summary["portfolio"]["equity"] == pytest.approx(base.equity[-1], rel=1e-9)
+
+
+# --- news latency --------------------------------------------------------------------------------
+def _news_lines(replay: Path) -> list[dict]:
+    raw = (replay / "news" / "synthetic.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in raw if line.strip()]
+
+
+def test_the_summary_names_the_news_latency_rule(base, replay):
+    """The generated set records no first_seen_at: each headline served by the last step came
+    at its published_at + the default 60 s."""
+    last = base.steps[-1].clock
+    served = sum(
+        datetime.fromisoformat(line["published_at"]) + timedelta(seconds=60) <= last
+        for line in _news_lines(replay)
+    )
+    assert served > 0
+    assert base.summary["news_latency"] == {
+        "rule": f"recorded first_seen_at for 0 headlines, published_at + 60 s for {served}",
+        "latency_seconds": 60,
+        "recorded_first_seen": 0,
+        "published_plus_latency": served,
+    }
+
+
+def test_the_news_latency_counts_recorded_first_seen_at_apart(replay, tmp_path, monkeypatch):
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS", "120")
+    copy = tmp_path / "replay"
+    shutil.copytree(replay, copy)
+    lines = _news_lines(replay)
+    for line in lines[::2]:  # every other one recorded as seen five minutes after publication
+        line["first_seen_at"] = (
+            datetime.fromisoformat(line["published_at"]) + timedelta(minutes=5)
+        ).isoformat()
+    with (copy / "news" / "synthetic.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line) + "\n" for line in lines)
+    until = EARLY_CLOSE
+    recorded = sum(
+        datetime.fromisoformat(str(line["first_seen_at"])) <= until for line in lines[::2]
+    )
+    plain = sum(
+        datetime.fromisoformat(line["published_at"]) + timedelta(seconds=120) <= until
+        for line in lines[1::2]
+    )
+    assert recorded > 0 and plain > 0
+    settings = bt.backtest_settings(copy, tmp_path / "work", TICKERS)
+    assert bt.news_latency(settings, until)["rule"] == (
+        f"recorded first_seen_at for {recorded} headlines, published_at + 120 s for {plain}"
+    )
+
+
+def test_a_headline_reaches_the_decisions_only_after_the_latency(base, replay, tmp_path):
+    """A glowing headline published 30 s before a step's clock is not news at that step (the
+    default 60 s latency), and is at the next."""
+    step = 1
+    clock = base.steps[step].clock
+    planted = tmp_path / "planted"
+    shutil.copytree(replay, planted)
+    with (planted / "news" / "synthetic.jsonl").open("a", encoding="utf-8") as fh:
+        line = {
+            "published_at": (clock - timedelta(seconds=30)).isoformat(),
+            "title": "Apple and Microsoft soar on record blowout profits",
+            "url": "https://news.example.com/planted/latency",
+            "source": "Planted Wire",
+            "tickers": list(TICKERS),
+        }
+        fh.write(json.dumps(line) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        _clean_env(mp)
+        short = _run(planted, tmp_path / "work", end="2026-11-27T10:15:00-05:00", use_model=False)
+    assert [s.clock for s in short.steps] == [s.clock for s in base.steps[: step + 2]]
+
+    def sentiment(result: bt.BacktestResult, i: int) -> dict[str, float | None]:
+        return {r.ticker: r.sentiment for r in result.records if r.step == i}
+
+    assert sentiment(short, step) == sentiment(base, step)  # served 30 s too early: not yet
+    later = sentiment(short, step + 1)
+    before = sentiment(base, step + 1)
+    for ticker in TICKERS:
+        assert later[ticker] is not None
+        assert before[ticker] is None or later[ticker] > before[ticker], ticker
 
 
 # --- figures -------------------------------------------------------------------------------------

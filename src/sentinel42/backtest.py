@@ -4,8 +4,10 @@ Each step's clock is a bar end plus ``settings.trading_delay_minutes`` (the live
 schedule: every bar of every NYSE session, early closes respected) and the step runs what a live
 trading run runs: :func:`sentinel42.pipeline.refresh_all`, then
 :func:`sentinel42.pipeline.decide`, then the paper portfolio. The settings point at a work folder
-of its own (store, model registry), and the replay sources serve nothing that ended, or was
-published, after the clock. The model is retrained walk-forward before every
+of its own (store, model registry), and the replay sources serve nothing that ended after the
+clock, nor a headline before Sentinel42 could have seen it (its recorded ``first_seen_at``, else
+``published_at`` + ``SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS``; the summary's ``news_latency``
+says which for how many). The model is retrained walk-forward before every
 ``retrain_sessions``-th session, on the store's bars up to the previous close, so a model never
 saw the bars it decides.
 """
@@ -229,6 +231,24 @@ def _figures(
     }
 
 
+def news_latency(settings: Settings, until: datetime) -> dict[str, Any]:
+    """The news latency rule of the headlines the replay served by ``until``: how many came at
+    their recorded ``first_seen_at`` and how many at ``published_at`` + the latency setting."""
+    from sentinel42.factory import build_news_sources
+    from sentinel42.news.replay import LatencyCounts, ReplayNewsSource
+
+    counts = LatencyCounts(settings.replay_news_latency_seconds, 0, 0)
+    for source in build_news_sources(settings):
+        if isinstance(source, ReplayNewsSource):
+            more = source.latency_counts(until)
+            counts = LatencyCounts(
+                counts.latency_seconds,
+                counts.recorded_first_seen + more.recorded_first_seen,
+                counts.published_plus_latency + more.published_plus_latency,
+            )
+    return counts.to_dict()
+
+
 # --- the run -----------------------------------------------------------------------------------
 def _train(
     settings: Settings, calendar: NyseCalendar, step: Step, *, store_empty: bool
@@ -375,6 +395,7 @@ def run_backtest(
         "models_trained": sum(t["version"] is not None for t in trainings),
         "models_promoted": sum(t["promoted"] for t in trainings),
         "retrain_sessions": every if use_model else None,
+        "news_latency": news_latency(settings, steps[-1].clock),
         **_figures(book, bh, records, bar_closes, settings),
         "per_ticker": {
             t: _figures(

@@ -48,6 +48,7 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"decisions with a model {summary['n_with_model']}, with news {summary['n_with_news']}; "
         f"work folder {summary['workdir']}"
     )
+    console.print(f"news latency: {summary['news_latency']['rule']}")
 
 
 def backtest(
