@@ -131,9 +131,19 @@ class ReplayNewsSource:
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
         """Every recorded item served by ``as_of`` (see the class), normalized (without
         ``first_seen_at``: the refresh that stores it records its own clock)."""
-        lines = self._load()
-        batch = NewsBatch(problems=list(self._problems))
-        for line in lines:
+        served = self.served(tickers, as_of)
+        return NewsBatch(items=[item for _, item in served], problems=self.problems)
+
+    @property
+    def problems(self) -> list[str]:
+        """The bad lines of the files read so far (each batch also reports them)."""
+        return list(self._problems)
+
+    def served(self, tickers: Sequence[str], as_of: datetime) -> list[tuple[datetime, NewsItem]]:
+        """``(serving time, item)`` of every item served by ``as_of``, by serving time: what a
+        caller that replays many clocks from one read needs (the ranking news history)."""
+        out: list[tuple[datetime, NewsItem]] = []
+        for line in self._load():
             if line.serve_at > as_of:
                 break  # sorted by serving time
             record = line.record
@@ -151,8 +161,8 @@ class ReplayNewsSource:
                 else [],
             )
             if item is not None:
-                batch.items.append(item)
-        return batch
+                out.append((line.serve_at, item))
+        return out
 
     def latency_counts(self, until: datetime) -> LatencyCounts:
         """How the items served by ``until`` got their serving time (a backtest names it)."""

@@ -275,3 +275,34 @@ def test_the_refresh_walks_the_closes_so_each_tweet_is_first_seen_at_the_next_cl
     np.testing.assert_allclose(out["news_count"][1:3, 1:], np.log1p([[1, 0], [1, 1]]))
     # A second refresh finds nothing new.
     assert refresh_universe_news(settings, panel.tickers, closes, AS_OF)["headlines_new"] == 0
+
+
+def test_a_tweet_published_inside_the_replay_latency_before_the_close_counts_next_session(
+    tmp_path, monkeypatch
+):
+    news = tmp_path / "replay" / "news"
+    news.mkdir(parents=True)
+    (tmp_path / "replay" / "daily").mkdir()
+    lines = [
+        (datetime(2024, 3, 5, 15, 58, 0, tzinfo=NY), "$BBB early enough"),
+        (datetime(2024, 3, 5, 15, 59, 30, tzinfo=NY), "$BBB thirty seconds before the bell"),
+    ]
+    with (news / "t.jsonl").open("w", encoding="utf-8") as fh:
+        for k, (at, title) in enumerate(lines):
+            fh.write(json.dumps({"published_at": at.isoformat(), "title": title,
+                                 "url": f"https://twitter.com/x/status/{k}",
+                                 "source": "Twitter", "tickers": ["BBB"]}) + "\n")  # fmt: skip
+    monkeypatch.setenv("SENTINEL42_DATA_SOURCE", "replay")
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(tmp_path / "replay"))
+    monkeypatch.setenv("SENTINEL42_TICKERS", "AAA")
+    from sentinel42.settings import load_settings
+
+    settings = load_settings()  # the default replay latency: 60 s after publication
+    panel = _panel()
+    closes = [pd.Timestamp(int(c), tz=UTC).to_pydatetime() for c in session_closes(panel)]
+    refresh_universe_news(settings, panel.tickers, closes, AS_OF)
+    with open_store(settings) as store:
+        frame = store.headlines(list(TICKERS)).set_index("title")
+    seen = frame["first_seen_at"].map(lambda v: pd.Timestamp(v).tz_convert(NY).isoformat())
+    assert seen["$BBB early enough"] == "2024-03-05T16:00:00-05:00"
+    assert seen["$BBB thirty seconds before the bell"] == "2024-03-06T16:00:00-05:00"

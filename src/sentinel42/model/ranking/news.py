@@ -23,7 +23,8 @@ is NaN, not 0.
 :func:`load_news_features` brings the store's news up to date first, through the ordinary news
 refresh and sentiment scoring. In replay mode it walks the clock: one refresh at every session
 close, as a live deployment would have fetched them (the backtest does the same), so each
-headline is first seen at the first close after its publication, not at the training clock.
+headline is first seen at the first close after the replay serves it (its recorded
+``first_seen_at``, else ``published_at`` plus the replay latency), not at the training clock.
 """
 
 from __future__ import annotations
@@ -156,19 +157,20 @@ def daily_news_features(
 
 # --- bringing the news up to date ---------------------------------------------------------------
 class _Slices:
-    """A news source that serves a batch fetched once, by publication time: ``fetch`` at a
-    close returns the items published after the previous fetch's clock and at or before it,
-    exactly what a replay source hands a refresh at that clock that it had not handed before."""
+    """A news source that serves one replay read at many clocks, by *serving* time: ``fetch`` at
+    a close returns the items served after the previous fetch's clock and at or before it
+    (a recorded ``first_seen_at``, else ``published_at`` plus the replay latency), exactly what
+    the replay source hands a refresh at that clock that it had not handed before."""
 
     name = "replay"
 
-    def __init__(self, batch: NewsBatch) -> None:
-        self._items = sorted(batch.items, key=lambda item: item.published_at)
+    def __init__(self, served: Sequence[tuple[datetime, Any]], problems: Sequence[str]) -> None:
+        ordered = sorted(served, key=lambda pair: pair[0])
+        self._items = [item for _, item in ordered]
         self._stamps = np.array(
-            [pd.Timestamp(item.published_at).as_unit("ns").value for item in self._items],
-            dtype=np.int64,
+            [pd.Timestamp(at).as_unit("ns").value for at, _ in ordered], dtype=np.int64
         )
-        self._problems = list(batch.problems)
+        self._problems = list(problems)
         self._done = 0
 
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
@@ -193,10 +195,12 @@ def refresh_universe_news(
     The ordinary news refresh (:func:`sentinel42.news.refresh.refresh_news`) runs with the
     universe as the watchlist, so the source's ticker hints and the text matching keep every
     universe ticker. Replay: one refresh per session close up to ``as_of`` (each headline is
-    first seen at the first close after its publication), then one at ``as_of``. Live: one
-    refresh at ``as_of`` (history is what earlier live refreshes stored). Then every unscored
-    headline is scored (:func:`sentinel42.pipeline.score_sentiment`: FinBERT, or the offline
-    fallback with a warning when FinBERT cannot be loaded).
+    first seen at the first close after the replay serves it: its recorded ``first_seen_at``,
+    else ``published_at`` plus ``SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS``), then one at
+    ``as_of``. Live: one refresh at ``as_of`` (history is what earlier live refreshes
+    stored). Then every unscored headline is scored
+    (:func:`sentinel42.pipeline.score_sentiment`: FinBERT, or the offline fallback with a
+    warning when FinBERT cannot be loaded).
 
     Returns:
         A report: ``headlines_new``, ``refreshes``, ``scored``, ``scorer``, ``seconds``.
@@ -213,8 +217,12 @@ def refresh_universe_news(
     with open_store(settings) as store:
         sources = build_news_sources(universe_settings, store)
         if settings.data_source == "replay":
-            batch = sources[0].fetch(list(tickers), as_of)
-            sources = [_Slices(batch)]
+            from sentinel42.news.replay import ReplayNewsSource
+
+            replay = sources[0]
+            assert isinstance(replay, ReplayNewsSource)  # the factory's replay mode
+            served = replay.served(list(tickers), as_of)
+            sources = [_Slices(served, replay.problems)]
         else:
             clocks = [as_of]
         for clock in clocks:
