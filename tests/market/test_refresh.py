@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +15,7 @@ from sentinel42.market.calendar import NEW_YORK, NyseCalendar
 from sentinel42.market.record import record_prices
 from sentinel42.market.refresh import refresh_prices
 from sentinel42.market.replay import ReplayPriceSource, read_price_csv, write_price_csv
+from sentinel42.market.validate import validate_bars
 from sentinel42.market.yahoo import YahooPriceSource
 from sentinel42.settings import load_settings
 
@@ -156,3 +158,81 @@ def test_record_writes_replay_files_that_merge_without_duplicates(
         ["AAPL"], "15m", {}, datetime(2025, 8, 28, 0, 0, tzinfo=UTC)
     )
     assert len(replayed.frames["AAPL"]) == len(back)
+
+
+def _synthetic_bars(index: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.005, len(index))))
+    spread = np.abs(rng.normal(0, 0.2, len(index))) + 0.01
+    spread[rng.random(len(index)) < 0.1] *= 30
+    frame = pd.DataFrame(
+        {
+            "open": close,
+            "high": close + spread,
+            "low": close - spread,
+            "close": close,
+            "volume": np.full(len(index), 1000.0),
+        },
+        index=index,
+    )
+    return frame
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_incremental_refreshes_flag_bars_as_validating_the_whole_history(
+    tmp_path: Path, store: Any, calendar: NyseCalendar, seed: int
+) -> None:
+    """Refresh bar by bar (and a few at a time) across nights, a weekend and the 4 July holiday:
+    every stored ``flagged`` equals validating the whole history at the last clock at once, for
+    the intraday and the daily bars. Spikes sit on the first bars after each gap too, and U's
+    data has a gap of days (its past bars lie further back than the refresh loads at first)."""
+    rng = np.random.default_rng(seed)
+    sessions = calendar.sessions_between(
+        datetime(2025, 6, 25, tzinfo=UTC), datetime(2025, 7, 10, tzinfo=UTC)
+    )
+    starts = [
+        ts
+        for s_open, s_close in sessions
+        for ts in pd.date_range(s_open, s_close, freq="15min", inclusive="left")
+        if ts + pd.Timedelta(minutes=15) <= s_close
+    ]
+    days = pd.DatetimeIndex(
+        [d for d in pd.bdate_range("2025-03-03", "2025-07-09") if calendar.is_session(d.date())]
+    ).tz_localize(NEW_YORK)
+    for ticker in ("T", "U"):
+        bars = _synthetic_bars(pd.DatetimeIndex(starts), rng)
+        first_bars = bars.index.tz_convert(NEW_YORK).strftime("%H:%M").isin(["09:45", "10:00"])
+        bars.loc[first_bars, "high"] += 20.0  # a spike on the 2nd and 3rd bar of each session
+        daily = _synthetic_bars(days, rng)
+        daily.iloc[-12::3, daily.columns.get_loc("high")] += 40.0  # spikes among the last days
+        if ticker == "U":  # a gap in U's data: its past bars lie further back than usual
+            bars = bars[(bars.index < "2025-07-01 15:00") | (bars.index >= "2025-07-07")]
+            daily = daily[(daily.index < "2025-06-12") | (daily.index >= "2025-07-07")]
+        write_price_csv(bars, tmp_path / "prices" / f"{ticker}.csv")
+        write_price_csv(daily, tmp_path / "daily" / f"{ticker}.csv", time_column="Date")
+    settings = settings_for(tmp_path, ["T", "U"], spike_threshold=3.0, daily_history_days=400)
+    source = ReplayPriceSource(tmp_path)
+    ends = [ts + pd.Timedelta(minutes=15) for ts in starts]
+    clock = ends.index(pd.Timestamp("2025-07-01 14:00", tz=UTC))  # backfill to a Tuesday 10:00
+    refresh_prices(settings, source, store, calendar, ends[clock].to_pydatetime())
+    while clock < len(ends) - 1:
+        clock = min(len(ends) - 1, clock + int(rng.choice([1, 1, 1, 2, 3])))
+        report = refresh_prices(settings, source, store, calendar, ends[clock].to_pydatetime())
+        assert not report.failed
+    as_of = ends[-1].to_pydatetime()
+
+    for interval, folder, daily_bars in (("15m", "prices", False), ("1d", "daily", True)):
+        for ticker in ("T", "U"):
+            stored = store.load_bars([ticker], interval)[ticker]
+            whole = validate_bars(
+                read_price_csv(tmp_path / folder / f"{ticker}.csv"),
+                ticker=ticker,
+                interval_minutes=15,
+                calendar=calendar,
+                as_of=as_of,
+                spike_threshold=3.0,
+                daily=daily_bars,
+            ).frame
+            assert stored.index.equals(whole.index), (interval, ticker)
+            wrong = stored.index[stored["flagged"].to_numpy() != whole["flagged"].to_numpy()]
+            assert wrong.empty, (interval, ticker, list(wrong))
+            assert whole["flagged"].sum() > 5

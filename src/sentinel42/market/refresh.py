@@ -18,7 +18,7 @@ import pandas as pd
 
 from sentinel42.errors import DataError, TemporarySourceError
 from sentinel42.market.base import DAILY, PriceSource, RejectedRow
-from sentinel42.market.validate import ValidationResult, validate_bars
+from sentinel42.market.validate import SPIKE_LOOKBACK, ValidationResult, validate_bars
 
 if TYPE_CHECKING:
     from sentinel42.market.calendar import NyseCalendar
@@ -28,9 +28,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CORPORATE_ACTION = "corporate_action"
-# Stored bars loaded before each ticker's new data: the overlap (rewrite check) plus the
-# neighbours the spike check compares a new bar with.
+# Tickers whose newest stored bar is this close to the newest of all are loaded together.
 CONTEXT_DAYS = 1
+# The shortest regular session (a 13:00 early close), to count the sessions that hold the
+# SPIKE_LOOKBACK stored bars a new bar's spike check needs (past bars only: with them, a
+# refresh flags a new bar as validating the whole stored history would).
+SHORTEST_SESSION_MINUTES = 210
 # Skipped input rows listed one by one per ticker and fetch; the rest are counted in one line.
 MAX_PROBLEM_LINES = 50
 
@@ -223,7 +226,7 @@ def _refresh_intraday(
     backfill = [t for t in tickers if newest[t] is None]
     if backfill:
         say(f"backfilling {interval} bars for {len(backfill)} ticker(s): {', '.join(backfill)}")
-    stored = _load_context(store, newest, interval)
+    stored = _load_context(store, calendar, newest, interval, settings.interval_minutes)
     say(f"fetching {interval} bars for {len(tickers)} ticker(s) from {source.name}")
     batch = source.fetch_intraday(tickers, interval, newest, as_of)
 
@@ -270,25 +273,66 @@ def _refresh_intraday(
 
 
 def _load_context(
-    store: Store, newest: Mapping[str, datetime | None], interval: str
+    store: Store,
+    calendar: NyseCalendar,
+    newest: Mapping[str, datetime | None],
+    interval: str,
+    minutes: int,
 ) -> dict[str, pd.DataFrame]:
-    """Stored bars around each ticker's newest one: the overlap and the spike neighbours.
+    """Stored bars around each ticker's newest one: the overlap and the spike check's past.
 
-    Tickers are loaded in two groups so that one stale ticker (a halt, a failing symbol)
-    does not drag days of every other ticker's bars into memory.
+    From the open of enough sessions back to hold ``SPIKE_LOOKBACK`` bars before the newest one
+    (weekends and holidays skipped), so that the first bars of a Monday are checked against
+    Friday's. Tickers are loaded in two groups so that one stale ticker (a halt, a failing
+    symbol) does not drag days of every other ticker's bars into memory.
     """
     known = {t: ts for t, ts in newest.items() if ts is not None}
     if not known:
         return {}
+    sessions = 1 + -(-SPIKE_LOOKBACK // max(1, SHORTEST_SESSION_MINUTES // minutes))
     latest = max(known.values())
     recent = [t for t, ts in known.items() if ts >= latest - timedelta(days=CONTEXT_DAYS)]
     stale = [t for t in known if t not in recent]
     out: dict[str, pd.DataFrame] = {}
     for group in (recent, stale):
         if group:
-            start = min(known[t] for t in group) - timedelta(days=CONTEXT_DAYS)
+            start = _sessions_back(calendar, min(known[t] for t in group), sessions)
             out.update(store.load_bars(group, interval, start=start))
-    return out
+    return _with_lookback(store, out, known, interval)
+
+
+def _sessions_back(
+    calendar: NyseCalendar, at: datetime, sessions: int, *, daily: bool = False
+) -> datetime:
+    """Open of the ``sessions``-th session back from ``at`` (``at``'s own: 1); for ``daily``
+    bars (indexed by their New York midnight) a day before it. Past the calendar's start,
+    ``sessions`` days back (:func:`_with_lookback` fills in what that misses)."""
+    try:
+        start = calendar.session_open_back(at, sessions)
+    except DataError:
+        return at - timedelta(days=sessions)
+    return start - timedelta(days=1) if daily else start
+
+
+def _with_lookback(
+    store: Store,
+    loaded: dict[str, pd.DataFrame],
+    before: Mapping[str, datetime],
+    interval: str,
+) -> dict[str, pd.DataFrame]:
+    """``loaded``, with the whole stored history of each ticker that holds fewer than
+    ``SPIKE_LOOKBACK`` loaded bars before ``before[ticker]`` (a gap in its data, a young
+    ticker): the spike check of its new bars then sees the same past bars as a full
+    re-validation would."""
+    short = []
+    for ticker, ts in before.items():
+        frame = loaded.get(ticker)
+        held = 0 if frame is None else int((frame.index < pd.Timestamp(ts)).sum())
+        if held < SPIKE_LOOKBACK:
+            short.append(ticker)
+    if short:
+        loaded.update(store.load_bars(short, interval))
+    return loaded
 
 
 def _count(row: TickerPrices, checked: ValidationResult, new: int, updated: int) -> None:
@@ -392,7 +436,11 @@ def _refresh_daily(
     starts = [newest[t] for t in due]
     since = floor if any(s is None for s in starts) else max(floor, min(s for s in starts if s))
     say(f"fetching daily bars for {len(due)} ticker(s) since {since.date()}")
-    stored = store.load_bars(due, DAILY, start=since - timedelta(days=1))
+    # The overlap, and the SPIKE_LOOKBACK stored bars before it of the spike check.
+    stored = store.load_bars(
+        due, DAILY, start=_sessions_back(calendar, since, SPIKE_LOOKBACK, daily=True)
+    )
+    stored = _with_lookback(store, stored, {t: since for t in due if newest[t] is not None}, DAILY)
     batch = source.fetch_daily(due, since, as_of)
     pending: dict[str, pd.DataFrame] = {}
     for ticker in due:
@@ -404,8 +452,8 @@ def _refresh_daily(
         frame = batch.frames.get(ticker)
         if frame is None or frame.empty:
             continue
-        checked = _validate(settings, calendar, frame, ticker, as_of, daily=True)
         old = stored.get(ticker)
+        checked = _validate(settings, calendar, frame, ticker, as_of, daily=True, context=old)
         change = rewritten(old, checked.frame, settings.revision_tolerance)
         if change is not None:
             _corporate_action(
