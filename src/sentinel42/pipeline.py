@@ -326,22 +326,14 @@ def ranking_legs(
     from sentinel42.fusion import RankLeg
     from sentinel42.model.ranking.news import daily_news_features
     from sentinel42.model.ranking.panel import KINDS
-    from sentinel42.model.ranking.predict import load_promoted, score_latest
+    from sentinel42.model.ranking.predict import score_latest
 
     scores: dict[str, dict[str, Any]] = {}
     legs: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
-        model, why = load_promoted(settings, kind)
+        model, legs[kind] = promoted_leg(settings, kind, calendar, as_of)
         if model is None:
-            legs[kind] = {"live": False, "why": why}
             continue
-        if model.data_end is not None:
-            age = calendar.sessions_since(model.data_end, as_of)
-            if age > settings.model_max_age_sessions:
-                legs[kind] = {"live": False, "version": model.version,
-                              "why": f"expired: its data ended {age} sessions ago (limit "
-                                     f"{settings.model_max_age_sessions}); retrain"}  # fmt: skip
-                continue
         tickers = sorted(set(model.tickers) | set(settings.tickers))
         if kind == "daily":
             bars = store.load_bars(tickers, "1d", end=as_of)
@@ -359,8 +351,7 @@ def ranking_legs(
         else:  # the newest daily bar is the last session that closed by as_of
             stale = calendar.sessions_since(newest.to_pydatetime(), as_of) > 2
         if stale:
-            legs[kind] = {"live": False, "version": model.version,
-                          "why": f"no recent {kind} bars for its universe"}  # fmt: skip
+            legs[kind] |= {"live": False, "why": f"no recent {kind} bars for its universe"}
             continue
         ranked = score_latest(
             model, bars,
@@ -372,9 +363,29 @@ def ranking_legs(
             for t in settings.tickers
             if t in ranked
         }
-        legs[kind] = {"live": True, "version": model.version, "scored": len(ranked),
-                      "rank_ic": rank_ic, "at": newest.isoformat() if newest else None}  # fmt: skip
+        legs[kind] |= {"scored": len(ranked), "at": newest.isoformat() if newest else None}
     return scores, legs
+
+
+def promoted_leg(
+    settings: Settings, kind: str, calendar: Any, as_of: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The kind's promoted ranking model if it may be used at ``as_of`` (else None), and its
+    leg's state: off without a loadable promoted model, or when its data ended more than
+    ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions before ``as_of``."""
+    from sentinel42.model.ranking.predict import load_promoted
+
+    model, why = load_promoted(settings, kind)
+    if model is None:
+        return None, {"live": False, "why": why}
+    leg = {"live": True, "version": model.version, "rank_ic": model.validated.get("rank_ic_mean"),
+           "why": "promoted"}  # fmt: skip
+    age = calendar.sessions_since(model.data_end, as_of) if model.data_end else 0
+    if age > settings.model_max_age_sessions:
+        leg |= {"live": False, "why": f"expired: its data ended {age} sessions ago (limit "
+                                      f"{settings.model_max_age_sessions}); retrain"}  # fmt: skip
+        return None, leg
+    return model, leg
 
 
 def leg_status(settings: Settings, as_of: datetime) -> dict[str, dict[str, Any]]:
@@ -382,21 +393,9 @@ def leg_status(settings: Settings, as_of: datetime) -> dict[str, dict[str, Any]]
     from sentinel42.factory import build_calendar
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.model.ranking.panel import KINDS
-    from sentinel42.model.ranking.predict import load_promoted
 
     calendar = build_calendar(settings)
-    legs: dict[str, dict[str, Any]] = {}
-    for kind in KINDS:
-        model, why = load_promoted(settings, kind)
-        if model is None:
-            legs[kind] = {"live": False, "why": why}
-            continue
-        age = calendar.sessions_since(model.data_end, as_of) if model.data_end else 0
-        live = age <= settings.model_max_age_sessions
-        legs[kind] = {
-            "live": live, "version": model.version, "rank_ic": model.validated.get("rank_ic_mean"),
-            "why": "promoted" if live else f"expired: its data ended {age} sessions ago",
-        }  # fmt: skip
+    legs = {kind: promoted_leg(settings, kind, calendar, as_of)[1] for kind in KINDS}
     live, why = news_leg_state(settings, as_of, calendar)
     legs["news"] = {"live": live, "why": why}
     return legs

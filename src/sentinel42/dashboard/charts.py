@@ -54,7 +54,7 @@ def _figure(height_in: float, *, top_in: float = 0.4, bottom_in: float = 0.35) -
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     from PIL import Image  # Pillow: matplotlib's own dependency
 
     drawn = io.BytesIO()
@@ -126,7 +126,7 @@ def decisions_chart_png(
     fig = _figure(max(height, 2.5), top_in=0.7)
     if not shown:
         _message(fig, f"No stored {settings.interval} bars for the watchlist up to as_of.")
-        return _png(fig)
+        return png_bytes(fig)
     grid = fig.add_gridspec(
         rows + (1 if curve else 0), cols, height_ratios=[1.0] * rows + ([1.15] if curve else [])
     )
@@ -141,7 +141,7 @@ def decisions_chart_png(
         + (f" · {hidden} more tickers in the table" if hidden else ""),
         fontsize=10,
     )
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def panel_tickers(
@@ -245,7 +245,7 @@ def validate_chart_png(
     fig = _figure(2.8 + (2.6 if curve else 0.0))
     if not trend and not curve:
         _message(fig, "Nothing scored yet: decisions are scored once their horizon has passed.")
-        return _png(fig)
+        return png_bytes(fig)
     axes = fig.subplots(2 if curve else 1, 1, squeeze=False)[:, 0]
     ax = axes[0]
     trend = list(trend)[-SESSIONS_SHOWN:]
@@ -280,4 +280,4 @@ def validate_chart_png(
     ax.grid(alpha=0.25)
     if curve:
         _equity_panel(axes[1], curve, settings.portfolio_starting_cash)
-    return _png(fig)
+    return png_bytes(fig)

@@ -25,6 +25,18 @@ CLOSE = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 WATCHLIST = ("TA", "TB", "TC")
 
 
+def _torch_ranks(network, model, panel, news=None):
+    """The torch network's ranks at the newest row, context standardised as in training."""
+    block = F.compute(panel, model.horizon, news)
+    grid = block.grid.copy()
+    k = block.n_context
+    grid[:, :, -k:] = (grid[:, :, -k:] - model.context_mean) / model.context_std
+    t = panel.shape[0] - 1
+    cols = np.flatnonzero(F.usable_windows(block.valid, model.window)[t])
+    raw = torch_predict(network, grid, np.full(cols.size, t), cols, model.window)
+    return cols, F.cs_rank(raw[None, :])[0] / np.sqrt(3.0)
+
+
 @pytest.fixture(scope="module")
 def universe_replay(tmp_path_factory):
     from sentinel42.synthetic import generate_replay
@@ -56,16 +68,9 @@ def test_numpy_scores_rank_the_universe_as_the_torch_network_does(trained):
     with open_store(settings) as store:
         bars = store.load_bars(list(model.tickers), settings.interval)
     ranked = score_latest(model, bars)
-    # The torch network on the same newest windows (context standardised as in training).
+    # The torch network on the same newest windows.
     panel = build_panel(bars, "intraday")
-    block = F.compute(panel, model.horizon)
-    grid = block.grid.copy()
-    k = block.n_context
-    grid[:, :, -k:] = (grid[:, :, -k:] - model.context_mean) / model.context_std
-    t = panel.shape[0] - 1
-    cols = np.flatnonzero(F.usable_windows(block.valid, model.window)[t])
-    raw = torch_predict(doc["_network"], grid, np.full(cols.size, t), cols, model.window)
-    expected = F.cs_rank(raw[None, :])[0] / np.sqrt(3.0)
+    cols, expected = _torch_ranks(doc["_network"], model, panel)
     assert sorted(ranked) == sorted(panel.tickers[c] for c in cols)
     got = np.array([ranked[panel.tickers[c]] for c in cols])
     np.testing.assert_allclose(got, expected, atol=1e-9)
@@ -158,13 +163,6 @@ def test_a_daily_model_with_news_features_scores_live_as_torch_does(tmp_path):
     with pytest.raises(Exception, match="needs the stored news features"):
         score_latest(model, bars)
     ranked = score_latest(model, bars, news=lambda p: news)
-    block = F.compute(panel, model.horizon, news)
-    grid = block.grid.copy()
-    k = block.n_context
-    grid[:, :, -k:] = (grid[:, :, -k:] - model.context_mean) / model.context_std
-    t = panel.shape[0] - 1
-    cols = np.flatnonzero(F.usable_windows(block.valid, model.window)[t])
-    raw = torch_predict(doc["_network"], grid, np.full(cols.size, t), cols, model.window)
-    expected = F.cs_rank(raw[None, :])[0] / np.sqrt(3.0)
+    cols, expected = _torch_ranks(doc["_network"], model, panel, news)
     got = np.array([ranked[panel.tickers[c]] for c in cols])
     np.testing.assert_allclose(got, expected, atol=1e-9)

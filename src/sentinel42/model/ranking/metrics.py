@@ -341,7 +341,7 @@ def ic_bound(
     return centre + small_sample_factor(confidence, n_blocks) * (quantile - centre)
 
 
-def _book(
+def book(
     weights: np.ndarray,
     target: np.ndarray,
     session: np.ndarray,
@@ -349,7 +349,10 @@ def _book(
     horizon: int,
     flat_at_close: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[T] gross return and traded notional of the staggered book (see the module docstring)."""
+    """[T] gross return and traded notional of the staggered book (see the module docstring).
+
+    The report's equity curve uses it too, so the chart and the figures are one computation.
+    """
     t = weights.shape[0]
     gross = (weights * np.nan_to_num(target, nan=0.0, posinf=0.0, neginf=0.0)).sum(axis=1)
     gross = gross / horizon
@@ -447,7 +450,7 @@ def evaluate(
     mean = float(np.mean(ic[finite])) if n_periods else float("nan")
     std = float(np.std(ic[finite], ddof=1)) if n_periods > 1 else float("nan")
     weights = long_short_weights(score, n_groups)
-    gross, traded = _book(weights, target, session, horizon=horizon, flat_at_close=flat_at_close)
+    gross, traded = book(weights, target, session, horizon=horizon, flat_at_close=flat_at_close)
     cost = traded / horizon * cost_bps / 1e4
     booked = np.abs(weights).sum(axis=1) > 0
     accuracy, mcc = _direction(score, target)

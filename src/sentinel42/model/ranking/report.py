@@ -20,7 +20,6 @@ page: the chart, the metrics of the model and every baseline, and the gate's rea
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from datetime import date, timedelta
@@ -28,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from sentinel42.model.ranking.metrics import N_GROUPS, long_short_weights, quantile_returns
+from sentinel42.model.ranking.metrics import (
+    N_GROUPS,
+    book,
+    long_short_weights,
+    quantile_returns,
+)
 
 TABLE_METRICS: tuple[str, ...] = (
     "rank_ic_mean", "icir", "rank_ic_lower", "long_short_net_annual", "turnover", "hit_rate",
@@ -81,27 +85,6 @@ def quintile_means(document: Mapping[str, Any], name: str, n_groups: int = N_GRO
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _book(
-    weights: np.ndarray, target: np.ndarray, session: np.ndarray, horizon: int, flat: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """[R] gross return and traded notional of the staggered book (the metrics' convention)."""
-    t = weights.shape[0]
-    gross = (weights * np.nan_to_num(target, nan=0.0, posinf=0.0, neginf=0.0)).sum(axis=1)
-    prev = np.zeros_like(weights)
-    if horizon < t:
-        prev[horizon:] = weights[:-horizon]  # the sleeve opened at t holds until t + horizon
-    closing = np.zeros(t)
-    if flat:  # intraday: a sleeve starts flat after the close and is closed at the close
-        same_prev = np.zeros(t, dtype=bool)
-        same_prev[horizon:] = session[horizon:] == session[:-horizon]
-        prev[~same_prev] = 0.0
-        same_next = np.zeros(t, dtype=bool)
-        same_next[: max(t - horizon, 0)] = same_prev[horizon:]
-        closing = np.where(same_next, 0.0, np.abs(weights).sum(axis=1))
-    traded = np.abs(weights - prev).sum(axis=1) + closing
-    return gross / horizon, traded
-
-
 def long_short_curve(document: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The model's quintile long-short book over the test rows.
 
@@ -114,7 +97,9 @@ def long_short_curve(document: Mapping[str, Any]) -> dict[str, np.ndarray]:
     horizon = int(document["horizon"])
     score = np.asarray(report["scores"]["model"], np.float64)[rows]
     weights = long_short_weights(score)
-    gross, traded = _book(weights, target, session, horizon, document["kind"] == "intraday")
+    gross, traded = book(
+        weights, target, session, horizon=horizon, flat_at_close=document["kind"] == "intraday"
+    )
     net = gross - traded / horizon * float(document["cost_bps"]) / 1e4
     return {"gross": gross, "net": net, "cum_gross": np.cumsum(gross), "cum_net": np.cumsum(net)}
 
@@ -191,21 +176,9 @@ def report_png(document: Mapping[str, Any]) -> bytes:
 
     state = "promoted" if document["promoted"] else "not promoted"
     fig.suptitle(_title(document) + f" ({state})", fontsize=11)
-    return _png(fig)
+    from sentinel42.dashboard.charts import png_bytes
 
-
-def _png(fig: Any) -> bytes:
-    from PIL import Image  # Pillow: matplotlib's own dependency
-
-    drawn = io.BytesIO()
-    fig.savefig(drawn, format="png", dpi=DPI)
-    # Every run's report stays in Prefect's database: 128 colours look the same for line and
-    # bar charts and take about a third of the bytes.
-    image = Image.open(drawn).convert("RGB")
-    image = image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    return png_bytes(fig)
 
 
 def _title(document: Mapping[str, Any]) -> str:
