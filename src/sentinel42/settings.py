@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     spike_threshold: float = Field(
         default=8.0,
         gt=1.0,
-        description="A bar whose range exceeds this many median ranges of its neighbours "
-        "is flagged as suspicious (kept, never changed).",
+        description="A bar whose range exceeds this many times the median range of itself and "
+        "the 10 bars before it is flagged as suspicious (kept, never changed; never looks ahead).",
     )
     revision_tolerance: float = Field(
         default=0.005,
