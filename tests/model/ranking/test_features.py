@@ -82,3 +82,20 @@ def test_seasonality_is_the_mean_same_slot_return_of_the_previous_ten_sessions()
             np.searchsorted(np.unique(panel.session), day[t]) - 10])  # fmt: skip
         expected = nxt[same.to_numpy()].mean(axis=0).to_numpy()
         np.testing.assert_allclose(block.raw["seasonality_10"][t], expected, rtol=1e-12)
+
+
+def test_a_suspect_bar_leaves_windows_but_not_the_targets_that_reach_it() -> None:
+    bars = universe("daily", seed=2, n_sessions=80, n_tickers=8)
+    t0 = 40
+    frame = bars["T003"].copy()
+    frame["flagged"] = False
+    frame.iloc[t0, frame.columns.get_loc("flagged")] = True  # the refresh's range spike
+    bars["T003"] = frame
+    panel = build_panel(bars, "daily")
+    j = panel.tickers.index("T003")
+    fwd, _ = F.forward_log_return(panel, 1)
+    assert np.isfinite(fwd[t0 - 1, j])  # the outcome holding the spike is not dropped
+    usable = F.usable_windows(F.compute(panel, 1).valid, 20)
+    assert not usable[t0 : t0 + 20, j].any()  # no input window holds it
+    assert usable[t0 - 1, j] and usable[t0 + 20, j]
+    assert panel.flag_counts["stored_flag"] == 1

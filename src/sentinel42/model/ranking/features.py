@@ -287,6 +287,8 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
             ]
         )
     valid = np.isfinite(c) & ~flagged
+    if panel.suspect is not None:  # out of the windows, not out of the targets
+        valid &= ~panel.suspect
     per_ticker = np.stack(
         [np.nan_to_num(cs_rank(np.where(valid, raw[n], np.nan))) for n in names], axis=2
     )

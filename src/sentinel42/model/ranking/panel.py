@@ -11,7 +11,10 @@ timestamp holds NaN there. Defects that survived the readers are flagged, never 
   flag looks only at the bar and the one before it (never ahead), so it drops no sample by its
   outcome. Smaller unadjusted actions (ARNC's 2016 split at -34 %) pass as ordinary moves;
 
-- a bar the refresh flagged (its ``flagged`` column: a spike or other suspect bar);
+- a bar the refresh flagged as suspect (its ``flagged`` column: a range spike against the
+  trailing bars) is kept out of every input window (``suspect``) but not out of targets: its
+  close may be real, and dropping the samples whose outcome holds an extreme bar would select
+  them by their outcome;
 - a bar whose open is missing (the open-based features are then unknown) or whose high and low
   do not bound its open and close (the readers reject those rows; a frame built by other code
   may still carry them).
@@ -44,7 +47,8 @@ class Panel:
         ts: [T] int64 ns, UTC bar start (daily: the bar's own timestamp), increasing.
         session: [T] int64, New York session day (days since 1970-01-01) of each row.
         open, high, low, close, volume: [T, N] float64, NaN where a ticker has no bar.
-        flagged: [T, N] bool, defects (see the module docstring).
+        flagged: [T, N] bool, defects: no window or target may touch them.
+        suspect: [T, N] bool, bars the refresh flagged: no input window may hold them.
         flag_counts: defect name -> bars flagged, for the report.
     """
 
@@ -59,6 +63,7 @@ class Panel:
     volume: np.ndarray
     flagged: np.ndarray
     flag_counts: dict[str, int]
+    suspect: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -130,8 +135,8 @@ def build_panel(bars: Mapping[str, pd.DataFrame], kind: str) -> Panel:
         session = _local_ns(all_ts) // _NS_PER_DAY
     flagged, counts = _defects(arrays, session, kind)
     counts["stored_flag"] = int(stored_flags.sum())
-    flagged |= stored_flags
-    return Panel(kind, tickers, ts, session, flag_counts=counts, flagged=flagged, **arrays)
+    return Panel(kind, tickers, ts, session, flag_counts=counts, flagged=flagged,
+                 suspect=stored_flags, **arrays)  # fmt: skip
 
 
 def _defects(
