@@ -139,46 +139,91 @@ def test_decisions_whose_horizon_has_not_passed_are_not_scored(metrics_store) ->
     assert [s.bar_ts for s in ledger.decision_scores(store)] == [T0, T0 + BAR]
 
 
-def test_the_horizon_counts_bars_across_the_night(tmp_path) -> None:
+def test_a_horizon_never_crosses_the_close(tmp_path) -> None:
+    """A 2-bar horizon from 15:30 ends at the session's last bar (15:45), one bar later; a
+    decision on the last bar has no bar of its session after it and is not scored; the next
+    morning's bars are never an exit."""
     settings = _settings(tmp_path)
     day1 = datetime(2026, 11, 24, 20, 30, tzinfo=UTC)  # 15:30 and 15:45 New York
     day2 = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)  # 09:30, 09:45, 10:00 next morning
     stamps = [day1, day1 + BAR, day2, day2 + BAR, day2 + 2 * BAR]
     with open_store(settings) as store:
         store.upsert_bars("AAA", "15m", _bars([10.0, 11.0, 12.0, 13.0, 14.0], stamps))
-        store.save_decisions([_decision(day1 + BAR, Action.BUY, 11.0, model="m1", horizon=2)])
+        store.save_decisions(
+            [
+                _decision(day1, Action.BUY, 10.0, model="m1", horizon=2),
+                _decision(day1 + BAR, Action.BUY, 11.0, model="m1", horizon=2),
+            ]
+        )
         report = score_decisions(store, settings, day2 + 3 * BAR)
         [score] = ledger.decision_scores(store)
-    assert report.newly_scored == 1
-    assert (score.horizon_bars, score.exit_bar_ts) == (2, day2 + BAR)
-    assert score.forward_return == pytest.approx(13 / 11 - 1)
+    assert (report.newly_scored, report.unscorable, report.pending) == (1, 1, 0)
+    assert (score.bar_ts, score.horizon_bars, score.exit_bar_ts) == (day1, 1, day1 + BAR)
+    assert score.forward_return == pytest.approx(11 / 10 - 1)
 
 
-def _model_history(store, version: str, hits: int, n: int = 100) -> None:
-    """``n`` decisions on a rising price; the model says up on ``hits`` of them (hits)."""
-    closes = [100.0 + 0.1 * i for i in range(n + 1)]
-    store.upsert_bars("AAA", "15m", _bars(closes))
+def test_an_early_close_ends_the_horizon_at_its_own_last_bar(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    last = datetime(2026, 11, 27, 17, 45, tzinfo=UTC)  # 12:45 New York, the early close's last
+    stamps = [last - BAR, last, datetime(2026, 11, 30, 14, 30, tzinfo=UTC)]
+    with open_store(settings) as store:
+        store.upsert_bars("AAA", "15m", _bars([20.0, 21.0, 30.0], stamps))
+        store.save_decisions([_decision(last - BAR, Action.SELL, 20.0, model="m1", horizon=4)])
+        score_decisions(store, settings, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+        [score] = ledger.decision_scores(store)
+    assert (score.horizon_bars, score.exit_bar_ts, score.exit_close) == (1, last, 21.0)
+
+
+def test_the_exit_bar_is_checked_by_its_time_and_a_gap_is_not_bridged(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    stamps = [T0, T0 + BAR, T0 + 3 * BAR, T0 + 4 * BAR]  # the 10:00 bar is missing
+    with open_store(settings) as store:
+        store.upsert_bars("AAA", "15m", _bars([10.0, 11.0, 13.0, 14.0], stamps))
+        store.save_decisions(
+            [
+                _decision(T0, Action.BUY, 10.0, model="m1", horizon=2),  # exit 10:00: missing
+                _decision(T0 + BAR, Action.BUY, 11.0, model="m1", horizon=2),  # exit 10:15
+            ]
+        )
+        report = score_decisions(store, settings, T0 + 6 * BAR)
+        [score] = ledger.decision_scores(store)
+    assert (report.newly_scored, report.unscorable) == (1, 1)
+    assert (score.bar_ts, score.exit_bar_ts, score.exit_close) == (T0 + BAR, T0 + 3 * BAR, 13.0)
+
+
+def _model_history(store, version: str, hits: int, n: int = 100) -> datetime:
+    """``n`` decisions on a rising price, on the regular-session bars from ``T0`` (none on a
+    session's last bar, which has no exit); the model says up on ``hits`` of them. Returns a
+    clock by which every horizon has passed."""
+    from sentinel42.market.calendar import NyseCalendar
+
+    sessions = NyseCalendar().sessions_between(T0, T0 + timedelta(days=14))
+    stamps = [open_ + k * BAR for open_, close in sessions for k in range((close - open_) // BAR)]
+    closes = [100.0 + 0.1 * i for i in range(len(stamps))]
+    store.upsert_bars("AAA", "15m", _bars(closes, stamps))
+    lasts = {close - BAR for _, close in sessions}
+    usable = [i for i, ts in enumerate(stamps) if ts not in lasts][:n]
     store.save_decisions(
         [
             _decision(
-                T0 + i * BAR,
+                stamps[i],
                 Action.HOLD,
                 closes[i],
-                p_up=0.7 if i < hits else 0.3,
+                p_up=0.7 if k < hits else 0.3,
                 model=version,
                 accuracy=0.6,
             )
-            for i in range(n)
+            for k, i in enumerate(usable)
         ]
     )
+    return stamps[usable[-1] + 1] + BAR
 
 
 @pytest.mark.parametrize(("hits", "degraded"), [(30, True), (58, False)])
 def test_a_model_far_below_its_validated_accuracy_is_degraded(tmp_path, hits, degraded) -> None:
     settings = _settings(tmp_path, validate_window=100)
-    as_of = T0 + 101 * BAR
     with open_store(settings) as store:
-        _model_history(store, "m1", hits)
+        as_of = _model_history(store, "m1", hits)
         report = score_decisions(store, settings, as_of)
         assert report.model is not None and report.model.tested
         assert (report.model.live_hits, report.model.live_n) == (hits, 100)
@@ -202,8 +247,8 @@ def test_a_model_far_below_its_validated_accuracy_is_degraded(tmp_path, hits, de
 def test_a_model_short_of_a_full_window_is_not_tested(tmp_path) -> None:
     settings = _settings(tmp_path, validate_window=100)
     with open_store(settings) as store:
-        _model_history(store, "m1", hits=0, n=99)
-        report = score_decisions(store, settings, T0 + 100 * BAR)
+        as_of = _model_history(store, "m1", hits=0, n=99)
+        report = score_decisions(store, settings, as_of)
     assert report.model is not None and report.model.live_n == 99
     assert report.model.tested is False and report.degraded_model is None
 

@@ -1,8 +1,13 @@
 """Validation: were the standing decisions any good, and is the model as good as validated?
 
 Each standing decision is scored once, when its horizon has passed, against the stored close
-``horizon_bars`` bars after its bar (bars counted, not minutes: a horizon crosses the night the
-way the bars do). The report covers every stored score. The model in use is then tested: over
+of its exit bar: ``horizon_bars`` bars after its bar, never past the last bar of its own NYSE
+session (an intraday position is flat by the close: a horizon that would cross the night ends at
+the session's last bar, and the score records the bars it really spanned). The exit bar is the
+bar that starts exactly that many intervals later; if it is missing while later bars exist, the
+decision is not scored (a gap is not silently bridged), nor is a decision on the session's last
+bar (no bar of its session follows). The report counts both as ``unscorable``. The report
+covers every stored score. The model in use is then tested: over
 its newest ``validate_window`` scored signals, a one-sided exact binomial test of
 H0: hit rate >= validated accuracy - margin; ``p < validate_alpha`` marks the version degraded
 for good (fusion gives it no weight; a newly promoted version starts healthy). See
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.domain import Action, Decision
+from sentinel42.market.calendar import NEW_YORK
 from sentinel42.persistence import ledger
 from sentinel42.persistence.ledger import DecisionScore, GroupStats, ModelHealth
 
@@ -83,6 +89,7 @@ class ValidationReport:
     model: ModelCheck | None = None
     degraded_model: str | None = None  # the model in use, when it is degraded
     newly_degraded: bool = False
+    unscorable: int = 0  # decided on a session's last bar, or whose exit bar is missing
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, with plain names (``mean_signed_return``: what following a signal earned)."""
@@ -91,6 +98,7 @@ class ValidationReport:
             "newly_scored": self.newly_scored,
             "scored": self.scored,
             "pending": self.pending,
+            "unscorable": self.unscorable,
             "actions": {a.value: _stats(s, "mean_forward_return") for a, s in self.actions.items()},
             "model_signal": _stats(self.model_signal, "mean_signed_return"),
             "sentiment_signal": _stats(self.sentiment_signal, "mean_signed_return"),
@@ -143,17 +151,46 @@ def _direction(value: Any, *, centre: float) -> int | None:
     return 1 if value > centre else -1 if value < centre else None
 
 
+UNSCORABLE = "unscorable"
+
+
+def _exit_bar(
+    stamps: np.ndarray, bar_ts: datetime, horizon: int, interval: timedelta,
+    last_bar: datetime | None,
+) -> tuple[int | str | None, int]:  # fmt: skip
+    """Where ``bar_ts``'s horizon ends in ``stamps`` (ns bar starts), and the bars it spans.
+
+    Returns ``(index, bars)``: ``index`` is the exit bar's position; None while it is not
+    stored yet; :data:`UNSCORABLE` when the decision sits on its session's last bar, or when
+    the exit bar is missing although a later bar is stored (the gap stays).
+    """
+    bars = horizon
+    if last_bar is not None:
+        bars = min(horizon, int((last_bar - bar_ts) / interval))
+        if bars <= 0:
+            return UNSCORABLE, 0
+    expected = pd.Timestamp(bar_ts + bars * interval).as_unit("ns").value
+    i = int(np.searchsorted(stamps, expected, "left"))
+    if i < len(stamps) and stamps[i] == expected:
+        return i, bars
+    return (UNSCORABLE if i < len(stamps) else None), bars
+
+
 def _score(
-    d: Decision, frame: pd.DataFrame | None, horizon: int, scored_at: datetime
-) -> DecisionScore | None:
-    """Score ``d`` against the close ``horizon`` stored bars after its bar, if stored yet."""
+    d: Decision, frame: pd.DataFrame | None, horizon: int, scored_at: datetime,
+    *, interval: timedelta, last_bar: datetime | None,
+) -> DecisionScore | str | None:  # fmt: skip
+    """Score ``d`` against its exit bar (see the module docstring), if stored yet.
+
+    Returns the score, None while the exit bar is not stored, or :data:`UNSCORABLE`.
+    """
     if frame is None or frame.empty:
         return None
     stamps = frame.index.asi8
+    exit_i, horizon = _exit_bar(stamps, d.bar_ts, horizon, interval, last_bar)
+    if exit_i is None or isinstance(exit_i, str):
+        return exit_i
     first_after = int(np.searchsorted(stamps, pd.Timestamp(d.bar_ts).as_unit("ns").value, "right"))
-    exit_i = first_after + horizon - 1
-    if exit_i >= len(stamps):
-        return None
     closes = frame["close"].to_numpy(float)
     close = d.inputs.get("close")
     if not isinstance(close, int | float) or not close > 0:
@@ -205,7 +242,11 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
     done = ledger.scored_keys(store, after=after)
     todo = [d for d in decisions if (d.ticker, d.bar_ts) not in done]
     scores: list[DecisionScore] = []
+    unscorable = 0
     if todo:
+        from sentinel42.factory import build_calendar
+
+        calendar = build_calendar(settings)
         interval = timedelta(minutes=settings.interval_minutes)
         bars = store.load_bars(
             sorted({d.ticker for d in todo}),
@@ -215,9 +256,14 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
         )
         for d in todo:
             horizon = decision_horizon(d, settings.model_horizon)
-            score = _score(d, bars.get(d.ticker), horizon, as_of)
-            if score is not None:
+            session = calendar.session(d.bar_ts.astimezone(NEW_YORK).date())
+            last_bar = session[1] - interval if session is not None else None
+            score = _score(d, bars.get(d.ticker), horizon, as_of, interval=interval,
+                           last_bar=last_bar)  # fmt: skip
+            if isinstance(score, DecisionScore):
                 scores.append(score)
+            elif score == UNSCORABLE:
+                unscorable += 1
     newly = ledger.save_decision_scores(store, scores)
     logger.info("scored %d decisions (%d waiting for their horizon)", newly, len(todo) - newly)
     check = _check_model(store, settings, decisions, as_of)
@@ -225,7 +271,8 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
         as_of=as_of,
         newly_scored=newly,
         scored=ledger.count_scores(store),
-        pending=len(todo) - len(scores),
+        pending=len(todo) - len(scores) - unscorable,
+        unscorable=unscorable,
         actions=ledger.action_stats(store),
         model_signal=ledger.signal_stats(store, "model"),
         sentiment_signal=ledger.signal_stats(store, "sentiment"),
