@@ -61,17 +61,22 @@ def refresh_prices(settings: Settings, as_of: datetime, progress: Progress | Non
 
 
 def _ranked_universe(settings: Settings) -> list[str]:
-    """The tickers of every promoted ranking model's universe (none while none is promoted)."""
-    from sentinel42.model.ranking.predict import load_promoted
+    """The tickers of every promoted ranking model's universe (none while none is promoted),
+    from its metadata alone: the refresh runs every few minutes and needs no weights."""
+    from sentinel42.errors import ModelError
+    from sentinel42.model.ranking.panel import KINDS
     from sentinel42.model.ranking.service import registry_for
 
     tickers: list[str] = []
-    for kind in ("intraday", "daily"):
-        if registry_for(settings, kind).current_version() is None:
+    for kind in KINDS:
+        registry = registry_for(settings, kind)
+        version = registry.current_version()
+        if version is None:
             continue
-        model, _ = load_promoted(settings, kind)
-        if model is not None:
-            tickers += model.tickers
+        try:
+            tickers += registry.metadata(version).get("tickers", [])
+        except ModelError as exc:
+            logger.warning("%s ranking model %s: %s", kind, version, exc)
     return list(dict.fromkeys(tickers))
 
 

@@ -56,7 +56,8 @@ def context_count(kind: str) -> int:
 
 
 # --- rolling helpers along time (axis 0), NaN-aware ---------------------------------------------
-def _shift(x: np.ndarray, k: int) -> np.ndarray:
+def shift(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` moved ``k`` rows later along time (the first ``k`` rows NaN)."""
     out = np.full_like(x, np.nan)
     if k < x.shape[0]:
         out[k:] = x[: x.shape[0] - k]
@@ -229,7 +230,7 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
         news: daily only: ``NEWS_FEATURES`` name -> [T, N] per ticker-day (NaN where none).
     """
     c, o, h, low, v = panel.close, panel.open, panel.high, panel.low, panel.volume
-    prev_c = _shift(c, 1)
+    prev_c = shift(c, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         r1 = np.log(c / prev_c)
         rng = np.log(h / low)
@@ -244,10 +245,10 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
         raw["ret_5"] = _rolling(r1, 5, 4)[0]
         raw["ret_20"] = _rolling(r1, 20, 15)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
-            raw["mom_12_1"] = np.log(_shift(c, 21) / _shift(c, 252))
+            raw["mom_12_1"] = np.log(shift(c, 21) / shift(c, 252))
         raw["vol_20"] = _rolling_std(r1, 20, 10)
         with np.errstate(invalid="ignore"):
-            raw["volume_ratio_20"] = lv - _rolling_mean(_shift(lv, 1), 20, 10)
+            raw["volume_ratio_20"] = lv - _rolling_mean(shift(lv, 1), 20, 10)
         beta = _beta(r1, mkt, 60)
         raw["beta_60"] = beta
         raw["resid_5"] = raw["ret_5"] - beta * _rolling(mkt[:, None], 5, 4)[0]
@@ -267,8 +268,7 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
         with np.errstate(invalid="ignore", divide="ignore"):
             raw["ret_session"] = np.log(c / o[open_idx])
         # The overnight gap of the row's session: today's first open over yesterday's close.
-        raw["gap"] = np.where(first_row[:, None], gap, np.nan)
-        raw["gap"] = _ffill_within(raw["gap"], open_idx)
+        raw["gap"] = gap[open_idx]
         raw["vol_26"] = _rolling_std(r1, 26, 13)
         raw["volume_tod"] = lv - seasonal_history(panel, lv, SEASONAL_SESSIONS)
         fwd_h, _ = forward_log_return(panel, horizon)
@@ -298,11 +298,6 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
     ).astype(np.float32)
     ctx_names = DAILY_CONTEXT if panel.kind == "daily" else INTRADAY_CONTEXT
     return FeatureBlock(names + ctx_names, ctx.shape[1], values, valid, raw)
-
-
-def _ffill_within(x: np.ndarray, open_idx: np.ndarray) -> np.ndarray:
-    """Each row takes its session's first row's value."""
-    return x[open_idx]
 
 
 def baseline_scores(kind: str, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -47,7 +47,7 @@ def evaluate_news(
                       f"names with headlines (need {MIN_PERIODS})",
         }  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
-        ret_1 = np.log(panel.close / F._shift(panel.close, 1))
+        ret_1 = np.log(panel.close / F.shift(panel.close, 1))
     scores = {"news": sentiment, "reversal_1": -ret_1}
     session = panel.session[rows]
     periods_per_year = 252.0

@@ -16,8 +16,8 @@ import logging
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,7 @@ class Dataset:
     panel: Panel
     block: F.FeatureBlock
     target: np.ndarray  # [T, N] NaN where no sample
+    label: np.ndarray  # [T, N] the training label: the target's cross-sectional z-score
     usable: np.ndarray  # [T, N] bool: a full valid window ends here
     window: int
     horizon: int
@@ -78,7 +79,8 @@ def build_dataset(panel: Panel, request: TrainRequest,
     fwd, _ = F.forward_log_return(panel, request.horizon)
     y = F.target(fwd, request.target, request.dead_zone)
     usable = F.usable_windows(block.valid, request.lookback)
-    return Dataset(panel, block, np.where(usable, y, np.nan), usable, request.lookback,
+    target = np.where(usable, y, np.nan)
+    return Dataset(panel, block, target, F.cs_zscore(target), usable, request.lookback,
                    request.horizon)  # fmt: skip
 
 
@@ -172,11 +174,6 @@ def _fit_lightgbm(values: np.ndarray, train: tuple[np.ndarray, np.ndarray, np.nd
     )  # fmt: skip
 
 
-def _labels(ds: Dataset, t: np.ndarray, i: np.ndarray) -> np.ndarray:
-    z = F.cs_zscore(ds.target)
-    return z[t, i]
-
-
 def run(
     ds: Dataset,
     request: TrainRequest,
@@ -206,8 +203,8 @@ def run(
         if min(tr_t.size, va_t.size, te_t.size) == 0:
             raise ModelError(f"fold {k}: no samples in its training, validation or test block")
         values, mean, std = _standardised(ds, tr_t)
-        tr = (tr_t, tr_i, _labels(ds, tr_t, tr_i))
-        va = (va_t, va_i, _labels(ds, va_t, va_i))
+        tr = (tr_t, tr_i, ds.label[tr_t, tr_i])
+        va = (va_t, va_i, ds.label[va_t, va_i])
         val_target = np.full(shape, np.nan)
         val_target[va_t, va_i] = ds.target[va_t, va_i]
         say = (lambda line, k=k: progress(f"fold {k}/{len(folds)}: {line}")) if progress else None
@@ -311,7 +308,7 @@ def train_ranking(
         "cost_bps": request.cost_bps,
     }  # fmt: skip
     if news is not None:
-        plain = train_ranking(panel, replace(request), attempts=attempts, news=None)
+        plain = train_ranking(panel, request, attempts=attempts, news=None)
         document["ablations"] = {"prices_only": plain["model"]}
     document["timing"] = {"train_s": round(time.perf_counter() - started, 1),
                           "peak_rss_mb": round(peak_rss_mb(), 1)}  # fmt: skip
@@ -320,10 +317,6 @@ def train_ranking(
     document["_report"] = {"ics": ics, "session": session, "scores": out["scores"],
                            "target": ds.target, "rows": rows}  # fmt: skip
     return document
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def data_end(panel: Panel) -> str:
