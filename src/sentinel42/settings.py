@@ -332,6 +332,14 @@ class Settings(BaseSettings):
     sell_threshold: float = Field(
         default=-0.15, ge=-1.0, lt=0.0, description="Fused score at or below which we SELL."
     )
+    exit_threshold: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Hysteresis: a ticker that entered BUY stays BUY while its fused score is "
+        "above +this (a SELL while below -this); it exits when the score crosses back. Must be "
+        "below the entry thresholds.",
+    )
     model_weight: float = Field(
         default=0.6, ge=0.0, le=1.0, description="Fusion weight of the LSTM."
     )
@@ -364,6 +372,47 @@ class Settings(BaseSettings):
         le=1.0,
         description="Target size of one position as a fraction of the portfolio's equity; a "
         "repeated BUY never grows a position beyond it.",
+    )
+    portfolio_max_position: float = Field(
+        default=0.1,
+        gt=0,
+        le=1.0,
+        description="Largest position in one name, as a fraction of equity (long or short); "
+        "the target weight grows with the decision's score up to it.",
+    )
+    portfolio_max_gross: float = Field(
+        default=1.0,
+        gt=0,
+        le=4.0,
+        description="Largest gross exposure (sum of |position values|) as a fraction of "
+        "equity; targets are scaled down together to fit.",
+    )
+    portfolio_max_short: float = Field(
+        default=0.3,
+        ge=0,
+        le=2.0,
+        description="Largest total short exposure as a fraction of equity.",
+    )
+    portfolio_news_only_fraction: float = Field(
+        default=0.02,
+        ge=0,
+        le=1.0,
+        description="While the news leg is not validated, a decision that stands on news "
+        "alone moves at most this fraction of equity.",
+    )
+    portfolio_spread_bps: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000,
+        description="Quoted spread in basis points: an order fills at the fill bar's open plus "
+        "(buy) or minus (sell) half of it.",
+    )
+    portfolio_borrow_bps: float = Field(
+        default=50.0,
+        ge=0,
+        le=10_000,
+        description="Annual borrow fee on short positions, in basis points of their market "
+        "value, charged for the calendar time they are held.",
     )
     portfolio_fee_bps: float = Field(
         default=1.0, ge=0, le=1000, description="Fee per trade, in basis points of its notional."
@@ -399,6 +448,13 @@ class Settings(BaseSettings):
         le=0.5,
         description="How far below its validated accuracy the live hit rate may fall before "
         "the test counts it as decay.",
+    )
+    validate_min_sessions: int = Field(
+        default=20,
+        ge=5,
+        le=1000,
+        description="Live monitoring judges a leg (rank IC, long-short) only once this many "
+        "sessions of its decisions are scored.",
     )
     backtest_retrain_sessions: int = Field(
         default=5,
@@ -598,6 +654,11 @@ class Settings(BaseSettings):
     def _weights(self) -> Settings:
         if self.model_weight + self.sentiment_weight <= 0:
             raise ValueError("model_weight + sentiment_weight must be > 0")
+        if self.exit_threshold >= min(self.buy_threshold, -self.sell_threshold):
+            raise ValueError(
+                f"exit_threshold {self.exit_threshold} must be below the entry thresholds "
+                f"(buy {self.buy_threshold}, sell {self.sell_threshold})"
+            )
         return self
 
     # --- derived -----------------------------------------------------------------------------
