@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from sentinel42 import pipeline
@@ -147,3 +148,92 @@ def test_two_runs_for_the_same_bar_leave_one_standing_decision_and_one_revision(
         history = store.decisions(limit=100, all_revisions=True)
     assert len(standing) == n and len(history) == 2 * n
     assert all(d.run_id == "run-1" and d.revision == 0 for d in standing)
+
+
+# A good headline, then neutral ones that dilute it bar after bar: the fused score (news alone,
+# 0.4 of the fusion) enters above +0.15, falls through the band between the thresholds, and
+# below the exit band (+0.05) once a bad one follows. Minutes after 14:30 UTC (09:30 New York)
+# on 2026-11-24.
+_DILUTED = [
+    (5, "Apple beats profit forecasts and raises guidance"),
+    (35, "Apple to hold annual shareholder meeting in March"),
+    (50, "Apple names new board member"),
+    (65, "Apple to hold its developer conference in June"),
+    (80, "Apple names new chief people officer"),
+    (95, "Apple to hold annual shareholder meeting in April"),
+    (110, "Apple names new general counsel"),
+    (125, "Apple to hold earnings call on Thursday"),
+    (140, "Apple faces regulatory probe, shares drop 2.7%"),
+]
+
+
+def test_decide_over_a_moving_clock_carries_the_previous_action_across_bars(
+    replay_env, tmp_path, monkeypatch
+):
+    import json
+    import shutil
+    from datetime import timedelta
+
+    folder = tmp_path / "replay"
+    shutil.copytree(replay_env / "prices", folder / "prices")
+    (folder / "news").mkdir()
+    session = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    lines = [
+        {"published_at": (session + timedelta(minutes=m)).isoformat(), "title": title,
+         "url": f"https://news.example.com/aapl/{m}", "source": "Example Wire",
+         "tickers": ["AAPL"]}
+        for m, title in _DILUTED
+    ]  # fmt: skip
+    (folder / "news" / "diluted.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(folder))
+    monkeypatch.setenv("SENTINEL42_TICKERS", "AAPL")
+    # The offline scorer, whatever the machine has cached: the path below depends on its scores.
+    monkeypatch.setenv("SENTINEL42_FINBERT_MODEL", str(tmp_path / "no-finbert"))
+    settings = load_settings()
+    steps = []
+    for k in range(12):  # the 09:30 ... 12:15 bars, each decided 17 minutes after it starts
+        clock = session + timedelta(minutes=17 + 15 * k)
+        pipeline.refresh_all(settings, clock)
+        (d,) = pipeline.decide(settings, clock, run_id=f"run-{k}").decisions
+        steps.append(d)
+    with open_store(settings) as store:
+        standing = {d.bar_ts: d for d in store.decisions("AAPL", limit=100)}
+    assert sorted(standing) == [d.bar_ts for d in steps]  # one standing decision per bar
+    previous = None
+    for d in steps:
+        assert d.inputs["previous_action"] == (previous.action.value if previous else None)
+        assert d.inputs["previous_bar_ts"] == (previous.bar_ts.isoformat() if previous else None)
+        fused, held = d.inputs["fused"], d.inputs["previous_position"]
+        if held == "long":
+            assert d.action is (Action.BUY if fused > 0.05 else Action.SELL), d.reason
+        elif fused >= 0.15:
+            assert d.action is Action.BUY, d.reason
+        # News alone and not validated (the tests let it count): capped at 2 % of equity.
+        assert d.inputs["news_only"] is True
+        assert abs(d.inputs.get("target_weight", 0.0)) <= settings.portfolio_news_only_fraction
+        previous = standing[d.bar_ts]
+    reasons = [d.reason.split(";")[0] for d in steps]
+    # It entered, held the long between the thresholds (the old rule held nothing there: HOLD),
+    # and exited once the score fell to the exit band.
+    assert any(r.startswith("BUY: fused") for r in reasons), reasons
+    held_between = [d for d in steps if d.action is Action.BUY and d.inputs["fused"] < 0.15]
+    assert held_between, reasons
+    assert any(r.startswith("SELL: exit long") for r in reasons), "\n".join(reasons)
+    assert steps[-1].inputs["position"] == "flat"
+    # A second run for the exit's bar (a revision) reads the same earlier bar: it exits too.
+    k = next(i for i, r in enumerate(reasons) if r.startswith("SELL: exit long"))
+    (again,) = pipeline.decide(
+        settings, session + timedelta(minutes=17 + 15 * k), run_id="again"
+    ).decisions
+    assert again.inputs["previous_bar_ts"] == steps[k - 1].bar_ts.isoformat()
+    assert (again.action, again.inputs["target_weight"]) == (Action.SELL, 0.0)
+    # Only standing decisions carry the position: a later revision of the bar before says flat,
+    # and the exit's bar still reads the standing long.
+    flat = dataclasses.replace(steps[k - 1], action=Action.HOLD, inputs={"position": "flat"})
+    with open_store(settings) as store:
+        assert store.save_decisions([flat], run_id="weekend").revisions == 1
+    (third,) = pipeline.decide(
+        settings, session + timedelta(minutes=17 + 15 * k), run_id="third"
+    ).decisions
+    assert third.inputs["previous_position"] == "long"
+    assert third.action is Action.SELL

@@ -66,6 +66,18 @@ class FusionConfig:
     sentiment_weight: float = 0.4
     max_bar_age: timedelta = timedelta(minutes=60)
     interval: timedelta = timedelta(minutes=15)
+    # Hysteresis: a long stays long while fused > +exit, a short stays short while < -exit.
+    exit_threshold: float = 0.05
+    max_position: float = 0.1  # |target weight| at fused = +/-1, as a fraction of equity
+    news_only_fraction: float = 0.02  # |target weight| cap on unvalidated news alone
+    allow_short: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exit_threshold < min(self.buy_threshold, -self.sell_threshold):
+            raise ValueError(
+                f"exit_threshold {self.exit_threshold} must be in [0, the entry thresholds) "
+                f"(buy {self.buy_threshold}, sell {self.sell_threshold})"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionConfig:
@@ -76,6 +88,10 @@ class FusionConfig:
             sentiment_weight=settings.sentiment_weight,
             max_bar_age=timedelta(minutes=settings.max_bar_age_minutes),
             interval=timedelta(minutes=settings.interval_minutes),
+            exit_threshold=settings.exit_threshold,
+            max_position=settings.portfolio_max_position,
+            news_only_fraction=settings.portfolio_news_only_fraction,
+            allow_short=settings.portfolio_allow_short,
         )
 
     @property
@@ -100,14 +116,105 @@ def model_quality(edge: float | None) -> float:
     return min(1.0, edge / EDGE_FOR_FULL_WEIGHT)
 
 
-def band_position(fused: float, action: Action, config: FusionConfig) -> float:
-    """0 at the threshold that would change ``action``, 1 at the far end (HOLD: the centre)."""
-    buy, sell = config.buy_threshold, config.sell_threshold
+def band_position(fused: float, action: Action, band: tuple[float, float]) -> float:
+    """How far ``fused`` sits inside the ``(low, high)`` band that chose ``action``.
+
+    0 at the edge where the action would change; 1 at the far end the action points to (BUY:
+    ``high``, SELL: ``low``) or, for HOLD, at the band's centre.
+    """
+    low, high = band
     if action is Action.BUY:
-        return (fused - buy) / (1.0 - buy)
+        return (fused - low) / (high - low)
     if action is Action.SELL:
-        return (sell - fused) / (1.0 + sell)
-    return min(buy - fused, fused - sell) / ((buy - sell) / 2.0)
+        return (high - fused) / (high - low)
+    return min(high - fused, fused - low) / ((high - low) / 2.0)
+
+
+_POSITION_NAMES = {1: "long", -1: "short", 0: "flat"}
+_POSITION_SIGNS = {name: sign for sign, name in _POSITION_NAMES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The ticker's previous standing decision (for an earlier bar) and the position it left.
+
+    ``position`` is +1 long, -1 short, 0 flat. A HOLD keeps the position before it, so a stale
+    bar between a BUY and a fall in the score does not forget the long.
+    """
+
+    action: Action
+    bar_ts: datetime
+    position: int
+
+    @classmethod
+    def of(cls, decision: Decision) -> Standing:
+        """Read the position a stored decision left (``inputs["position"]``).
+
+        Decisions stored before the hysteresis have no position: a BUY counts as long, a SELL as
+        short (the target weight then makes it flat when shorts are off), a HOLD as flat.
+        """
+        stored = decision.inputs.get("position")
+        if stored in _POSITION_SIGNS:
+            position = _POSITION_SIGNS[stored]
+        else:
+            position = {Action.BUY: 1, Action.SELL: -1}.get(decision.action, 0)
+        return cls(decision.action, decision.bar_ts, position)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What :func:`choose` decided, in which band of the fused score, toward which side."""
+
+    action: Action
+    band: tuple[float, float]  # the fused scores for which this action is taken
+    direction: int  # the side of the target: +1 long, -1 short, 0 flat (an exit)
+    why: str
+
+
+def choose(fused: float, previous_position: int, config: FusionConfig) -> Choice:
+    """BUY / SELL / HOLD from the fused score with entry and exit bands (hysteresis).
+
+    Flat: BUY at ``fused >= buy``, SELL at ``fused <= sell``, HOLD between. Long: BUY (stay)
+    while ``fused > +exit``; at or below it SELL to flat (an exit), or, with shorts allowed and
+    ``fused <= sell``, SELL into a short. Short: the mirror image.
+    """
+    buy, sell, exit_ = config.buy_threshold, config.sell_threshold, config.exit_threshold
+    f = f"fused {fused:+.3f}"
+    if previous_position > 0:
+        if fused > exit_:
+            return Choice(Action.BUY, (exit_, 1.0), 1, f"BUY: hold long, {f} > exit {exit_:+.3f}")
+        if fused <= sell and config.allow_short:
+            why = f"SELL: exit long and go short, {f} <= {sell:+.3f}"
+            return Choice(Action.SELL, (-1.0, sell), -1, why)
+        low = sell if config.allow_short else -1.0
+        return Choice(Action.SELL, (low, exit_), 0, f"SELL: exit long, {f} <= exit {exit_:+.3f}")
+    if previous_position < 0:
+        if fused < -exit_:
+            why = f"SELL: hold short, {f} < exit {-exit_:+.3f}"
+            return Choice(Action.SELL, (-1.0, -exit_), -1, why)
+        if fused >= buy:
+            why = f"BUY: exit short and go long, {f} >= {buy:+.3f}"
+            return Choice(Action.BUY, (buy, 1.0), 1, why)
+        return Choice(Action.BUY, (-exit_, buy), 0, f"BUY: exit short, {f} >= exit {-exit_:+.3f}")
+    if fused >= buy:
+        return Choice(Action.BUY, (buy, 1.0), 1, f"BUY: {f} >= {buy:+.3f}")
+    if fused <= sell:
+        return Choice(Action.SELL, (-1.0, sell), -1, f"SELL: {f} <= {sell:+.3f}")
+    return Choice(Action.HOLD, (sell, buy), 0, f"HOLD: {f} inside ({sell:+.3f}, {buy:+.3f})")
+
+
+def target_weight(fused: float, direction: int, config: FusionConfig) -> float:
+    """The signed fraction of equity to hold on ``direction``'s side (0 for an exit).
+
+    Linear in the score past the exit band: ``max_position * (|fused| - exit) / (1 - exit)``,
+    so an entry at the threshold already holds a little (0.0105 with the defaults) and the
+    full ``max_position`` is reached at ``|fused| = 1``. Shorts are clipped to 0 unless allowed.
+    """
+    if direction == 0 or (direction < 0 and not config.allow_short):
+        return 0.0
+    exit_ = config.exit_threshold
+    depth = max(0.0, min(1.0, (direction * fused - exit_) / (1.0 - exit_)))
+    return direction * config.max_position * depth
 
 
 def fuse(
@@ -122,6 +229,8 @@ def fuse(
     model_degraded: bool = False,
     rank_legs: Sequence[RankLeg] = (),
     news_live: tuple[bool, str] = (True, ""),
+    news_validated: bool = False,
+    previous: Standing | None = None,
 ) -> Decision | None:
     """Decide BUY / SELL / HOLD for one ticker.
 
@@ -133,6 +242,13 @@ def fuse(
             sentiment weighs nothing until its own signal passed the gate on stored history.
         model_degraded: the validate flow found the model's live hit rate significantly below
             its validated accuracy; its weight is then zero until a new model is promoted.
+        news_validated: the news leg passed its own gate. When it has not (news counts only
+            because ``SENTINEL42_NEWS_REQUIRES_VALIDATION`` is false) a decision standing on
+            news alone holds at most ``news_only_fraction`` of equity.
+        previous: the ticker's previous standing decision, for the hysteresis; None: flat.
+
+    A BUY or SELL carries ``inputs["target_weight"]``, the signed fraction of equity to hold
+    (0: be flat); a HOLD trades nothing and keeps the position.
 
     Returns None only when there is no bar at all (there is nothing to attach a decision to).
     """
@@ -226,26 +342,55 @@ def fuse(
         "weights": {"model": round(w_model, 6), "sentiment": round(w_news, 6)}
         | ({"ranking": round(w_rank, 6)} if rank_legs else {}),
         "evidence": round(evidence, 6),
-        "thresholds": {"buy": config.buy_threshold, "sell": config.sell_threshold},
+        "thresholds": {
+            "buy": config.buy_threshold,
+            "sell": config.sell_threshold,
+            "exit": config.exit_threshold,
+        },
     }
 
+    # Stands on news alone: no model leg carries weight, only the news does.
+    news_only = bool(w_model + w_rank == 0.0 and w_news > 0.0 and n_headlines > 0)
+    previous_position = previous.position if previous is not None else 0
+    inputs |= {
+        "previous_action": previous.action.value if previous is not None else None,
+        "previous_bar_ts": previous.bar_ts.isoformat() if previous is not None else None,
+        "previous_position": _POSITION_NAMES[previous_position],
+        "exit_threshold": config.exit_threshold,
+        "news_only": news_only,
+        "news_validated": news_validated,
+    }
     age = as_of - (bar.bar_ts + config.interval)
-    if age > config.max_bar_age:
-        action, why = Action.HOLD, f"HOLD: newest bar is stale ({_minutes(age)} min old)"
-        evidence = 0.0
-    elif evidence == 0.0:
-        action, why = Action.HOLD, "HOLD: no signal to act on"
-    elif fused >= config.buy_threshold:
-        action = Action.BUY
-        why = f"BUY: fused {fused:+.3f} >= {config.buy_threshold:+.3f}"
-    elif fused <= config.sell_threshold:
-        action = Action.SELL
-        why = f"SELL: fused {fused:+.3f} <= {config.sell_threshold:+.3f}"
+    if age > config.max_bar_age or evidence == 0.0:
+        # HOLD never trades: the position the previous decision left stands.
+        action, position, band_used = Action.HOLD, previous_position, None
+        if age > config.max_bar_age:
+            why, evidence = f"HOLD: newest bar is stale ({_minutes(age)} min old)", 0.0
+        else:
+            why = "HOLD: no signal to act on"
+        confidence = 0.0
     else:
-        action = Action.HOLD
-        band = f"({config.sell_threshold:+.3f}, {config.buy_threshold:+.3f})"
-        why = f"HOLD: fused {fused:+.3f} inside {band}"
-    confidence = max(0.0, min(1.0, band_position(fused, action, config))) * evidence
+        choice = choose(fused, previous_position, config)
+        action, band_used, why = choice.action, choice.band, choice.why
+        confidence = max(0.0, min(1.0, band_position(fused, action, band_used))) * evidence
+        position = previous_position
+        if action is not Action.HOLD:
+            target = target_weight(fused, choice.direction, config)
+            if choice.direction < 0 and target == 0.0:
+                why += " (shorts off: target 0, be flat)"
+            if news_only and not news_validated and target != 0.0:
+                capped = max(-config.news_only_fraction, min(config.news_only_fraction, target))
+                why += (
+                    f" (news-only cap: target {capped:+.4f} of equity, at most "
+                    f"{config.news_only_fraction:.4f} while the news leg is not validated"
+                    + (f"; uncapped {target:+.4f})" if capped != target else ")")
+                )
+                target = capped
+            target = round(float(target), 6)
+            inputs["target_weight"] = target
+            position = (target > 0) - (target < 0)
+    inputs |= {"band": list(band_used) if band_used else None,
+               "position": _POSITION_NAMES[position]}  # fmt: skip
     return Decision(
         ticker=ticker,
         bar_ts=bar.bar_ts,

@@ -238,7 +238,7 @@ def decide(
     is stored as a revision beside the standing decision.
     """
     from sentinel42.factory import build_calendar
-    from sentinel42.fusion import FusionConfig, MarketSnapshot, fuse
+    from sentinel42.fusion import FusionConfig, Standing, fuse
     from sentinel42.model.predictor import PredictionResult, load_promoted, predict_with
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.sentiment.aggregate import aggregate_sentiment
@@ -279,19 +279,19 @@ def decide(
         config = FusionConfig.from_settings(settings)
         rank_scores, result.legs = ranking_legs(settings, store, calendar, as_of)
         news_live = news_leg_state(settings, as_of, calendar)
+        # Without the requirement the news counts whether or not it passed its gate.
+        news_validated = news_live[0] and settings.news_requires_validation
         result.legs["news"] = {"live": news_live[0], "why": news_live[1]}
         result.legs["direction"] = (
             {"live": True, "version": predicted.model_version}
             if predicted.model_version
             else {"live": False, "why": skip_reason or "no promoted direction model"}
         )
+        snapshots = _snapshots(bars, settings.tickers)
+        # The hysteresis needs the position each ticker's previous standing decision left.
+        previous = store.standing_before({t: s.bar_ts for t, s in snapshots.items() if s})
         for ticker in settings.tickers:
-            frame = bars.get(ticker)
-            snapshot = (
-                MarketSnapshot(frame.index[-1].to_pydatetime(), float(frame["close"].iloc[-1]))
-                if frame is not None and not frame.empty
-                else None
-            )
+            snapshot = snapshots[ticker]
             decision = fuse(
                 ticker,
                 as_of=as_of,
@@ -303,6 +303,8 @@ def decide(
                 model_degraded=degraded,
                 rank_legs=[legs[ticker] for legs in rank_scores.values() if ticker in legs],
                 news_live=news_live,
+                news_validated=news_validated,
+                previous=Standing.of(previous[ticker]) if ticker in previous else None,
             )
             if decision is None:
                 result.skipped[ticker] = "no stored bars up to as_of"
@@ -315,6 +317,18 @@ def decide(
     for d in result.decisions:
         logger.info("%s %s (%.2f): %s", d.ticker, d.action.value, d.confidence, d.reason)
     return result
+
+
+def _snapshots(bars: dict[str, Any], tickers: list[str]) -> dict[str, Any]:
+    """Each ticker's newest stored bar as a ``MarketSnapshot`` (None without bars)."""
+    from sentinel42.fusion import MarketSnapshot
+
+    return {
+        t: MarketSnapshot(f.index[-1].to_pydatetime(), float(f["close"].iloc[-1]))
+        if (f := bars.get(t)) is not None and not f.empty
+        else None
+        for t in tickers
+    }
 
 
 def ranking_legs(

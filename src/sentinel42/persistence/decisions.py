@@ -10,12 +10,12 @@ changes nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Engine, bindparam, func, select
+from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from sentinel42.domain import Action, Decision, Prediction
@@ -223,6 +223,57 @@ class DecisionStore:
             )
             for r in rows
         ]
+
+    def standing_before(self, bars: Mapping[str, datetime]) -> dict[str, Decision]:
+        """Each ticker's newest standing decision for a bar before its own bar, in one query.
+
+        The fusion's hysteresis reads the position the previous bar left from it. Revisions are
+        ignored: they never move the position (the portfolio trades standing decisions only).
+
+        Args:
+            bars: ticker -> the bar about to be decided (UTC, tz-aware).
+
+        Returns:
+            ticker -> its decision; a ticker without an earlier standing decision is absent.
+        """
+        if not bars:
+            return {}
+        newest_first = (
+            func.row_number()
+            .over(partition_by=DecisionRow.ticker, order_by=DecisionRow.bar_ts.desc())
+            .label("newest_first")
+        )
+        earlier = (
+            select(*_DECISION_COLUMNS, newest_first)
+            .where(DecisionRow.revision == 0)
+            .where(
+                or_(
+                    *(
+                        and_(DecisionRow.ticker == ticker, DecisionRow.bar_ts < bar_ts)
+                        for ticker, bar_ts in bars.items()
+                    )
+                )
+            )
+            .subquery()
+        )
+        query = select(earlier).where(earlier.c.newest_first == 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            r.ticker: Decision(
+                ticker=r.ticker,
+                bar_ts=r.bar_ts,
+                action=Action(r.action),
+                confidence=r.confidence,
+                reason=r.reason,
+                inputs=r.inputs,
+                models=r.models,
+                decided_at=r.decided_at,
+                revision=r.revision,
+                run_id=r.run_id,
+            )
+            for r in rows
+        }
 
     def count_decisions(self, *, all_revisions: bool = False) -> int:
         """Standing decisions (one per ticker and bar), or every revision."""
