@@ -96,23 +96,40 @@ class ScoringResult:
     revision: str
 
 
-def score_sentiment(settings: Settings) -> ScoringResult:
+def score_sentiment(settings: Settings, as_of: datetime | None = None) -> ScoringResult:
     """Score every stored headline not yet scored by the current scorer (0 in steady state).
 
     The store is asked first: with nothing waiting, no scorer is built, so a steady-state
     refresh neither imports torch nor loads FinBERT; the result then names the scorer of the
     newest stored score.
+
+    With ``as_of`` (a decision's clock), it then makes sure every watchlist headline first seen
+    by then, inside the sentiment window, has a stored score: one another process stored but
+    has not scored (yet) is scored here, idempotently.
+
+    Raises:
+        DataError: with ``as_of``, a headline still has no score; the message names it.
     """
-    from sentinel42.sentiment.service import backlog, build_scorer, score_pending
+    from sentinel42.sentiment.service import (
+        backlog,
+        build_scorer,
+        score_before_deciding,
+        score_pending,
+    )
 
     with open_store(settings) as store:
         waiting = backlog(store)
-        if not waiting.waiting:
+        if waiting.waiting:
+            scorer = build_scorer(settings)
+            scored = score_pending(store, scorer, settings.sentiment_batch_size)
+            result = ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
+        else:
             logger.info("sentiment: no headline waits for scoring; no scorer built")
-            return ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
-        scorer = build_scorer(settings)
-        scored = score_pending(store, scorer, settings.sentiment_batch_size)
-    return ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
+            result = ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
+        if as_of is not None:
+            more = score_before_deciding(store, settings, as_of)
+            result = ScoringResult(result.scored + more, result.scorer, result.revision)
+    return result
 
 
 def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> dict[str, Any]:
@@ -243,6 +260,7 @@ def decide(
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.sentiment.aggregate import aggregate_sentiment
 
+    score_sentiment(settings, as_of)  # every headline seen by as_of is scored, or this raises
     run_id = run_id or f"cli-{uuid.uuid4()}"
     interval = timedelta(minutes=settings.interval_minutes)
     calendar = build_calendar(settings)

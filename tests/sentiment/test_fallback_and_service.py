@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -135,3 +136,67 @@ def test_cli_scores_stdin_as_json_lines_in_order(tmp_path):
     assert rows[0]["scorer"] == "sentinel42-fallback"
     assert set(rows[0]["probabilities"]) == {"positive", "negative", "neutral"}
     assert "fallback" in proc.stderr
+
+
+class _RacedFallback(FallbackScorer):
+    """The fallback scorer, beside another process that saves the same headlines' scores
+    first: on its first batch, another connection to the same store (standing for the other
+    process) stores every pending score before this one's save runs."""
+
+    def __init__(self, other_store) -> None:
+        super().__init__()
+        self.other = other_store
+        self.raced = False
+
+    def score(self, texts):
+        if not self.raced:
+            self.raced = True
+            pending = self.other.pending_texts(self.name, self.revision, limit=256)
+            theirs = FallbackScorer().score([t for _, t in pending])
+            self.other.save_scores(
+                [replace(s, text_hash=h) for s, (h, _) in zip(theirs, pending, strict=True)]
+            )
+        return super().score(texts)
+
+
+def test_scores_another_process_saved_first_do_not_stop_the_rest(store, settings):
+    """The first chunk's scores all conflict (another process saved them): that is "already
+    stored", and the later chunks are still scored (they were left unscored before)."""
+    from sentinel42.persistence import open_store
+
+    store.upsert_news(
+        [_item(f"Headline {i} about Apple's quarter", "AAPL", AS_OF) for i in range(300)],
+        seen_at=AS_OF,
+    )
+    with open_store(settings) as other:
+        scorer = _RacedFallback(other)
+        stored = score_pending(store, scorer, batch_size=32)
+    assert store.pending_texts(scorer.name, scorer.revision) == []
+    assert store.count_scores() == 300
+    assert stored == 300 - 256  # the rest; the other process's 256 are not counted twice
+
+
+def test_a_decision_scores_headlines_another_process_stored_but_did_not_score(replay_env):
+    """Headlines stored by another process (a refresh that has not scored them yet) count in
+    the decision: the trading run scores them itself. Before, they were silently left out
+    ("no recent news")."""
+    from sentinel42 import pipeline
+    from sentinel42.persistence import open_store
+    from sentinel42.settings import load_settings
+
+    settings = load_settings()
+    as_of = pipeline.resolve_as_of(settings)
+    pipeline.refresh_prices(settings, as_of)
+    titles = {"AAPL": "Apple beats forecasts and raises guidance",
+              "MSFT": "Microsoft misses estimates and cuts its outlook"}  # fmt: skip
+    with open_store(settings) as store:
+        store.upsert_news(
+            [_item(t, k, as_of - timedelta(hours=1)) for k, t in titles.items()],
+            seen_at=as_of - timedelta(minutes=30),
+        )
+        assert store.count_scores() == 0
+    decisions = {d.ticker: d for d in pipeline.decide(settings, as_of).decisions}
+    assert decisions["AAPL"].inputs["headlines"] == 1 and decisions["AAPL"].inputs["sentiment"] > 0
+    assert decisions["MSFT"].inputs["headlines"] == 1 and decisions["MSFT"].inputs["sentiment"] < 0
+    assert decisions["NVDA"].inputs["headlines"] == 0  # no news stays "no recent news"
+    assert "no recent news" in decisions["NVDA"].reason

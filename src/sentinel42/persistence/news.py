@@ -150,9 +150,35 @@ class NewsStore:
         with self.engine.connect() as conn:
             return [(h, t) for h, t in conn.execute(query).all()]
 
+    def unscored_headlines(
+        self, tickers: Sequence[str], *, seen_by: datetime, since: datetime, until: datetime
+    ) -> list[tuple[str, str]]:
+        """(text_hash, text) of headlines of ``tickers`` first seen by ``seen_by`` and published
+        in ``[since, until]`` that no scorer has scored: what a decision at ``seen_by`` would
+        silently leave out."""
+        scored = select(SentimentRow.id).where(SentimentRow.text_hash == NewsRow.text_hash)
+        query = (
+            select(NewsRow.text_hash, func.min(NewsRow.title))
+            .join(NewsTickerRow, NewsTickerRow.news_id == NewsRow.id)
+            .where(
+                NewsTickerRow.ticker.in_(list(tickers)),
+                NewsRow.first_seen_at <= seen_by,
+                NewsRow.published_at >= since,
+                NewsRow.published_at <= until,
+                ~scored.exists(),
+            )
+            .group_by(NewsRow.text_hash)
+            .order_by(NewsRow.text_hash)
+        )
+        with self.engine.connect() as conn:
+            return [(h, t) for h, t in conn.execute(query).all()]
+
     def save_scores(
         self, scores: Sequence[SentimentScore], scored_at: datetime | None = None
     ) -> int:
+        """Store each score once per ``(text_hash, scorer, revision)``; return how many rows
+        this call inserted. A score another process stored first is kept as it is and not
+        counted: the save is idempotent, and 0 means "already stored", not "failed"."""
         if not scores:
             return 0
         at = scored_at or datetime.now(UTC)

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sentinel42.domain import SentimentScore
@@ -115,25 +116,95 @@ def score_texts(
 def score_pending(store: Any, scorer: SentimentScorer, batch_size: int) -> int:
     """Score every stored headline not yet scored by ``scorer.name`` + ``revision``.
 
+    Safe beside other processes scoring the same headlines: a score another process saved
+    first is already stored (the save skips it; see ``save_scores``), so this keeps going until
+    the store has no headline pending for this scorer, rather than stopping at the first chunk
+    that someone else saved (which left later chunks unscored while a decision read them).
+
     Returns:
-        How many texts were scored (0 in steady state: nothing is ever scored twice).
+        How many scores this call stored (0 in steady state: nothing is ever scored twice).
+
+    Raises:
+        StoreError: a headline stays pending after its score was saved (the save stores
+            nothing for it), rather than looping on it.
     """
-    scored = 0
+    from sentinel42.errors import StoreError
+
+    stored = 0
+    attempted: set[str] = set()
     chunk = max(batch_size * 8, 256)
     while True:
         pending = store.pending_texts(scorer.name, scorer.revision, limit=chunk)
         if not pending:
             break
         hashes = [h for h, _ in pending]
+        again = attempted.intersection(hashes)
+        if again:
+            raise StoreError(
+                f"sentiment: {len(again)} headline(s) stay unscored by {scorer.name} after their "
+                f"scores were saved (e.g. text hash {sorted(again)[0]})"
+            )
+        attempted.update(hashes)
         scores = score_texts(scorer, [t for _, t in pending], batch_size)
         # Key each score by the hash the store holds, so the cache lookup matches exactly.
         scores = [dataclasses.replace(s, text_hash=h) for s, h in zip(scores, hashes, strict=True)]
         saved = store.save_scores(scores)
-        scored += len(scores)
-        if saved == 0:  # nothing new could be saved: do not loop on the same rows forever
-            logger.warning("sentiment: %d pending texts could not be saved", len(scores))
-            break
-        if len(pending) < chunk:
-            break
-    logger.info("sentiment: %d headlines scored by %s@%s", scored, scorer.name, scorer.revision)
-    return scored
+        stored += saved
+        if saved < len(scores):
+            logger.info(
+                "sentiment: %d of %d scores were already stored by another process",
+                len(scores) - saved, len(scores),
+            )  # fmt: skip
+    logger.info("sentiment: %d headlines scored by %s@%s", stored, scorer.name, scorer.revision)
+    return stored
+
+
+def unscored_before(
+    store: Any, tickers: Sequence[str], as_of: datetime, window_hours: float
+) -> list[tuple[str, str]]:
+    """(text_hash, text) of the watchlist's headlines a decision at ``as_of`` would weigh
+    (first seen by then, published in its sentiment window) that no scorer has scored."""
+    from sentinel42.sentiment.aggregate import MAX_FUTURE_SKEW
+
+    return store.unscored_headlines(  # type: ignore[no-any-return]
+        tickers,
+        seen_by=as_of,
+        since=as_of - timedelta(hours=window_hours),
+        until=as_of + MAX_FUTURE_SKEW,
+    )
+
+
+def score_before_deciding(store: Any, settings: Settings, as_of: datetime) -> int:
+    """Make sure every headline a decision at ``as_of`` would weigh has a stored score.
+
+    Another process may have stored those headlines (and be scoring them still, or have
+    failed to): this run scores whatever is still unscored itself, and saves it idempotently.
+
+    Returns:
+        How many scores this call stored.
+
+    Raises:
+        DataError: some headline is still unscored afterwards; the message names them, so the
+            decision is never taken as if they did not exist ("no recent news").
+    """
+    from sentinel42.errors import DataError
+
+    tickers, hours = list(settings.tickers), settings.sentiment_window_hours
+    missing = unscored_before(store, tickers, as_of, hours)
+    if not missing:
+        return 0
+    scorer = build_scorer(settings)
+    logger.info("sentiment: %d headline(s) seen by %s had no score; scoring them with %s",
+                len(missing), as_of.isoformat(), scorer.name)  # fmt: skip
+    scores = score_texts(scorer, [t for _, t in missing], settings.sentiment_batch_size)
+    keyed = [dataclasses.replace(s, text_hash=h) for s, (h, _) in zip(scores, missing, strict=True)]
+    stored = int(store.save_scores(keyed))
+    still = unscored_before(store, tickers, as_of, hours)
+    if still:
+        titles = "; ".join(repr(t[:80]) for _, t in still[:5])
+        raise DataError(
+            f"{len(still)} headline(s) seen by {as_of.isoformat()} have no stored sentiment "
+            f"score, so no decision is taken without them: {titles}"
+            + (f" (and {len(still) - 5} more)" if len(still) > 5 else "")
+        )
+    return stored
