@@ -9,6 +9,14 @@ The fused score is ``w_model * (2 * P(up) - 1) + w_news * sentiment``, in [-1, 1
   share is not handed to the news: a missing or worthless signal contributes nothing, so a
   decision that stands on one signal alone needs that signal to be strong.
 
+**Bands.** Flat, a ticker BUYs at ``fused >= buy`` and SELLs at ``fused <= sell``; once long it
+stays BUY while ``fused > +exit`` and exits (SELL, target 0) at or below it; a short mirrors
+that. The position comes from the ticker's previous standing decision; a HOLD keeps it.
+
+**Target weight.** A BUY or SELL carries the signed fraction of equity to hold,
+``max_position * (|fused| - exit) / (1 - exit)``; 0 for an exit, never short unless shorts are
+allowed, and at most ``news_only_fraction`` when it stands on unvalidated news alone.
+
 **Confidence** means the same for every action: how far the fused score sits inside the chosen
 action's band (0 at a threshold, 1 at the band's far end, or for HOLD at its centre), times the
 share of the configured evidence that was present (the model's effective weight when it
