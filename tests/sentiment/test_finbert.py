@@ -1,14 +1,25 @@
 from __future__ import annotations
 
-import pytest
+import json
+from dataclasses import replace
 
+import pytest
+from typer.testing import CliRunner
+
+from sentinel42.cli import app
 from sentinel42.errors import ConfigError, ModelError
+from sentinel42.sentiment.bench import macro_f1
 from sentinel42.sentiment.finbert import FinBertOptions, clear_cache, load_finbert
 from sentinel42.sentiment.service import build_scorer
 from sentinel42.settings import load_settings
-from tests.sentiment.conftest import save_tiny_bert
+from tests.sentiment.conftest import (
+    INT8_TOLERANCE,
+    PROSUS,
+    assert_int8_tracks_fp32,
+    labelled_texts,
+    save_tiny_bert,
+)
 
-PROSUS = {0: "positive", 1: "negative", 2: "neutral"}
 OTHER = {0: "Neutral", 1: "Bullish", 2: "Bearish"}  # another order, other names
 
 
@@ -53,12 +64,42 @@ def test_model_is_loaded_once_per_process(tmp_path):
     assert load_finbert(options) is load_finbert(options)
 
 
-def test_quantized_model_records_its_own_revision(tmp_path):
-    directory = save_tiny_bert(tmp_path / "m", PROSUS, 0)
-    fp32 = load_finbert(FinBertOptions(model=str(directory)))
-    int8 = load_finbert(FinBertOptions(model=str(directory), quantize=True))
+def test_int8_keeps_a_balanced_models_probabilities_and_labels(balanced_bert):
+    fp32 = load_finbert(FinBertOptions(model=str(balanced_bert), max_length=16))
+    int8 = load_finbert(FinBertOptions(model=str(balanced_bert), max_length=16, quantize=True))
     assert int8.revision == fp32.revision + "+int8"
-    assert int8.score(["company beats"])[0].label == "positive"
+    assert_int8_tracks_fp32(fp32, int8)
+
+
+def test_check_quantization_command_reports_both_models_on_a_labelled_set(
+    balanced_bert, tmp_path, monkeypatch
+):
+    labelled = tmp_path / "labelled.csv"
+    rows = labelled_texts(2, 30)
+    numeric = {"negative": "0", "positive": "1", "neutral": "2"}  # the tweets' coding
+    labelled.write_text(
+        "text,label\n" + "".join(f"{t},{numeric[label]}\n" for t, label in rows), "utf-8"
+    )
+    monkeypatch.setenv("SENTINEL42_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SENTINEL42_FINBERT_MODEL", str(balanced_bert))
+    monkeypatch.setenv("SENTINEL42_SENTIMENT_RUNTIME", "torch")
+    monkeypatch.setenv("SENTINEL42_SENTIMENT_MAX_LENGTH", "16")
+    result = CliRunner().invoke(app, ["sentiment", "check-quantization", str(labelled), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+
+    options = FinBertOptions(model=str(balanced_bert), max_length=16)
+    texts, truth = [t for t, _ in rows], [label for _, label in rows]
+    fp32 = [s.label for s in load_finbert(options).score(texts)]
+    int8 = [s.label for s in load_finbert(replace(options, quantize=True)).score(texts)]
+    assert report["model"] == "balanced-bert" and report["texts"] == 30
+    assert report["int8_revision"] == report["revision"] + "+int8"
+    same = sum(a == b for a, b in zip(fp32, int8, strict=True))
+    assert report["agreement"] == round(same / 30, 4)
+    assert 0.0 < report["max_abs_diff"] <= INT8_TOLERANCE
+    assert report["fp32_macro_f1"] == round(macro_f1(truth, fp32), 4)
+    assert report["int8_macro_f1"] == round(macro_f1(truth, int8), 4)
+    assert report["fp32_macro_f1"] > 0.2  # the labels were read from the file, not ignored
 
 
 def test_missing_model_fails_fast_and_falls_back_with_the_scorer_named(tmp_path, monkeypatch):

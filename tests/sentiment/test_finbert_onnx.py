@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -16,7 +17,7 @@ from sentinel42.sentiment import finbert
 from sentinel42.sentiment.finbert import FinBertOptions, FinBertScorer, clear_cache, load_finbert
 from sentinel42.sentiment.finbert_onnx import SCORER_FILE, OnnxFinBertScorer
 from tests.conftest import ROOT
-from tests.sentiment.conftest import save_tiny_bert
+from tests.sentiment.conftest import assert_int8_tracks_fp32, save_tiny_bert
 
 PROSUS = {0: "positive", 1: "negative", 2: "neutral"}
 TEXTS = [
@@ -154,14 +155,12 @@ def test_a_model_that_is_nowhere_fails_at_once_without_an_export(tmp_path, monke
         load_finbert(FinBertOptions(model=str(tmp_path / "a" / "b" / "c"), onnx_dir=onnx_dir))
 
 
-def test_an_int8_copy_is_its_own_model_and_keeps_the_labels(tmp_path):
-    model = save_tiny_bert(tmp_path / "m", PROSUS, 1)
+def test_an_int8_copy_is_its_own_model_and_keeps_the_labels(tmp_path, balanced_bert):
     onnx_dir = str(tmp_path / "onnx")
-    fp32 = load_finbert(FinBertOptions(model=str(model), max_length=16, onnx_dir=onnx_dir))
-    int8 = load_finbert(
-        FinBertOptions(model=str(model), max_length=16, onnx_dir=onnx_dir, quantize=True)
-    )
-    assert isinstance(int8, OnnxFinBertScorer)
+    options = FinBertOptions(model=str(balanced_bert), max_length=16, onnx_dir=onnx_dir)
+    fp32 = load_finbert(options)
+    int8 = load_finbert(replace(options, quantize=True))
+    assert isinstance(fp32, OnnxFinBertScorer) and isinstance(int8, OnnxFinBertScorer)
     assert int8.revision == fp32.revision + "+ort-int8"
     assert int8.directory != fp32.directory and int8.directory.name.endswith("-int8")
-    assert [s.label for s in int8.score(TEXTS)] == [s.label for s in fp32.score(TEXTS)]
+    assert_int8_tracks_fp32(fp32, int8)

@@ -77,10 +77,12 @@ def check_quantization(
     limit: int = typer.Option(0, help="Use only the first N rows (0: all)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Compare fp32 and int8 FinBERT labels (and macro-F1) on a labelled set."""
+    """Compare fp32 and int8 FinBERT on a labelled set: label agreement, the largest
+    probability difference and each one's macro-F1."""
     settings = get_settings(require_replay_dir=False)
     with user_errors():
-        from sentinel42.sentiment.bench import agreement, macro_f1
+        from sentinel42.sentiment.bench import macro_f1
+        from sentinel42.sentiment.finbert import check_quantization as compare
         from sentinel42.sentiment.service import finbert_options
 
         with labelled_csv.open(encoding="utf-8", newline="") as fh:
@@ -89,14 +91,16 @@ def check_quantization(
             rows = rows[:limit]
         texts = [r["text"] for r in rows]
         truth = [_NUMERIC_LABELS.get(r["label"].strip(), r["label"].strip().lower()) for r in rows]
-        result = agreement(texts, finbert_options(settings), settings.sentiment_batch_size)
+        result = compare(texts, finbert_options(settings), settings.sentiment_batch_size)
         summary = {
-            "model": result["model"],
-            "revision": result["revision"],
-            "texts": result["texts"],
-            "agreement": result["agreement"],
-            "fp32_macro_f1": round(macro_f1(truth, result["fp32_labels"]), 4),
-            "int8_macro_f1": round(macro_f1(truth, result["int8_labels"]), 4),
+            "model": result.model,
+            "revision": result.fp32_revision,
+            "int8_revision": result.int8_revision,
+            "texts": len(texts),
+            "agreement": None if result.agreement is None else round(result.agreement, 4),
+            "max_abs_diff": round(result.max_abs_diff, 6),
+            "fp32_macro_f1": round(macro_f1(truth, result.fp32_labels), 4),
+            "int8_macro_f1": round(macro_f1(truth, result.int8_labels), 4),
         }
         if as_json:
             emit_json(summary)

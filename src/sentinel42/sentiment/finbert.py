@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sentinel42.errors import ModelError
-from sentinel42.sentiment.base import LABELS, ProbabilityScorer, canonical_label
+from sentinel42.sentiment.base import LABELS, ProbabilityScorer, canonical_label, make_score
 
 logger = logging.getLogger(__name__)
 
@@ -298,3 +298,57 @@ def clear_cache() -> None:
     """Forget loaded models and load failures (tests; a long-lived process after a fix)."""
     with _lock:
         _cache.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizationCheck:
+    """How the int8 version of a model scores the same texts as its fp32 version.
+
+    Attributes:
+        model: the model's name.
+        fp32_revision: the fp32 model's revision.
+        int8_revision: the int8 model's (``+int8`` under torch, ``+ort-int8`` under ONNX Runtime).
+        fp32_labels: the fp32 label of each text, in input order.
+        int8_labels: the int8 label of each text.
+        max_abs_diff: the largest difference of any label's probability on any text.
+    """
+
+    model: str
+    fp32_revision: str
+    int8_revision: str
+    fp32_labels: list[str]
+    int8_labels: list[str]
+    max_abs_diff: float
+
+    @property
+    def agreement(self) -> float | None:
+        """The share of texts both versions label alike (None without texts)."""
+        if not self.fp32_labels:
+            return None
+        same = sum(a == b for a, b in zip(self.fp32_labels, self.int8_labels, strict=True))
+        return same / len(self.fp32_labels)
+
+
+def check_quantization(
+    texts: Sequence[str], options: FinBertOptions, batch_size: int = 32
+) -> QuantizationCheck:
+    """Score ``texts`` with the fp32 and the int8 version of the model ``options`` name.
+
+    Raises:
+        ModelError: the model cannot be loaded.
+    """
+    fp32 = load_finbert(replace(options, quantize=False))
+    int8 = load_finbert(replace(options, quantize=True))
+    if int8.revision == fp32.revision:  # the same model twice would agree by construction
+        raise ModelError(f"FinBERT {options.model}: the int8 model is the fp32 one")
+    p32 = fp32.probabilities(texts, batch_size)
+    p8 = int8.probabilities(texts, batch_size)
+    diffs = [abs(a[k] - b[k]) for a, b in zip(p32, p8, strict=True) for k in LABELS]
+    return QuantizationCheck(
+        model=fp32.name,
+        fp32_revision=fp32.revision,
+        int8_revision=int8.revision,
+        fp32_labels=[make_score("", p, fp32.name, fp32.revision).label for p in p32],
+        int8_labels=[make_score("", p, int8.name, int8.revision).label for p in p8],
+        max_abs_diff=max(diffs, default=0.0),
+    )
