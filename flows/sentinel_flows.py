@@ -31,6 +31,7 @@ from sentinel42.tasks import (
     ranking_outcomes,
     refresh_news_task,
     refresh_prices_task,
+    require_usable_data_task,
     resolve_as_of_task,
     score_sentiment_task,
     summarize_refresh_task,
@@ -71,13 +72,16 @@ def trading_flow(force: bool = False) -> dict[str, Any]:
             return {"as_of": as_of.isoformat(), "skipped": gate.reason, "decisions": []}
         check_store_task(settings)  # never write into a corrupted store
         # One clock for the whole run; the trading run's own retry covers the refresh.
-        data_refresh_flow.with_options(retries=0)(as_of=as_of)
+        refresh = data_refresh_flow.with_options(retries=0)(as_of=as_of)
+        # No usable bars for any ticker fails the run (after its retry); a partial failure
+        # decides on the rest and names the failed tickers.
+        require_usable_data_task(refresh)
         result = decide_task(settings, as_of, force)
         portfolio = update_portfolio_task(settings, as_of)
         document = publish_decisions_task(result)
         # The dashboard is for people: a chart that fails to draw must not fail the decisions.
         publish_dashboard_task(settings, as_of, document, portfolio, return_state=True)
-        return document | {"portfolio": portfolio}
+        return document | {"portfolio": portfolio, "failed_tickers": refresh["failed_tickers"]}
 
 
 @flow(name="validate-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)

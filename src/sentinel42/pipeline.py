@@ -133,7 +133,13 @@ def score_sentiment(settings: Settings, as_of: datetime | None = None) -> Scorin
 
 
 def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> dict[str, Any]:
-    """One JSON-able report of a whole refresh (``sentinel42 refresh --json``)."""
+    """One JSON-able report of a whole refresh (``sentinel42 refresh --json``).
+
+    ``failed_tickers`` names each watchlist ticker whose price refresh failed. ``no_usable_data``
+    says why no watchlist ticker has usable bars (None while one has): every ticker failed or
+    has no stored bar, or, with the market open, no ticker got a bar of the session
+    (``no_data``). A trading run refuses to decide on such a refresh.
+    """
     price_doc = prices.to_dict() if prices is not None else {"tickers": []}
     per_ticker_news = getattr(news, "per_ticker", {}) if news is not None else {}
     tickers = []
@@ -141,9 +147,28 @@ def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> di
         row = dict(row)
         row["headlines_new"] = int(per_ticker_news.get(row["ticker"], 0))
         tickers.append(row)
+    failed = [row for row in tickers if row.get("error")]
+    usable = [row for row in tickers if not row.get("error") and row.get("newest_bar_ts")]
+    no_data = bool(getattr(prices, "no_data", False))
+    why: str | None = None
+    if prices is not None and tickers and not usable:
+        first = failed[0] if failed else None
+        why = f"no usable bars for any of the {len(tickers)} watchlist ticker(s): " + (
+            f"{len(failed)} failed, e.g. {first['ticker']}: {first['error']}"
+            if first
+            else "none has a stored bar"
+        )
+    elif no_data:
+        newest = max(row["newest_bar_ts"] for row in usable)
+        why = (
+            f"no new bar for any of the {len(tickers)} watchlist ticker(s) during the session "
+            f"at {price_doc['as_of']} (newest stored bar {newest})"
+        )
     return {
         "tickers": tickers,
-        "no_data": bool(getattr(prices, "no_data", False)),
+        "no_data": no_data,
+        "failed_tickers": [row["ticker"] for row in failed],
+        "no_usable_data": why,
         "headlines_new": int(getattr(news, "headlines_new", 0)) if news is not None else 0,
         "headlines_scored": scoring.scored if scoring else 0,
         "scorer": scoring.scorer if scoring else None,

@@ -19,7 +19,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from sentinel42 import pipeline
-from sentinel42.errors import ModelError, is_retryable
+from sentinel42.errors import ModelError, TemporarySourceError, is_retryable
 from sentinel42.model.ranking import weekly
 from sentinel42.settings import Settings
 
@@ -116,13 +116,14 @@ def resolve_as_of_task(settings: Settings) -> datetime:
 @io_task("refresh-prices")
 def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     report = pipeline.refresh_prices(settings, as_of, progress=get_run_logger().info)
-    if report.no_data:
+    why = pipeline.refresh_summary(report, None, None)["no_usable_data"]
+    if why:
         emit_event(
             event=NO_DATA_EVENT,
             resource={"prefect.resource.id": "sentinel42.watchlist"},
-            payload={"as_of": as_of.isoformat(), "tickers": list(settings.tickers)},
+            payload={"as_of": as_of.isoformat(), "tickers": list(settings.tickers), "why": why},
         )
-        get_run_logger().warning("no new bars for any ticker during the session at %s", as_of)
+        get_run_logger().warning("%s", why)
     return report
 
 
@@ -141,13 +142,30 @@ def summarize_refresh_task(
     prices: Any, news: Any, scoring: pipeline.ScoringResult, as_of: datetime
 ) -> dict[str, Any]:
     summary = {"as_of": as_of.isoformat(), **pipeline.refresh_summary(prices, news, scoring)}
+    failed = summary["failed_tickers"]
+    if failed:
+        get_run_logger().warning("price refresh failed for %d of %d ticker(s): %s", len(failed),
+                                 len(summary["tickers"]), ", ".join(failed))  # fmt: skip
     create_table_artifact(
         key="data-refresh",
         table=summary["tickers"],
         description=f"Refresh at {as_of.isoformat()}: {summary['headlines_new']} new headlines, "
-        f"{summary['headlines_scored']} scored by {summary['scorer']}",
+        f"{summary['headlines_scored']} scored by {summary['scorer']}"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f". {summary['no_usable_data']}" if summary["no_usable_data"] else ""),
     )
     return summary
+
+
+@task(name="require-usable-data", cache_policy=NO_CACHE)
+def require_usable_data_task(summary: dict[str, Any]) -> None:
+    """Fail the trading run when its refresh got no usable bars for any watchlist ticker.
+
+    Raised as a temporary source error, so the run's retries get their chance (the data may
+    arrive); the run then ends Failed, which alerts. A partial failure passes.
+    """
+    if summary.get("no_usable_data"):
+        raise TemporarySourceError(f"trading run refused: {summary['no_usable_data']}")
 
 
 @task(name="market-gate", cache_policy=NO_CACHE)

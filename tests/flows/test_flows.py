@@ -325,3 +325,90 @@ def test_a_kind_the_data_cannot_train_leaves_the_other_trained_and_says_why(harn
     artifacts, tasks = _run_artifacts_and_tasks(state)
     assert {"train-ranking-intraday", "train-ranking-daily"} <= set(tasks)
     assert "ranking-intraday" in artifacts and "ranking-daily" not in artifacts
+
+
+# --- a failed data source fails the trading run (issue 18, item 1) ---------------------------
+def _replay_without(tmp_path: Path, replay_dir: Path, missing: tuple[str, ...]) -> Path:
+    """A copy of the replay set whose price files of ``missing`` are gone (their source fails:
+    "no replay file")."""
+    import shutil
+
+    out = tmp_path / "replay-missing"
+    shutil.copytree(replay_dir, out)
+    for ticker in missing:
+        (out / "prices" / f"{ticker}.csv").unlink()
+    return out
+
+
+@pytest.fixture
+def no_prices_env(monkeypatch, tmp_path, replay_env):
+    from tests.conftest import REPLAY_TICKERS
+
+    out = _replay_without(tmp_path, replay_env, REPLAY_TICKERS)
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(out))
+    return out
+
+
+@pytest.fixture
+def msft_missing_env(monkeypatch, tmp_path, replay_env):
+    out = _replay_without(tmp_path, replay_env, ("MSFT",))
+    monkeypatch.setenv("SENTINEL42_REPLAY_DIR", str(out))
+    return out
+
+
+def test_trading_flow_with_no_usable_bars_for_any_ticker_fails_and_records_nothing(
+    harness, no_prices_env
+):
+    from flows.sentinel_flows import trading_flow
+    from sentinel42.errors import TemporarySourceError
+
+    state = trading_flow.with_options(retries=0)(force=True, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TemporarySourceError, match="no usable bars for any of the 3 watchlist"):
+        state.result()
+    assert "AAPL: no replay file" in str(state.result(raise_on_failure=False))
+    with open_store(load_settings()) as store:
+        assert store.decisions() == []
+
+
+def test_trading_flow_with_one_ticker_failing_decides_the_rest_and_names_it(
+    harness, msft_missing_env
+):
+    from flows.sentinel_flows import data_refresh_flow, trading_flow
+
+    result = trading_flow(force=True)
+    assert result["failed_tickers"] == ["MSFT"]
+    assert sorted(d["ticker"] for d in result["decisions"]) == ["AAPL", "NVDA"]
+    state = data_refresh_flow(return_state=True)
+    artifacts, _ = _run_artifacts_and_tasks(state)
+    assert "failed: MSFT" in artifacts["data-refresh"].description
+    assert state.result()["no_usable_data"] is None
+
+
+def test_cli_trade_with_no_usable_bars_exits_1_with_one_line(no_prices_env):
+    from typer.testing import CliRunner
+
+    from sentinel42.cli import app
+
+    result = CliRunner().invoke(app, ["trade", "--force"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: no decision: no usable bars for any of the 3 watchlist ticker(s): 3 failed, "
+        "e.g. AAPL: no replay file prices/AAPL.csv (nor AAPL in a multi-ticker file)"
+    ]
+    with open_store(load_settings()) as store:
+        assert store.decisions() == []
+
+
+def test_cli_trade_with_one_ticker_failing_decides_the_rest_and_names_it(msft_missing_env):
+    from typer.testing import CliRunner
+
+    from sentinel42.cli import app
+
+    result = CliRunner().invoke(app, ["trade", "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    document = __import__("json").loads(result.stdout)
+    assert document["failed_tickers"] == ["MSFT"]
+    assert sorted(d["ticker"] for d in document["decisions"]) == ["AAPL", "NVDA"]
+    assert "note: MSFT refresh failed: no replay file" in result.stderr

@@ -235,7 +235,11 @@ def trade(
     skip_refresh: bool = typer.Option(False, "--skip-refresh", help="Decide on stored data."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Run the trading path in-process (no server): refresh, gate, predict, fuse, decide."""
+    """Run the trading path in-process (no server): refresh, gate, predict, fuse, decide.
+
+    Exits 1 without deciding when the refresh got no usable bars for any watchlist ticker; a
+    partial failure decides on the rest and names each failed ticker on stderr.
+    """
     from sentinel42 import pipeline
 
     settings = get_settings()
@@ -249,9 +253,21 @@ def trade(
                 "decisions": [],
             }
         else:
+            failed: list[str] = []
             if not skip_refresh:
-                pipeline.refresh_all(settings, as_of, progress=lambda s: typer.echo(s, err=True))
+                summary = pipeline.refresh_all(
+                    settings, as_of, progress=lambda s: typer.echo(s, err=True)
+                )
+                if summary["no_usable_data"]:
+                    fail(f"no decision: {summary['no_usable_data']}", 1)
+                failed = summary["failed_tickers"]
+                for row in summary["tickers"]:
+                    if row.get("error"):
+                        typer.echo(
+                            f"note: {row['ticker']} refresh failed: {row['error']}", err=True
+                        )
             document = pipeline.decide(settings, as_of, forced=force).to_dict()
+            document["failed_tickers"] = failed
             document["portfolio"] = pipeline.update_portfolio(settings, as_of)
     if as_json:
         emit_json(document)
