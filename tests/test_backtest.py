@@ -68,6 +68,18 @@ def replay(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def trading(replay, tmp_path_factory) -> bt.BacktestResult:
+    """The same session with thresholds low enough that sentiment alone trades, shorts on."""
+    with pytest.MonkeyPatch.context() as mp:
+        _clean_env(mp)
+        mp.setenv("SENTINEL42_BUY_THRESHOLD", "0.02")
+        mp.setenv("SENTINEL42_SELL_THRESHOLD", "-0.02")
+        mp.setenv("SENTINEL42_EXIT_THRESHOLD", "0.01")
+        mp.setenv("SENTINEL42_PORTFOLIO_ALLOW_SHORT", "true")
+        return _run(replay, tmp_path_factory.mktemp("bt_trading"), use_model=False)
+
+
+@pytest.fixture(scope="module")
 def base(replay, tmp_path_factory) -> bt.BacktestResult:
     """The early-close session on sentiment alone (no training keeps it fast)."""
     with pytest.MonkeyPatch.context() as mp:
@@ -185,10 +197,54 @@ def test_the_backtest_decides_what_live_decide_records_at_the_same_clock(base, r
         assert record.fused == decided[ticker].inputs["fused"]
 
 
-def test_the_live_store_backed_portfolio_ends_where_the_backtest_book_ends(base):
+@pytest.mark.parametrize("name", ["base", "trading"])
+def test_the_live_store_backed_portfolio_ends_where_the_backtest_book_ends(name, request):
     """Each step also runs live's own portfolio step (``pipeline.update_portfolio``) on the
-    backtest's store: its equity is the backtest's final equity."""
-    assert base.summary["portfolio"]["equity"] == pytest.approx(base.equity[-1], rel=1e-9)
+    backtest's store: its equity is the backtest's final equity (``trading`` trades)."""
+    result = request.getfixturevalue(name)
+    assert result.summary["portfolio"]["equity"] == pytest.approx(result.equity[-1], rel=1e-9)
+    assert result.summary["n_trades"] > 0 or name == "base"
+
+
+def _replay_bars(replay: Path) -> dict[str, pd.DataFrame]:
+    return {t: read_price_csv(replay / "prices" / f"{t}.csv") for t in TICKERS}
+
+
+def test_every_backtest_fill_is_at_the_open_of_the_first_bar_after_its_decision(trading, replay):
+    """The store-backed book the backtest ran (live's own step): each fill's bar starts at or
+    after its decision's clock, and its price is that bar's open plus or minus half the spread."""
+    from sentinel42.persistence import ledger, open_store
+
+    folder = Path(trading.summary["workdir"])
+    settings = load_settings(database_url=f"sqlite:///{folder / bt.STORE_FILE}")
+    with open_store(settings, create=False) as store:
+        trades = ledger.portfolio_trades(store, limit=None)
+    assert trading.summary["n_trades"] > 0 and len(trades) == trading.summary["n_trades"]
+    bars = _replay_bars(replay)
+    half = settings.portfolio_spread_bps / 2e4
+    for t in trades:
+        decided, filled = pd.Timestamp(t["decided_at"]), pd.Timestamp(t["fill_bar"])
+        frame = bars[t["ticker"]]
+        assert filled == frame.index[frame.index >= decided][0]
+        side = 1 if t["side"] == "buy" else -1
+        assert t["fill_price"] == pytest.approx(frame.loc[filled, "open"] * (1 + side * half))
+
+
+def test_buy_and_hold_buys_at_the_first_bar_open_after_the_first_step(base, replay):
+    settings = load_settings()
+    first, last = base.steps[0].clock, base.steps[-1].clock - timedelta(minutes=15)
+    slice_ = settings.portfolio_starting_cash / len(TICKERS)
+    cost = (1 + settings.portfolio_spread_bps / 2e4) * (1 + settings.portfolio_fee_bps / 1e4)
+    value = 0.0
+    for frame in _replay_bars(replay).values():
+        fill = frame.index[frame.index >= first][0]
+        assert fill == pd.Timestamp(first + timedelta(minutes=13))  # 14:47 -> the 15:00 bar
+        shares = slice_ / (frame.loc[fill, "open"] * cost)
+        value += shares * frame.loc[frame.index <= last, "close"].iloc[-1]
+    assert base.summary["buy_and_hold_return"] == pytest.approx(
+        value / settings.portfolio_starting_cash - 1
+    )
+    assert base.summary["portfolio"]["buy_and_hold_equity"] == pytest.approx(value)
 
 
 # --- news latency --------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ from sentinel42.errors import ConfigError, ModelError
 from sentinel42.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from sentinel42.domain import Decision
     from sentinel42.market.calendar import NyseCalendar
     from sentinel42.portfolio import Portfolio
 
@@ -38,6 +41,8 @@ Progress = Callable[[str], None]
 SESSIONS_PER_YEAR = 252
 REGULAR_SESSION_MINUTES = 390
 STORE_FILE = "backtest.db"
+# One step per bar (the live trading schedule) or one per session (after its close).
+CADENCES = ("bar", "session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +126,25 @@ def step_clocks(
     end: datetime,
     interval_minutes: int,
     delay_minutes: int,
+    cadence: str = "bar",
 ) -> list[Step]:
     """The live trading schedule for the bars inside ``[start, end]``: each bar end + delay.
 
     A bar runs from the open in steps of the interval and ends at or before the close, so an
     early close has fewer bars; the last bar's run comes ``delay_minutes`` after the close.
+    ``cadence="session"`` keeps one step per session: its last bar's run (the close + delay
+    for a whole session), so a decision fills at the next session's open.
+
+    Raises:
+        ConfigError: an unknown cadence.
     """
+    if cadence not in CADENCES:
+        raise ConfigError(f"--cadence: {cadence!r} is not one of {', '.join(CADENCES)}")
+    if cadence == "session":
+        bars = step_clocks(calendar, start, end, interval_minutes, delay_minutes)
+        return [
+            s for i, s in enumerate(bars) if i + 1 == len(bars) or bars[i + 1].session != s.session
+        ]
     interval, delay = timedelta(minutes=interval_minutes), timedelta(minutes=delay_minutes)
     steps: list[Step] = []
     session = -1
@@ -203,14 +221,25 @@ def hit_rate(
     return (hits / n if n else None), n
 
 
+def periods_per_year(cadence: str, interval_minutes: int) -> float:
+    """Steps a year for the Sharpe ratio: steps per regular session for the cadence x 252
+    (``bar``: 390 / interval, 26 for 15 minutes; ``session``: 1)."""
+    if cadence not in CADENCES:
+        raise ConfigError(f"--cadence: {cadence!r} is not one of {', '.join(CADENCES)}")
+    per_session = 1.0 if cadence == "session" else REGULAR_SESSION_MINUTES / interval_minutes
+    return SESSIONS_PER_YEAR * per_session
+
+
 def _figures(
     account: Account,
     buy_and_hold: Sequence[float],
     records: Sequence[DecisionRecord],
     closes: Mapping[str, Any],
     settings: Settings,
+    periods: float | None = None,
 ) -> dict[str, Any]:
-    periods = SESSIONS_PER_YEAR * REGULAR_SESSION_MINUTES / settings.interval_minutes
+    if periods is None:
+        periods = periods_per_year("bar", settings.interval_minutes)
     rate, scored = hit_rate(records, closes, settings.model_horizon)
     average = float(np.mean(account.equity))
     return {
@@ -249,6 +278,58 @@ def news_latency(settings: Settings, until: datetime) -> dict[str, Any]:
     return counts.to_dict()
 
 
+# --- the universe and the market --------------------------------------------------------------
+# Two watchlists no universe spec is likely to name; see spec_tickers.
+_PROBES = ("ZZZZY", "ZZZZZ")
+
+
+def spec_tickers(replay_dir: Path, spec: str) -> tuple[list[str], list[str]]:
+    """The tickers a universe ``spec`` names on its own, sorted, and the problems resolving it.
+
+    ``spec`` reads as ``SENTINEL42_UNIVERSE`` does (``all``: every ticker the replay folder
+    holds; a comma-separated list; ``@path``), through
+    :func:`~sentinel42.market.universe.resolve_universe`. That always adds the watchlist, so
+    it is resolved under two different one-ticker watchlists and each one taken out again: a
+    ticker the spec names is in both results, a probe only in its own.
+
+    Raises:
+        ConfigError: the spec is malformed, or names no ticker the replay folder holds.
+    """
+    from sentinel42.market.universe import resolve_universe
+
+    found: set[str] = set()
+    problems: tuple[str, ...] = ()
+    for probe in _PROBES:
+        try:
+            settings = load_settings(
+                data_source="replay", replay_dir=replay_dir, universe=spec, tickers=[probe]
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"--universe {spec!r}: {exc}") from None
+        resolved = resolve_universe(settings)
+        found |= set(resolved.tickers) - {probe}
+        problems = resolved.problems
+    if not found:
+        raise ConfigError(f"--universe {spec!r}: no ticker of it is in the replay folder")
+    return sorted(found), list(problems)
+
+
+def versus_benchmarks(
+    summary: Mapping[str, Any], market_equity: Sequence[float], universe: Sequence[str]
+) -> dict[str, Any]:
+    """The strategy against buy-and-hold of the watchlist and against the market (the whole
+    universe, equal weight, bought once): each benchmark's return and the excess over it."""
+    market = total_return(market_equity)
+    strategy = float(summary["total_return"])
+    return {
+        "universe": list(universe),
+        "universe_size": len(universe),
+        "market_return": market,
+        "excess_return_vs_buy_and_hold": strategy - float(summary["buy_and_hold_return"]),
+        "excess_return_vs_market": strategy - market,
+    }
+
+
 # --- the run -----------------------------------------------------------------------------------
 def _train(
     settings: Settings, calendar: NyseCalendar, step: Step, *, store_empty: bool
@@ -272,6 +353,92 @@ def _train(
     }
 
 
+def _books(
+    settings: Settings,
+    steps: Sequence[Step],
+    fresh_at: Sequence[Sequence[Decision]],
+    stored: Mapping[str, pd.DataFrame],
+) -> tuple[Account, dict[str, Account], list[float], dict[str, list[float]]]:
+    """The in-memory books, step by step: the whole watchlist, each ticker alone, and their
+    buy-and-hold benchmarks (equity after each step; index 0: before the first).
+
+    The same :class:`~sentinel42.portfolio.Portfolio` and fill rule as the live book: step
+    ``i`` sees the bars that ended by its clock (the replay never revises a served bar, so the
+    store's bars after the last step, cut at each clock, are what each step had stored).
+    """
+    from sentinel42.portfolio import BuyAndHold, Portfolio, PortfolioConfig, PriceTape
+
+    tickers = list(settings.tickers)
+    config = PortfolioConfig.from_settings(settings)
+    cash = settings.portfolio_starting_cash
+    tape = PriceTape(stored)
+    tapes = {t: PriceTape({t: stored[t]}) if t in stored else PriceTape({}) for t in tickers}
+    book = Account(Portfolio(config), [cash])
+    alone = {t: Account(Portfolio(config), [cash]) for t in tickers}
+    # The benchmarks start at the first decision's clock, as the live book's does.
+    held: BuyAndHold | None = None
+    held_alone: dict[str, BuyAndHold] = {}
+    bh, bh_alone = [cash], {t: [cash] for t in tickers}
+    interval = timedelta(minutes=settings.interval_minutes)
+    for step, fresh in zip(steps, fresh_at, strict=True):
+        until = step.clock - interval
+        accounts = [(book, fresh, tape)]
+        accounts += [(alone[t], [d for d in fresh if d.ticker == t], tapes[t]) for t in tickers]
+        for account, decisions, own in accounts:
+            trades = account.portfolio.advance(decisions, own, until)
+            account.notional += sum(t.quantity * t.fill_price for t in trades)
+            account.trades += len(trades)
+            account.equity.append(float(account.portfolio.equity()))
+        if held is None and fresh:
+            held = BuyAndHold(tickers, config, step.clock)
+            held_alone = {t: BuyAndHold([t], config, step.clock) for t in tickers}
+        if held is not None:
+            held.advance(tape, until)
+            for t in tickers:
+                held_alone[t].advance(tapes[t], until)
+        bh.append(held.equity() if held is not None else cash)
+        for t in tickers:
+            bh_alone[t].append(held_alone[t].equity() if t in held_alone else cash)
+    return book, alone, bh, bh_alone
+
+
+def _served_bars(
+    settings: Settings, tickers: Sequence[str], clock: datetime
+) -> dict[str, pd.DataFrame]:
+    """Bars the replay source serves by ``clock`` for tickers the backtest does not store."""
+    if not tickers:
+        return {}
+    from sentinel42.factory import build_price_source
+
+    source = build_price_source(settings)
+    batch = source.fetch_intraday(list(tickers), settings.interval, dict.fromkeys(tickers), clock)
+    return dict(batch.frames)
+
+
+def _market(
+    settings: Settings,
+    steps: Sequence[Step],
+    fresh_at: Sequence[Sequence[Decision]],
+    tickers: Sequence[str],
+    bars: Mapping[str, pd.DataFrame],
+) -> list[float]:
+    """The market benchmark: the universe, equal weight, bought once by the fill rule from the
+    first decision's clock (as the buy-and-hold benchmark); its equity after each step."""
+    from sentinel42.portfolio import BuyAndHold, PortfolioConfig, PriceTape
+
+    cash = settings.portfolio_starting_cash
+    tape, interval = PriceTape(bars), timedelta(minutes=settings.interval_minutes)
+    market: BuyAndHold | None = None
+    equity = [cash]
+    for step, fresh in zip(steps, fresh_at, strict=True):
+        if market is None and fresh:
+            market = BuyAndHold(list(tickers), PortfolioConfig.from_settings(settings), step.clock)
+        if market is not None:
+            market.advance(tape, step.clock - interval)
+        equity.append(market.equity() if market is not None else cash)
+    return equity
+
+
 def run_backtest(
     settings: Settings,
     start: datetime,
@@ -281,6 +448,8 @@ def run_backtest(
     use_model: bool = True,
     progress: Progress | None = None,
     progress_every: int = 26,
+    cadence: str = "bar",
+    universe: Sequence[str] | None = None,
 ) -> BacktestResult:
     """Replay ``[start, end]`` step by step through the live trading path.
 
@@ -293,19 +462,22 @@ def run_backtest(
             ``settings.backtest_retrain_sessions``.
         use_model: False decides on sentiment alone (no training; much faster).
         progress: receives a line every ``progress_every`` steps.
+        cadence: ``bar`` (every bar, as live) or ``session`` (one step after each close).
+        universe: the market benchmark's tickers (equal weight, bought once); default the
+            watchlist. The watchlist is always part of it.
 
     Raises:
-        ConfigError: no bar of any session ends in the period.
+        ConfigError: no bar of any session ends in the period, or an unknown cadence.
     """
     from sentinel42 import pipeline
     from sentinel42.factory import build_calendar
     from sentinel42.persistence import open_store
-    from sentinel42.portfolio import BuyAndHold, Portfolio, PortfolioConfig
 
     calendar = build_calendar(settings)
     steps = step_clocks(
-        calendar, start, end, settings.interval_minutes, settings.trading_delay_minutes
+        calendar, start, end, settings.interval_minutes, settings.trading_delay_minutes, cadence
     )
+    periods = periods_per_year(cadence, settings.interval_minutes)
     if not steps:
         raise ConfigError(f"no NYSE bar ends between {start.isoformat()} and {end.isoformat()}")
     with open_store(settings) as store:
@@ -313,18 +485,11 @@ def run_backtest(
             raise ConfigError(f"the backtest store {settings.store_url} is not empty")
     every = retrain_sessions or settings.backtest_retrain_sessions
     tickers = list(settings.tickers)
-    config = PortfolioConfig.from_settings(settings)
-    cash = settings.portfolio_starting_cash
-    book = Account(Portfolio(config), [cash])
-    alone = {t: Account(Portfolio(config), [cash]) for t in tickers}
-    # The benchmarks buy at the first step's closes, with the portfolio's fees and slippage.
-    held = BuyAndHold(tickers, config)
-    held_alone = {t: BuyAndHold([t], config) for t in tickers}
-    bh, bh_alone = [cash], {t: [cash] for t in tickers}
     closes: dict[str, list[float]] = {t: [] for t in tickers}
     last_bar: dict[str, datetime] = {}
     prices: dict[str, float] = {}
     records: list[DecisionRecord] = []
+    fresh_at: list[list[Decision]] = []  # each step's decisions for bars not decided before
     trainings: list[dict[str, Any]] = []
     trained_session = -1
     began = time.perf_counter()
@@ -345,33 +510,22 @@ def run_backtest(
             if d.ticker not in last_bar or d.bar_ts > last_bar[d.ticker]:
                 last_bar[d.ticker] = d.bar_ts
                 fresh.append(d)
+        fresh_at.append(fresh)
         for t in tickers:
             closes[t].append(prices.get(t, math.nan))
-        for account in [book, *alone.values()]:
-            account.portfolio.mark(prices)
-        for d in sorted(fresh, key=lambda d: d.ticker):  # a bar's tickers in name order, as live
-            record = DecisionRecord(
-                step=i,
-                ticker=d.ticker,
-                bar_ts=d.bar_ts,
-                action=d.action.value,
-                close=float(d.inputs["close"]),
-                fused=float(d.inputs.get("fused", 0.0)),
-                sentiment=d.inputs.get("sentiment"),
-                with_model=d.inputs.get("p_up") is not None,
+        for d in sorted(fresh, key=lambda d: d.ticker):
+            records.append(
+                DecisionRecord(
+                    step=i,
+                    ticker=d.ticker,
+                    bar_ts=d.bar_ts,
+                    action=d.action.value,
+                    close=float(d.inputs["close"]),
+                    fused=float(d.inputs.get("fused", 0.0)),
+                    sentiment=d.inputs.get("sentiment"),
+                    with_model=d.inputs.get("p_up") is not None,
+                )
             )
-            records.append(record)
-            for account in (book, alone[d.ticker]):
-                trades = account.portfolio.apply(d.ticker, d.action, record.close, step.clock)
-                account.notional += sum(abs(t.quantity) * t.price for t in trades)
-                account.trades += len(trades)
-        for account in [book, *alone.values()]:
-            account.equity.append(float(account.portfolio.equity()))
-        held.update(prices)
-        bh.append(held.equity())
-        for t in tickers:
-            held_alone[t].update({t: prices[t]} if t in prices else {})
-            bh_alone[t].append(held_alone[t].equity())
         if progress is not None and ((i + 1) % progress_every == 0 or i + 1 == len(steps)):
             elapsed = time.perf_counter() - began
             progress(
@@ -383,6 +537,11 @@ def run_backtest(
     with open_store(settings) as store:  # bars ended by the last step: the hit rate's horizon
         stored = store.load_bars(tickers, settings.interval)
     bar_closes = {t: frame["close"] for t, frame in stored.items() if not frame.empty}
+    market_tickers = list(dict.fromkeys([*tickers, *(universe or ())]))
+    undecided = [t for t in market_tickers if t not in set(tickers)]
+    market_bars = {**_served_bars(settings, undecided, steps[-1].clock), **stored}
+    book, alone, bh, bh_alone = _books(settings, steps, fresh_at, stored)
+    market_equity = _market(settings, steps, fresh_at, market_tickers, market_bars)
     summary: dict[str, Any] = {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -396,10 +555,17 @@ def run_backtest(
         "models_promoted": sum(t["promoted"] for t in trainings),
         "retrain_sessions": every if use_model else None,
         "news_latency": news_latency(settings, steps[-1].clock),
-        **_figures(book, bh, records, bar_closes, settings),
+        "cadence": cadence,
+        "periods_per_year": periods,
+        **_figures(book, bh, records, bar_closes, settings, periods),
         "per_ticker": {
             t: _figures(
-                alone[t], bh_alone[t], [r for r in records if r.ticker == t], bar_closes, settings
+                alone[t],
+                bh_alone[t],
+                [r for r in records if r.ticker == t],
+                bar_closes,
+                settings,
+                periods,
             )
             for t in tickers
         },
@@ -410,4 +576,5 @@ def run_backtest(
             "seconds_per_step": round(elapsed / len(steps), 4),
         },
     }
+    summary.update(versus_benchmarks(summary, market_equity, market_tickers))
     return BacktestResult(summary, steps, records, closes, book.equity, bh, trainings)

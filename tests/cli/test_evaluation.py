@@ -53,9 +53,14 @@ def test_portfolio_json_then_table(env) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["applied"] == 6
-    assert doc["bar_ts"] == (T0 + 5 * BAR).isoformat()
-    # BUY, SELL, BUY, HOLD, SELL, BUY without shorting; newest first.
-    assert [t["side"] for t in doc["recent_trades"]] == ["buy", "sell", "buy", "sell", "buy"]
+    assert doc["bar_ts"] == (T0 + 6 * BAR).isoformat()  # the newest decision's clock
+    # BUY, SELL, BUY, HOLD, SELL, BUY without shorting, each decided at the next bar's start
+    # and filled at its open; the last BUY waits for a bar after as_of. Newest first.
+    assert [t["side"] for t in doc["recent_trades"]] == ["sell", "buy", "sell", "buy"]
+    assert [t["fill_bar"] for t in doc["trades"]] == [
+        (T0 + i * BAR).isoformat() for i in (1, 2, 3, 5)
+    ]
+    assert [o["action"] for o in doc["pending"]] == ["BUY"]
     again = json.loads(runner.invoke(app, ["portfolio", "--json"], env=env).stdout)
     assert again["applied"] == 0 and again["equity"] == pytest.approx(doc["equity"])
 

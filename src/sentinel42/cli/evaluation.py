@@ -101,14 +101,22 @@ def portfolio(
     trades: int = typer.Option(10, "--trades", min=0, max=10_000, help="Show the last N trades."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Bring the paper portfolio up to date with the standing decisions and show it."""
+    """Bring the paper portfolio up to date with the standing decisions and show it.
+
+    The JSON lists every fill under ``trades`` (oldest first), the fills made by this run under
+    ``new_trades`` and the orders waiting for their fill bar under ``pending``.
+    """
     from sentinel42.persistence import ledger
     from sentinel42.portfolio import update_portfolio
 
     def compute(store: Store, settings: Settings, as_of: datetime) -> dict[str, Any]:
         snapshot = update_portfolio(store, settings, as_of)
-        snapshot["recent_trades"] = ledger.portfolio_trades(store, trades)
-        return snapshot
+        every = list(reversed(ledger.portfolio_trades(store, limit=None)))
+        return snapshot | {
+            "new_trades": snapshot["trades"],
+            "trades": every,
+            "recent_trades": every[::-1][:trades],  # newest first
+        }
 
     # It writes (the portfolio's ledger) but has nothing to do without stored decisions.
     _report_on_store(compute, _print_portfolio, as_json=as_json, create=False)
@@ -120,7 +128,8 @@ def _print_portfolio(console: Console, s: dict[str, Any]) -> None:
     console.print(
         f"as of {s['ts']}: equity {s['equity']:,.2f} ({_pct(s['return'])}), cash {s['cash']:,.2f}; "
         f"realized {s['realized_pnl']:+,.2f}, unrealized {s['unrealized_pnl']:+,.2f}, "
-        f"fees {s['fees_paid']:,.2f}; buy-and-hold {_pct(s['buy_and_hold_return'])}"
+        f"fees {s['fees_paid']:,.2f}, borrow {s['borrow_paid']:,.2f}; "
+        f"buy-and-hold {_pct(s['buy_and_hold_return'])}"
     )
     if s["positions"]:
         table = Table("ticker", "quantity", "avg price", "last", "value", "unrealized")
@@ -136,21 +145,50 @@ def _print_portfolio(console: Console, s: dict[str, Any]) -> None:
         console.print(table)
     else:
         console.print("no open positions")
+    if s["pending"]:
+        table = Table(
+            "decided (UTC)", "ticker", "action", "target weight", "why", title="Pending orders"
+        )
+        for o in s["pending"]:
+            table.add_row(
+                _utc(o["decided_at"]),
+                o["ticker"],
+                o["action"],
+                f"{o['target_weight']:+.2%}",
+                o["reason"],
+            )
+        console.print(table)
+    else:
+        console.print("no pending orders")
     if s["recent_trades"]:
         table = Table(
-            "bar (UTC)", "ticker", "side", "quantity", "fill", "fee", "why", title="Trades"
+            "decided (UTC)",
+            "fill bar (UTC)",
+            "ticker",
+            "side",
+            "quantity",
+            "fill",
+            "fee",
+            "why",
+            title="Trades",
         )
         for t in s["recent_trades"]:
+            # A trade saved before fills moved to the next bar has only its bar (``ts``).
             table.add_row(
-                t["ts"][:16].replace("T", " "),  # the bar's start, UTC
+                _utc(t.get("decided_at")),
+                _utc(t.get("fill_bar", t.get("ts"))),
                 t["ticker"],
                 t["side"],
                 f"{t['quantity']:,.4f}",
-                f"{t['price']:,.4f}",
+                f"{t.get('fill_price', t.get('price')):,.4f}",
                 f"{t['fee']:,.2f}",
                 t["reason"],
             )
         console.print(table)
+
+
+def _utc(iso: str | None) -> str:
+    return "-" if iso is None else iso[:16].replace("T", " ")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """The ledger: paper-portfolio state, equity curve, decision scores and model health.
 
 Every write is idempotent on its natural key, so a retried or repeated run changes nothing: the
-portfolio state upserts on the bar whose decisions it applied, an equity point on its bar, a
+portfolio state upserts on its key (the newest event it includes), an equity point on its bar, a
 decision score is written once per ``(ticker, bar_ts)`` and never rewritten, and a model's
 health upserts on its version (once degraded, it stays degraded).
 
@@ -33,11 +33,12 @@ _FIRST_PAGE = 512
 
 @dataclass(frozen=True, slots=True)
 class SavedPortfolio:
-    """The paper portfolio after the standing decisions of the bar starting at ``bar_ts``."""
+    """The paper portfolio after every event up to ``bar_ts``: a fill bar's start, a decision
+    clock or a mark (the newest of them; keys only grow, so the newest row is the state)."""
 
     bar_ts: datetime
     state: dict[str, Any]  # {"portfolio": Portfolio.to_state(), "buy_and_hold": {...}}
-    trades: list[dict[str, Any]]  # the trades made at this bar
+    trades: list[dict[str, Any]]  # the fills saved under this key (Trade.to_dict())
     equity: float
     cash: float
     saved_at: datetime
@@ -132,7 +133,13 @@ def standing_decisions(
 
 # --- portfolio ----------------------------------------------------------------------------------
 def save_portfolio_state(store: Store, saved: SavedPortfolio) -> None:
-    """Upsert the portfolio state of one bar."""
+    """Upsert the portfolio state under its key."""
+    save_portfolio_step(store, saved, None)
+
+
+def save_portfolio_step(store: Store, saved: SavedPortfolio, point: EquityPoint | None) -> None:
+    """Upsert a state row and, with it in one transaction, its equity point (a crash leaves
+    neither or both)."""
     stmt = store._insert(PortfolioStateRow).values(
         bar_ts=saved.bar_ts,
         state=saved.state,
@@ -147,6 +154,8 @@ def save_portfolio_state(store: Store, saved: SavedPortfolio) -> None:
     )
     with store.session() as s:
         s.execute(stmt)
+        if point is not None:
+            s.execute(_equity_upsert(store), [_equity_record(point)])
 
 
 def latest_portfolio_state(store: Store) -> SavedPortfolio | None:
@@ -167,38 +176,42 @@ def latest_portfolio_state(store: Store) -> SavedPortfolio | None:
         )
 
 
-def portfolio_trades(store: Store, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest trades of the paper portfolio, newest first (each a ``Trade`` as a dict)."""
+def portfolio_trades(store: Store, limit: int | None = 50) -> list[dict[str, Any]]:
+    """The newest trades of the paper portfolio, newest first (each a ``Trade`` as a dict);
+    ``limit`` None: every one."""
     out: list[dict[str, Any]] = []
     query = select(PortfolioStateRow.trades).order_by(PortfolioStateRow.bar_ts.desc())
     with store.engine.connect() as conn:
         for (trades,) in conn.execute(query):
             out.extend(reversed(trades))
-            if len(out) >= limit:
+            if limit is not None and len(out) >= limit:
                 break
-    return out[:limit]
+    return out if limit is None else out[:limit]
 
 
 def save_equity_points(store: Store, points: Sequence[EquityPoint]) -> None:
     """Upsert equity points on their ``ts``."""
     if not points:
         return
-    records = [
-        {
-            "ts": p.ts,
-            "equity": p.equity,
-            "cash": p.cash,
-            "buy_and_hold_equity": p.buy_and_hold_equity,
-        }
-        for p in points
-    ]
+    with store.session() as s:
+        s.execute(_equity_upsert(store), [_equity_record(p) for p in points])
+
+
+def _equity_record(p: EquityPoint) -> dict[str, Any]:
+    return {
+        "ts": p.ts,
+        "equity": p.equity,
+        "cash": p.cash,
+        "buy_and_hold_equity": p.buy_and_hold_equity,
+    }
+
+
+def _equity_upsert(store: Store) -> Any:
     stmt = store._insert(EquityPointRow)
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["ts"],
         set_={c: stmt.excluded[c] for c in ("equity", "cash", "buy_and_hold_equity")},
     )
-    with store.session() as s:
-        s.execute(stmt, records)
 
 
 def equity_curve(store: Store) -> list[EquityPoint]:
