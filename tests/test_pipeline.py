@@ -237,3 +237,34 @@ def test_decide_over_a_moving_clock_carries_the_previous_action_across_bars(
     ).decisions
     assert third.inputs["previous_position"] == "long"
     assert third.action is Action.SELL
+
+
+def test_the_previous_standing_decisions_of_a_universe_sized_watchlist_come_in_one_read():
+    """1,200 tickers whose newest bars differ: each gets its newest standing decision for an
+    earlier bar of its own, whatever the number of tickers (SQLite caps an expression's
+    depth at 1,000)."""
+    from datetime import timedelta
+
+    from sentinel42.domain import Decision
+
+    settings = load_settings()
+    t0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    t1 = t0 + timedelta(minutes=15)
+    tickers = [f"T{i:04d}" for i in range(1200)]
+    decisions = [
+        Decision(t, bar, action, 0.5, "", inputs={"position": position}, decided_at=bar)
+        for t in tickers
+        for bar, action, position in ((t0, Action.BUY, "long"), (t1, Action.SELL, "flat"))
+    ]
+    with open_store(settings) as store:
+        store.save_decisions(decisions, run_id="run-1")
+        # The odd tickers decide t1 now: their previous bar is t0; the even ones decide the
+        # next bar, whose previous is t1.
+        asked = {t: t1 if i % 2 else t1 + timedelta(minutes=15) for i, t in enumerate(tickers)}
+        previous = store.standing_before(asked)
+        assert store.standing_before({}) == {}
+        assert store.standing_before({"NONE": t1}) == {}
+    assert sorted(previous) == tickers
+    for i, t in enumerate(tickers):
+        expected = (t0, Action.BUY) if i % 2 else (t1, Action.SELL)
+        assert (previous[t].bar_ts, previous[t].action) == expected, t

@@ -366,13 +366,6 @@ class Settings(BaseSettings):
     portfolio_starting_cash: float = Field(
         default=100_000.0, gt=0, le=1e12, description="Cash the paper portfolio starts with (USD)."
     )
-    portfolio_position_fraction: float = Field(
-        default=0.1,
-        gt=0,
-        le=1.0,
-        description="Target size of one position as a fraction of the portfolio's equity; a "
-        "repeated BUY never grows a position beyond it.",
-    )
     portfolio_max_position: float = Field(
         default=0.1,
         gt=0,
@@ -416,12 +409,6 @@ class Settings(BaseSettings):
     )
     portfolio_fee_bps: float = Field(
         default=1.0, ge=0, le=1000, description="Fee per trade, in basis points of its notional."
-    )
-    portfolio_slippage_bps: float = Field(
-        default=2.0,
-        ge=0,
-        le=1000,
-        description="Slippage per trade, in basis points: buys fill above, sells below the close.",
     )
     portfolio_allow_short: bool = Field(
         default=False, description="Let a SELL open a short position (otherwise it only closes)."

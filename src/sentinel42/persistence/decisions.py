@@ -238,6 +238,11 @@ class DecisionStore:
         """
         if not bars:
             return {}
+        # One clause per distinct bar (the watchlist mostly shares one), not one per ticker: a
+        # universe-sized OR would exceed SQLite's expression depth.
+        by_bar: dict[datetime, list[str]] = {}
+        for ticker, bar_ts in bars.items():
+            by_bar.setdefault(bar_ts, []).append(ticker)
         newest_first = (
             func.row_number()
             .over(partition_by=DecisionRow.ticker, order_by=DecisionRow.bar_ts.desc())
@@ -249,8 +254,8 @@ class DecisionStore:
             .where(
                 or_(
                     *(
-                        and_(DecisionRow.ticker == ticker, DecisionRow.bar_ts < bar_ts)
-                        for ticker, bar_ts in bars.items()
+                        and_(DecisionRow.ticker.in_(tickers), DecisionRow.bar_ts < bar_ts)
+                        for bar_ts, tickers in by_bar.items()
                     )
                 )
             )
