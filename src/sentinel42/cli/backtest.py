@@ -49,13 +49,55 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"work folder {summary['workdir']}"
     )
     console.print(f"news latency: {summary['news_latency']['rule']}")
+    console.print(
+        f"cadence {summary['cadence']}; market ({summary['universe_size']} tickers, equal "
+        f"weight) {summary['market_return']:+.2%}; excess return over buy&hold "
+        f"{summary['excess_return_vs_buy_and_hold']:+.2%}, over the market "
+        f"{summary['excess_return_vs_market']:+.2%}"
+    )
+
+
+def _universe(
+    replay_dir: Path, watchlist: list[str], option: str | None, setting: str, *, alone: bool
+) -> tuple[list[str], list[str]]:
+    """What the backtest decides and the market benchmark's universe.
+
+    ``--universe`` alone decides its own tickers (not the watchlist); with ``--tickers`` (or
+    from ``SENTINEL42_UNIVERSE``) it is the market's universe around the watchlist, which is
+    always part of it, as everywhere. ``watchlist`` as a spec: the watchlist alone.
+    """
+    from sentinel42.backtest import spec_tickers
+
+    spec = option or setting
+    if spec == "watchlist":
+        return watchlist, watchlist
+    named, problems = spec_tickers(replay_dir, spec)
+    for problem in problems[:10]:
+        typer.echo(f"universe: {problem}", err=True)
+    if len(problems) > 10:
+        typer.echo(f"universe: {len(problems) - 10} more problem line(s)", err=True)
+    if option is not None and alone:
+        return named, named
+    return watchlist, [*watchlist, *(t for t in named if t not in set(watchlist))]
 
 
 def backtest(
     start: str = typer.Option(..., "--start", help="YYYY-MM-DD (that session's open) or ISO 8601."),
     end: str = typer.Option(..., "--end", help="YYYY-MM-DD (that session's close) or ISO 8601."),
     tickers: str | None = typer.Option(
-        None, "--tickers", help="Comma-separated; default: the watchlist."
+        None, "--tickers", help="Comma-separated; default: the watchlist (or --universe's)."
+    ),
+    universe: str | None = typer.Option(
+        None,
+        "--universe",
+        help="As SENTINEL42_UNIVERSE: all (the replay folder's tickers), a comma-separated list "
+        "or @file. Alone: decide and trade all of it; with --tickers: the market benchmark's "
+        "universe. Default: SENTINEL42_UNIVERSE.",
+    ),
+    cadence: str = typer.Option(
+        "bar",
+        "--cadence",
+        help="bar: a step after every bar (as live); session: one step after each close.",
     ),
     replay_dir: Path | None = typer.Option(
         None, "--replay-dir", help="Recorded data; default: SENTINEL42_REPLAY_DIR."
@@ -85,14 +127,20 @@ def backtest(
     Every step runs the same refresh and decide as a live trading run, on a store and model
     registry of the backtest's own; nothing after the step's clock is visible.
     """
-    from sentinel42.backtest import backtest_settings, parse_bound, run_backtest
+    from sentinel42.backtest import CADENCES, backtest_settings, parse_bound, run_backtest
     from sentinel42.factory import build_calendar
 
+    if cadence not in CADENCES:
+        fail(f"--cadence: {cadence!r} is not one of {', '.join(CADENCES)}")
     overrides = {"tickers": tickers} if tickers else {}
     base = get_settings(require_replay_dir=False, **overrides)
     source = replay_dir or base.replay_dir
     if source is None or not source.is_dir():
         fail("give --replay-dir or SENTINEL42_REPLAY_DIR: a folder in the replay format")
+    with user_errors():
+        watchlist, market = _universe(
+            source, base.tickers, universe, base.universe, alone=tickers is None
+        )
     folder = workdir or base.data_dir / "backtests" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if folder.exists() and any(folder.iterdir()):
         fail(f"--workdir {folder} is not empty (a backtest starts from an empty store)")
@@ -102,7 +150,7 @@ def backtest(
         package.setLevel(logging.WARNING)  # one INFO line per ticker and step otherwise
     try:
         with user_errors():
-            settings = backtest_settings(source, folder, base.tickers)
+            settings = backtest_settings(source, folder, watchlist)
             calendar = build_calendar(settings)
             first = parse_bound(start, calendar, end=False)
             last = parse_bound(end, calendar, end=True)
@@ -117,6 +165,8 @@ def backtest(
                 use_model=not no_model,
                 progress=lambda line: typer.echo(line, err=True),
                 progress_every=progress_every,
+                cadence=cadence,
+                universe=market,
             )
     finally:
         package.setLevel(quiet)

@@ -24,9 +24,11 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,18 +115,23 @@ class ReplayPriceSource:
 
     # --- files ---------------------------------------------------------------------------
     def _find(self, ticker: str, interval: str) -> Path | None:
-        """The file named for ``ticker`` (``<T>.csv[.gz]``, else one ``<T>_<interval>_*``)."""
+        """The file named for ``ticker`` (``<T>.csv[.gz]``, else one ``<T>_<interval>_*``).
+
+        Looked up in each folder's listing, read once per version of the folder (a backtest
+        asks for every ticker at every step)."""
         folder = "daily" if interval == DAILY else "prices"
+        own = _listing(self.replay_dir / folder)
         for suffix in SUFFIXES:
-            exact = self.replay_dir / folder / f"{ticker}{suffix}"
-            if exact.is_file():
-                return exact
+            if own.get(f"{ticker}{suffix}") is True:
+                return self.replay_dir / folder / f"{ticker}{suffix}"
+        prefix = f"{ticker}_{interval}_"
         matches = sorted(
             {
-                p
+                self.replay_dir / sub / name
                 for sub in (folder, "prices")
-                for suffix in SUFFIXES
-                for p in (self.replay_dir / sub).glob(f"{ticker}_{interval}_*{suffix}")
+                for name in _listing(self.replay_dir / sub)
+                if name.startswith(prefix)
+                and any(name.endswith(s) and len(name) >= len(prefix) + len(s) for s in SUFFIXES)
             }
         )
         return matches[0] if len(matches) == 1 else None
@@ -184,7 +191,7 @@ class ReplayPriceSource:
                 f"no replay file prices/{ticker}.csv (nor {ticker} in a multi-ticker file)"
             )
         path, held = found_file
-        found = _infer_interval(held.frame.index)
+        found = _timeline(held).interval
         if found is not None and found != interval_minutes(interval):
             raise PermanentSourceError(
                 f"{path.name} holds {found}-minute bars for {ticker}, but the interval is "
@@ -243,12 +250,8 @@ class ReplayPriceSource:
             except (SourceError, DataError, OSError, ValueError) as exc:
                 batch.errors[ticker] = _as_source_error(exc)
                 continue
-            frame = held.frame
-            mask = frame.index + step <= clock
             start = since.get(ticker)
-            if start is not None:
-                mask &= frame.index >= pd.Timestamp(start)
-            batch.frames[ticker] = frame[mask]
+            batch.frames[ticker] = _timeline(held).between(start, clock - step)
             due = _due(held, start, lambda ts: ts + step <= clock)
             if due:
                 batch.rejected[ticker] = due
@@ -313,6 +316,83 @@ class ReplayPriceSource:
                     top = frame.index.max()
                     newest = top if newest is None or top > newest else newest
         return newest
+
+
+class _Timeline:
+    """A held file's bar starts as int64 nanoseconds, and its interval, computed once.
+
+    ``between`` serves exactly ``frame[(index >= start) & (index <= last)]``: by binary search
+    when the index is sorted (every file as written), by the mask otherwise."""
+
+    __slots__ = ("frame", "interval", "sorted", "stamps")
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        index = pd.DatetimeIndex(frame.index)
+        self.stamps = index.as_unit("ns").asi8
+        self.sorted = bool(index.is_monotonic_increasing)
+        self.interval = _infer_interval(index)
+
+    def between(self, start: datetime | None, last: pd.Timestamp) -> pd.DataFrame:
+        high = pd.Timestamp(last).as_unit("ns").value
+        low = None if start is None else pd.Timestamp(start).as_unit("ns").value
+        if not self.sorted:
+            mask = self.stamps <= high
+            if low is not None:
+                mask &= self.stamps >= low
+            return self.frame[mask]
+        lo = 0 if low is None else int(np.searchsorted(self.stamps, low, side="left"))
+        hi = int(np.searchsorted(self.stamps, high, side="right"))
+        return self.frame.iloc[lo : max(lo, hi)].copy()
+
+
+# id(PriceFile) -> (the PriceFile, kept so its id is not reused, and its timeline)
+_TIMELINES: dict[int, tuple[PriceFile, _Timeline]] = {}
+_MAX_TIMELINES = 8192
+
+
+def _timeline(held: PriceFile) -> _Timeline:
+    """The timeline of a held file (the cached readers hand out the same object each time)."""
+    hit = _TIMELINES.get(id(held))
+    if hit is not None and hit[0] is held:
+        return hit[1]
+    if len(_TIMELINES) >= _MAX_TIMELINES:
+        _TIMELINES.clear()
+    line = _Timeline(held.frame)
+    _TIMELINES[id(held)] = (held, line)
+    return line
+
+
+def _listing(folder: Path) -> dict[str, bool]:
+    """A folder's entries, name -> whether it is a file (symlinks followed); empty when it is
+    not a folder. Read once per version of the folder (its mtime), unless that changed in the
+    last two seconds: the file system's clock is coarser than its nanoseconds, so a file added
+    right after a read could leave the mtime as it was."""
+    try:
+        stat = folder.stat()
+    except OSError:
+        return {}
+    if time.time_ns() - stat.st_mtime_ns < 2_000_000_000:
+        return _listing_cached.__wrapped__(folder, stat.st_mtime_ns)
+    return _listing_cached(folder, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _listing_cached(folder: Path, mtime_ns: int) -> dict[str, bool]:
+    import os
+
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name: _is_file(e) for e in entries}
+    except (NotADirectoryError, FileNotFoundError):
+        return {}
+
+
+def _is_file(entry: Any) -> bool:
+    try:
+        return bool(entry.is_file())
+    except OSError:
+        return False
 
 
 def _as_source_error(exc: BaseException) -> SourceError:

@@ -20,11 +20,13 @@ serving time.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import gzip
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -93,40 +95,36 @@ class ReplayNewsSource:
         self.replay_dir = Path(replay_dir)
         self.latency_seconds = latency_seconds
         self._lines: list[_Line] | None = None
+        self._parsed = _Parsed([], [], [])
         self._problems: list[str] = []
 
     def _load(self) -> list[_Line]:
         if self._lines is not None:
             return self._lines
-        latency = timedelta(seconds=self.latency_seconds)
-        lines: list[_Line] = []
         folder = self.replay_dir / "news"
         paths = sorted({*folder.glob("*.jsonl"), *folder.glob("*.jsonl.gz")})
-        for path in paths:
-            label = f"{path.parent.name}/{path.name}"
-            problems: list[str] = []
-            number = 0
-            try:
-                with _open_lines(path) as fh:
-                    for number, raw in enumerate(fh, 1):
-                        if not raw.strip():
-                            continue
-                        try:
-                            published, seen, record, notes = _read_line(raw)
-                        except ValueError as exc:
-                            problems.append(f"{label} line {number}: {exc}; line skipped")
-                            continue
-                        problems += [f"{label} line {number}: {note}; item kept" for note in notes]
-                        serve_at = published + latency if seen is None else max(seen, published)
-                        lines.append(_Line(serve_at, published, seen is not None, record))
-            except (OSError, EOFError) as exc:  # a truncated or corrupt .gz: keep what was read
-                problems.append(f"{label}: unreadable after line {number} ({exc}); rest skipped")
-            self._problems += _capped(label, problems)
+        versions = tuple(_version(path) for path in paths)
+        parsed = _parse_cached(versions, self.latency_seconds)
+        self._problems += parsed.problems
         for problem in self._problems:
             logger.warning("replay news: %s", problem)
-        lines.sort(key=lambda line: line.serve_at)
-        self._lines = lines
-        return lines
+        self._lines = parsed.lines
+        self._parsed = parsed
+        return parsed.lines
+
+    def served(self, tickers: Sequence[str], as_of: datetime) -> list[tuple[datetime, NewsItem]]:
+        """``(serving time, item)`` of every item served by ``as_of``, by serving time: what a
+        caller that replays many clocks from one read needs (the ranking news history).
+
+        Each line is made into an item once per watchlist and process (the files parsed once
+        per version), so a backtest's steps pay only for the lines new to them."""
+        lines = self._load()
+        served = bisect.bisect_right(self._parsed.serve_at, as_of)
+        made = self._parsed.items.setdefault(tuple(tickers), [])
+        for line in lines[len(made) : served]:
+            made.append(_item(line, tickers))
+        return [(line.serve_at, item) for line, item in zip(lines[:served], made, strict=False)
+                if item is not None]  # fmt: skip
 
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
         """Every recorded item served by ``as_of`` (see the class), normalized (without
@@ -139,36 +137,78 @@ class ReplayNewsSource:
         """The bad lines of the files read so far (each batch also reports them)."""
         return list(self._problems)
 
-    def served(self, tickers: Sequence[str], as_of: datetime) -> list[tuple[datetime, NewsItem]]:
-        """``(serving time, item)`` of every item served by ``as_of``, by serving time: what a
-        caller that replays many clocks from one read needs (the ranking news history)."""
-        out: list[tuple[datetime, NewsItem]] = []
-        for line in self._load():
-            if line.serve_at > as_of:
-                break  # sorted by serving time
-            record = line.record
-            raw_tickers = record.get("tickers") or []
-            item = make_item(
-                url=str(record["url"]),
-                title=str(record["title"]),
-                published_at=line.published,
-                source=str(record.get("source") or "replay"),
-                summary=str(record.get("summary") or ""),
-                origin="replay",
-                watchlist=tickers,
-                hinted=[t for t in raw_tickers if isinstance(t, str)]
-                if isinstance(raw_tickers, list)
-                else [],
-            )
-            if item is not None:
-                out.append((line.serve_at, item))
-        return out
-
     def latency_counts(self, until: datetime) -> LatencyCounts:
         """How the items served by ``until`` got their serving time (a backtest names it)."""
         served = [line for line in self._load() if line.serve_at <= until]
         recorded = sum(line.recorded for line in served)
         return LatencyCounts(self.latency_seconds, recorded, len(served) - recorded)
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """The readable lines of a set of news files (by serving time), their problem lines, and
+    each watchlist's items made so far from the first lines (None: a line make_item refused)."""
+
+    lines: list[_Line]
+    serve_at: list[datetime]
+    problems: list[str]
+    items: dict[tuple[str, ...], list[NewsItem | None]] = field(default_factory=dict)
+
+
+def _version(path: Path) -> tuple[Path, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:  # gone since the listing: the parse reports it unreadable
+        return path.absolute(), -1, -1
+    return path.absolute(), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_cached(versions: tuple[tuple[Path, int, int], ...], latency_seconds: int) -> _Parsed:
+    """The news files, parsed once per version of each (a backtest builds a source per step):
+    keyed by path, mtime and size, a rewritten file is read again."""
+    latency = timedelta(seconds=latency_seconds)
+    lines: list[_Line] = []
+    all_problems: list[str] = []
+    for path, _mtime, _size in versions:
+        label = f"{path.parent.name}/{path.name}"
+        problems: list[str] = []
+        number = 0
+        try:
+            with _open_lines(path) as fh:
+                for number, raw in enumerate(fh, 1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        published, seen, record, notes = _read_line(raw)
+                    except ValueError as exc:
+                        problems.append(f"{label} line {number}: {exc}; line skipped")
+                        continue
+                    problems += [f"{label} line {number}: {note}; item kept" for note in notes]
+                    serve_at = published + latency if seen is None else max(seen, published)
+                    lines.append(_Line(serve_at, published, seen is not None, record))
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz: keep what was read
+            problems.append(f"{label}: unreadable after line {number} ({exc}); rest skipped")
+        all_problems += _capped(label, problems)
+    lines.sort(key=lambda line: line.serve_at)
+    return _Parsed(lines, [line.serve_at for line in lines], all_problems)
+
+
+def _item(line: _Line, tickers: Sequence[str]) -> NewsItem | None:
+    record = line.record
+    raw_tickers = record.get("tickers") or []
+    return make_item(
+        url=str(record["url"]),
+        title=str(record["title"]),
+        published_at=line.published,
+        source=str(record.get("source") or "replay"),
+        summary=str(record.get("summary") or ""),
+        origin="replay",
+        watchlist=tickers,
+        hinted=[t for t in raw_tickers if isinstance(t, str)]
+        if isinstance(raw_tickers, list)
+        else [],
+    )
 
 
 def _open_lines(path: Path) -> IO[str]:
