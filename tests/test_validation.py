@@ -1,4 +1,5 @@
-"""Validation: decisions scored once against what the price did next; model decay detected."""
+"""Validation: decisions scored once from their fill against what the price did next; every
+leg monitored, degraded on decay and recovered, with its events."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from sentinel42.domain import Action, Decision
 from sentinel42.persistence import ledger, open_store
 from sentinel42.portfolio import update_portfolio
 from sentinel42.settings import load_settings
-from sentinel42.validation import binomial_cdf, is_model_degraded, score_decisions
+from sentinel42.validation import is_model_degraded, score_decisions
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)  # 09:30 New York
 BAR = timedelta(minutes=15)
 
 
-def _bars(closes: list[float], stamps: list[datetime] | None = None) -> pd.DataFrame:
+def _bars(
+    closes: list[float], stamps: list[datetime] | None = None, opens: list[float] | None = None
+) -> pd.DataFrame:
+    """Bars whose open is the previous close unless given (so a fill at the next bar's open
+    enters at the decision bar's close, and the hand computations below hold)."""
     stamps = stamps or [T0 + i * BAR for i in range(len(closes))]
+    opens = opens or [closes[0], *closes[:-1]]
     return pd.DataFrame(
-        {"open": closes, "high": closes, "low": closes, "close": closes, "volume": 1_000.0},
+        {"open": opens, "high": closes, "low": closes, "close": closes, "volume": 1_000.0},
         index=pd.DatetimeIndex(stamps, name="ts"),
     )
 
@@ -111,8 +117,9 @@ def test_metrics_match_the_hand_computation(metrics_store) -> None:
     news = doc["sentiment_signal"]
     assert (news["n"], news["hits"], news["hit_rate"]) == (4, 3, 0.75)
     assert news["mean_signed_return"] == pytest.approx((R[0] - R[1] + R[3] - R[4]) / 4)
-    # Four scored signals are far from a 100-decision window: the model is not tested yet.
+    # One session of scores is far from validate_min_sessions: no leg is tested yet.
     assert doc["model"]["version"] == "m1" and doc["model"]["tested"] is False
+    assert doc["legs"]["direction"]["monitor"]["tested"] is False and doc["events"] == []
     assert doc["degraded_model"] is None and doc["newly_degraded"] is False
 
 
@@ -124,7 +131,7 @@ def test_each_decision_is_scored_once_and_pending_ones_when_their_horizon_passes
     again = score_decisions(store, settings, T0 + 6 * BAR)
     assert (again.newly_scored, again.scored, again.pending) == (0, 5, 1)
 
-    store.upsert_bars("AAA", "15m", _bars([97.0], [T0 + 6 * BAR]))
+    store.upsert_bars("AAA", "15m", _bars([97.0], [T0 + 6 * BAR], opens=[96.0]))
     later = score_decisions(store, settings, T0 + 7 * BAR)
     assert (later.newly_scored, later.scored, later.pending) == (1, 6, 0)
     last = ledger.decision_scores(store)[-1]
@@ -174,83 +181,50 @@ def test_an_early_close_ends_the_horizon_at_its_own_last_bar(tmp_path) -> None:
     assert (score.horizon_bars, score.exit_bar_ts, score.exit_close) == (1, last, 21.0)
 
 
-def test_the_exit_bar_is_checked_by_its_time_and_a_gap_is_not_bridged(tmp_path) -> None:
+def test_the_fill_and_exit_bars_are_checked_by_their_time_and_a_gap_is_not_bridged(
+    tmp_path,
+) -> None:
     settings = _settings(tmp_path)
-    stamps = [T0, T0 + BAR, T0 + 3 * BAR, T0 + 4 * BAR]  # the 10:00 bar is missing
+    stamps = [T0, T0 + BAR, T0 + 2 * BAR, T0 + 4 * BAR, T0 + 5 * BAR]  # 10:15 is missing
     with open_store(settings) as store:
-        store.upsert_bars("AAA", "15m", _bars([10.0, 11.0, 13.0, 14.0], stamps))
+        store.upsert_bars("AAA", "15m", _bars([10.0, 11.0, 12.0, 14.0, 15.0], stamps))
         store.save_decisions(
             [
-                _decision(T0, Action.BUY, 10.0, model="m1", horizon=2),  # exit 10:00: missing
-                _decision(T0 + BAR, Action.BUY, 11.0, model="m1", horizon=2),  # exit 10:15
+                _decision(T0, Action.BUY, 10.0, model="m1", horizon=2),  # 09:45 -> 10:00
+                _decision(T0 + BAR, Action.BUY, 11.0, model="m1", horizon=2),  # exit missing
+                _decision(T0 + 2 * BAR, Action.BUY, 12.0, model="m1", horizon=1),  # fill missing
             ]
         )
         report = score_decisions(store, settings, T0 + 6 * BAR)
         [score] = ledger.decision_scores(store)
-    assert (report.newly_scored, report.unscorable) == (1, 1)
-    assert (score.bar_ts, score.exit_bar_ts, score.exit_close) == (T0 + BAR, T0 + 3 * BAR, 13.0)
+    assert (report.newly_scored, report.unscorable) == (1, 2)
+    assert (score.bar_ts, score.exit_bar_ts, score.exit_close) == (T0, T0 + 2 * BAR, 12.0)
+    assert score.forward_return == pytest.approx(12 / 10 - 1)
 
 
-def _model_history(store, version: str, hits: int, n: int = 100) -> datetime:
-    """``n`` decisions on a rising price, on the regular-session bars from ``T0`` (none on a
-    session's last bar, which has no exit); the model says up on ``hits`` of them. Returns a
-    clock by which every horizon has passed."""
-    from sentinel42.market.calendar import NyseCalendar
-
-    sessions = NyseCalendar().sessions_between(T0, T0 + timedelta(days=14))
-    stamps = [open_ + k * BAR for open_, close in sessions for k in range((close - open_) // BAR)]
-    closes = [100.0 + 0.1 * i for i in range(len(stamps))]
-    store.upsert_bars("AAA", "15m", _bars(closes, stamps))
-    lasts = {close - BAR for _, close in sessions}
-    usable = [i for i, ts in enumerate(stamps) if ts not in lasts][:n]
-    store.save_decisions(
-        [
-            _decision(
-                stamps[i],
-                Action.HOLD,
-                closes[i],
-                p_up=0.7 if k < hits else 0.3,
-                model=version,
-                accuracy=0.6,
-            )
-            for k, i in enumerate(usable)
-        ]
-    )
-    return stamps[usable[-1] + 1] + BAR
-
-
-@pytest.mark.parametrize(("hits", "degraded"), [(30, True), (58, False)])
-def test_a_model_far_below_its_validated_accuracy_is_degraded(tmp_path, hits, degraded) -> None:
-    settings = _settings(tmp_path, validate_window=100)
+def test_the_realised_return_enters_at_the_fill_bars_open_not_the_decision_bars_close(
+    tmp_path,
+) -> None:
+    """Decided at 14:02 on the 13:45 bar: it fills at the 14:15 bar's open (the 13:45 close
+    and the 14:00 bar printed before it could trade) and exits at the close of the bar its
+    2-bar horizon ends on, 14:30."""
+    settings = _settings(tmp_path)
+    b1345 = datetime(2026, 11, 24, 18, 45, tzinfo=UTC)
+    stamps = [b1345 + i * BAR for i in range(4)]  # 13:45, 14:00, 14:15, 14:30
+    decision = Decision(
+        ticker="AAA", bar_ts=b1345, action=Action.BUY, confidence=0.5, reason="test",
+        inputs={"close": 100.0}, models={"lstm_horizon_bars": 2},
+        decided_at=b1345 + BAR + timedelta(minutes=2),
+    )  # fmt: skip
     with open_store(settings) as store:
-        as_of = _model_history(store, "m1", hits)
-        report = score_decisions(store, settings, as_of)
-        assert report.model is not None and report.model.tested
-        assert (report.model.live_hits, report.model.live_n) == (hits, 100)
-        assert report.model.threshold == pytest.approx(0.58)  # 0.6 - margin 0.02
-        assert report.model.p_value == pytest.approx(binomial_cdf(hits, 100, 0.58))
-        assert report.degraded_model == ("m1" if degraded else None)
-        assert report.newly_degraded is degraded
-        assert is_model_degraded(store, "m1") is degraded
-        health = ledger.model_health(store, "m1")
-        assert health is not None and (health.live_hits, health.live_n) == (hits, 100)
-        assert health.degraded is degraded
-        # Health is per version: a newly promoted model starts healthy.
-        assert is_model_degraded(store, "m2") is False
-
-        again = score_decisions(store, settings, as_of)
-        assert again.newly_scored == 0 and again.newly_degraded is False
-        assert again.degraded_model == report.degraded_model
-        assert ledger.model_health(store, "m1") == health
-
-
-def test_a_model_short_of_a_full_window_is_not_tested(tmp_path) -> None:
-    settings = _settings(tmp_path, validate_window=100)
-    with open_store(settings) as store:
-        as_of = _model_history(store, "m1", hits=0, n=99)
-        report = score_decisions(store, settings, as_of)
-    assert report.model is not None and report.model.live_n == 99
-    assert report.model.tested is False and report.degraded_model is None
+        store.upsert_bars("AAA", "15m", _bars([100.0, 104.0, 106.0, 107.0], stamps,
+                                              opens=[99.0, 101.0, 105.0, 106.5]))  # fmt: skip
+        store.save_decisions([decision])
+        score_decisions(store, settings, stamps[-1] + BAR)
+        [score] = ledger.decision_scores(store)
+    assert score.close == 105.0  # the 14:15 bar's open
+    assert (score.exit_bar_ts, score.exit_close, score.horizon_bars) == (stamps[3], 107.0, 2)
+    assert score.forward_return == pytest.approx(107 / 105 - 1)
 
 
 def test_the_report_compares_the_paper_portfolio_with_buy_and_hold(metrics_store) -> None:
@@ -262,17 +236,136 @@ def test_the_report_compares_the_paper_portfolio_with_buy_and_hold(metrics_store
     assert doc["portfolio"]["end"] == (T0 + 5 * BAR).isoformat()
 
 
-@pytest.mark.parametrize(
-    ("k", "n", "p", "expected"),
-    [(0, 3, 0.5, 0.125), (1, 3, 0.5, 0.5), (3, 3, 0.5, 1.0), (-1, 3, 0.5, 0.0), (2, 4, 0.0, 1.0)],
-)
-def test_binomial_cdf_exact_small_cases(k, n, p, expected) -> None:
-    assert binomial_cdf(k, n, p) == pytest.approx(expected)
+# --- live monitoring through the store and the validate task --------------------------------
+NAMES = [f"T{chr(65 + i)}" for i in range(12)]
+PLANTED_IC = 0.3
+HEALTHY, OFF, BACK = 30, 40, 60  # sessions: the edge is on, switched off, then back
 
 
-def test_binomial_cdf_matches_scipy_at_large_n() -> None:
-    stats = pytest.importorskip("scipy.stats")
-    for k, n, p in [(30, 100, 0.58), (58, 100, 0.58), (4_900, 10_000, 0.5), (10, 100_000, 0.3)]:
-        assert binomial_cdf(k, n, p) == pytest.approx(
-            float(stats.binom.cdf(k, n, p)), rel=1e-9, abs=1e-300
-        )
+def _leg_settings(tmp_path):
+    return load_settings(
+        require_replay_dir=False, tickers=NAMES, database_url=f"sqlite:///{tmp_path / 's.db'}",
+        data_dir=str(tmp_path / "data"), model_horizon=1, news_requires_validation=True,
+        model_max_age_sessions=260,
+    )  # fmt: skip
+
+
+def _leg_history(store, settings, seed: int = 5) -> list[datetime]:
+    """Generated sessions (see ``monitor.simulate_bars``): four decisions a session per name,
+    each filled at the next bar's open and held one bar; every leg (direction, intraday ranking,
+    news) scores with the planted IC while the edge is on and with none while it is off. A
+    validated intraday ranking model ``r1`` and a validated news leg are recorded. Returns each
+    session's end (by then all its horizons have passed)."""
+    import numpy as np
+
+    from sentinel42.market.calendar import NyseCalendar
+    from sentinel42.model.ranking.news_leg import STATE_FILE
+    from sentinel42.model.ranking.service import registry_for
+    from sentinel42.monitor import simulate_bars
+
+    total = HEALTHY + OFF + BACK
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    sessions = NyseCalendar().sessions_between(start, start + timedelta(days=400))[:total]
+    path = np.r_[np.full(HEALTHY, PLANTED_IC), np.zeros(OFF), np.full(BACK, PLANTED_IC)]
+    _, scores, fwd = simulate_bars(np.random.default_rng(seed), sessions=total, bars=4,
+                                   names=len(NAMES), ic=path, horizon=1, market=1.0)  # fmt: skip
+    rows: dict[str, list[tuple[datetime, float, float]]] = {t: [] for t in NAMES}
+    decisions = []
+    for s, (open_, _) in enumerate(sessions):
+        for b in range(4):
+            ts, i = open_ + 2 * b * BAR, s * 4 + b
+            for j, t in enumerate(NAMES):
+                rows[t] += [(ts, 100.0, 100.0), (ts + BAR, 100.0, 100.0 * (1 + fwd[i, j]))]
+                score = float(scores[i, j])
+                decisions.append(Decision(
+                    ticker=t, bar_ts=ts, action=Action.HOLD, confidence=0.0, reason="test",
+                    inputs={"close": 100.0, "p_up": 0.5 + 0.1 * np.tanh(score),
+                            "sentiment": score, "ranking": {"intraday": {"score": score}}},
+                    models={"lstm": "m1", "lstm_validated_accuracy": 0.6, "lstm_edge": 0.1,
+                            "lstm_horizon_bars": 1, "ranking_intraday": "r1"},
+                    decided_at=ts + BAR,
+                ))  # fmt: skip
+    for t, r in rows.items():
+        frame = pd.DataFrame([(o, o, c, c, 1e3) for _, o, c in r],
+                             columns=["open", "high", "low", "close", "volume"],
+                             index=pd.DatetimeIndex([ts for ts, _, _ in r], name="ts"))  # fmt: skip
+        store.upsert_bars(t, "15m", frame)
+    store.save_decisions(decisions)
+    meta = registry_for(settings, "intraday").models_dir / "r1" / "metadata.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"report": {"model": {"rank_ic_mean": PLANTED_IC}}}))
+    validated_at = sessions[0][0] - timedelta(days=1)
+    state = registry_for(settings, "news").models_dir / STATE_FILE
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({
+        "validated": True, "reason": "test", "at": validated_at.isoformat(),
+        "as_of": sessions[-1][1].isoformat(), "news": {"rank_ic_mean": PLANTED_IC},
+    }))  # fmt: skip
+    return [close for _, close in sessions]
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """Prefect events captured in memory (the validate task's real emit_event)."""
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    fresh = EventsWorker.instance
+    worker = [fresh(AssertingEventsClient)]
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker[0])
+
+    def drained() -> list:
+        worker[0].drain()  # a drained worker is stopped: the next emit gets a fresh one
+        found = [e for client in AssertingEventsClient.all for e in client.pop_events()]
+        worker[0] = fresh(AssertingEventsClient)
+        return [(e.event, e.payload["leg"]) for e in found]
+
+    yield drained
+    worker[0].drain()
+
+
+def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_events(
+    tmp_path, events
+) -> None:
+    from sentinel42 import pipeline
+    from sentinel42.factory import build_calendar
+    from sentinel42.model.ranking.news_leg import news_leg_state
+    from sentinel42.persistence.leg_health import leg_history
+    from sentinel42.tasks import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT, validate_task
+
+    settings = _leg_settings(tmp_path)
+    legs = {"direction", "ranking_intraday", "news"}
+    with open_store(settings) as store:
+        ends = _leg_history(store, settings)
+    calendar = build_calendar(settings)
+
+    healthy = validate_task.fn(settings, ends[HEALTHY - 1])
+    assert {k for k, v in healthy["legs"].items() if v["monitor"]["tested"]} == legs
+    assert not any(v["degraded"] for v in healthy["legs"].values()) and events() == []
+    assert healthy["legs"]["ranking_intraday"]["live_ic"] == pytest.approx(PLANTED_IC, abs=0.1)
+
+    decayed = validate_task.fn(settings, ends[HEALTHY + OFF - 1])
+    assert sorted(events()) == sorted((MODEL_DEGRADED_EVENT, leg) for leg in legs)
+    assert all(decayed["legs"][leg]["newly_degraded"] for leg in legs)
+    assert decayed["degraded_model"] == "m1" and decayed["newly_degraded"] is True
+    with open_store(settings) as store:
+        assert pipeline._model_degraded(store, "m1") is True
+        assert ledger.model_health(store, "m1").degraded is True  # type: ignore[union-attr]
+        live, why = news_leg_state(settings, ends[HEALTHY + OFF - 1], calendar, store)
+    assert live is False and "degraded" in why
+    # A retried run (same as_of) rewrites its own rows: nothing duplicated.
+    validate_task.fn(settings, ends[HEALTHY + OFF - 1])
+    events()
+    with open_store(settings) as store:
+        assert len(leg_history(store, "ranking_intraday", "r1")) == 2
+        # A newly promoted version starts healthy.
+        assert is_model_degraded(store, "m2") is False
+
+    back = validate_task.fn(settings, ends[-1])
+    assert sorted(events()) == sorted((MODEL_RECOVERED_EVENT, leg) for leg in legs)
+    assert all(back["legs"][leg]["newly_recovered"] for leg in legs)
+    assert not any(back["legs"][leg]["degraded"] for leg in legs)
+    with open_store(settings) as store:
+        assert pipeline._model_degraded(store, "m1") is False
+        assert ledger.model_health(store, "m1").degraded is False  # type: ignore[union-attr]
+        assert news_leg_state(settings, ends[-1], calendar, store)[0] is True

@@ -382,7 +382,9 @@ def ranking_legs(
     A kind is live when its promoted model loads, its data is not older than
     ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions, and its universe has a full window of bars
     ending at the newest stored timestamp (intraday: a bar that ended within
-    ``SENTINEL42_MAX_BAR_AGE_MINUTES``). Returns kind -> ticker -> ``RankLeg``, and
+    ``SENTINEL42_MAX_BAR_AGE_MINUTES``). A leg the live monitor found degraded is still scored
+    (so the monitor sees whether it recovers) but carries no validated IC, hence no weight, and
+    is reported off with the monitor's reason. Returns kind -> ticker -> ``RankLeg``, and
     kind -> {"live", "version", "why", ...}.
     """
     from sentinel42.fusion import RankLeg
@@ -393,7 +395,7 @@ def ranking_legs(
     scores: dict[str, dict[str, Any]] = {}
     legs: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
-        model, legs[kind] = promoted_leg(settings, kind, calendar, as_of)
+        model, legs[kind] = promoted_leg(settings, kind, calendar, as_of, store)
         if model is None:
             continue
         tickers = sorted(set(model.tickers) | set(settings.tickers))
@@ -419,7 +421,8 @@ def ranking_legs(
             model, bars,
             news=lambda panel: daily_news_features(store, panel, as_of=as_of, calendar=calendar),
         )  # fmt: skip
-        rank_ic = model.validated.get("rank_ic_mean")
+        # A degraded leg's scores are recorded at weight 0: its live figures go on.
+        rank_ic = None if legs[kind].get("degraded") else model.validated.get("rank_ic_mean")
         scores[kind] = {
             t: RankLeg(kind, model.version, ranked[t], rank_ic, model.horizon)
             for t in settings.tickers
@@ -430,11 +433,13 @@ def ranking_legs(
 
 
 def promoted_leg(
-    settings: Settings, kind: str, calendar: Any, as_of: datetime
+    settings: Settings, kind: str, calendar: Any, as_of: datetime, store: Any = None
 ) -> tuple[Any, dict[str, Any]]:
     """The kind's promoted ranking model if it may be used at ``as_of`` (else None), and its
     leg's state: off without a loadable promoted model, or when its data ended more than
-    ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions before ``as_of``."""
+    ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions before ``as_of``; with ``store``, also off
+    (``degraded`` True, the model still returned for scoring at weight 0) while the live
+    monitor has this version degraded."""
     from sentinel42.model.ranking.predict import load_promoted
 
     model, why = load_promoted(settings, kind)
@@ -447,24 +452,45 @@ def promoted_leg(
         leg |= {"live": False, "why": f"expired: its data ended {age} sessions ago (limit "
                                       f"{settings.model_max_age_sessions}); retrain"}  # fmt: skip
         return None, leg
+    if store is not None:
+        from sentinel42.persistence.leg_health import latest_leg_health
+
+        health = latest_leg_health(store, f"ranking_{kind}", model.version)
+        if health is not None and health.degraded:
+            leg |= {"live": False, "degraded": True,
+                    "why": f"degraded by live monitoring: {health.note}"}  # fmt: skip
     return model, leg
 
 
 def leg_status(settings: Settings, as_of: datetime) -> dict[str, dict[str, Any]]:
     """Which fusion legs would carry weight at ``as_of`` and why, without scoring (``status``)."""
+    from sentinel42.errors import StoreError
     from sentinel42.factory import build_calendar
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.model.ranking.panel import KINDS
+    from sentinel42.validation import is_model_degraded
 
     calendar = build_calendar(settings)
-    legs = {kind: promoted_leg(settings, kind, calendar, as_of)[1] for kind in KINDS}
-    live, why = news_leg_state(settings, as_of, calendar)
+    try:
+        with open_store(settings, readonly=True) as store:
+            legs = {kind: promoted_leg(settings, kind, calendar, as_of, store)[1]
+                    for kind in KINDS}  # fmt: skip
+            live, why = news_leg_state(settings, as_of, calendar, store)
+            version = current_model_version(settings)
+            if version is not None and is_model_degraded(store, version):
+                legs["direction"] = {"live": False, "version": version,
+                                     "why": "degraded by live monitoring"}  # fmt: skip
+    except StoreError as exc:  # no store yet: nothing has been monitored
+        logger.debug("leg health not read: %s", exc)
+        legs = {kind: promoted_leg(settings, kind, calendar, as_of)[1] for kind in KINDS}
+        live, why = news_leg_state(settings, as_of, calendar)
     legs["news"] = {"live": live, "why": why}
     return legs
 
 
 def _model_degraded(store: Any, version: str | None) -> bool:
-    """True when the validate flow found ``version``'s live hit rate decayed."""
+    """True while the live monitor has the direction model's ``version`` degraded (it recovers
+    when its live hit rate does; see docs/validation.md)."""
     if version is None:
         return False
     from sentinel42.validation import is_model_degraded

@@ -419,22 +419,22 @@ class Settings(BaseSettings):
         default=100,
         ge=10,
         le=100_000,
-        description="The model's live hit rate is judged over its last this many scored "
-        "BUY/SELL decisions.",
+        description="The model's live hit rate shown by status and the dashboard covers its "
+        "last this many scored signals (the monitor itself uses whole sessions).",
     )
     validate_alpha: float = Field(
         default=0.05,
         gt=0,
         lt=0.5,
-        description="Significance level of the one-sided binomial test that the live hit rate "
-        "is below the model's validated accuracy minus the margin (the model is then degraded).",
+        description="Live monitoring: the chance that a healthy leg is degraded by mistake "
+        "over a year of daily looks (sets the CUSUM's decision interval).",
     )
     validate_margin: float = Field(
         default=0.02,
         ge=0,
         le=0.5,
-        description="How far below its validated accuracy the live hit rate may fall before "
-        "the test counts it as decay.",
+        description="Retired: live monitoring tests each leg against its validated figure "
+        "with a CUSUM (validate_alpha); kept so existing configurations still load.",
     )
     validate_min_sessions: int = Field(
         default=20,

@@ -26,6 +26,7 @@ from sentinel42.settings import Settings
 NO_DATA_EVENT = "sentinel42.refresh.no-data"
 DECISIONS_EVENT = "sentinel42.decisions.recorded"
 MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
+MODEL_RECOVERED_EVENT = "sentinel42.model.recovered"
 MODEL_REFUSED_EVENT = "sentinel42.model.refused"
 RANKING_KINDS = weekly.KINDS
 DECISION_ACTIONABLE_EVENT = "sentinel42.decision.actionable"
@@ -220,21 +221,33 @@ def validation_gate_task(settings: Settings, as_of: datetime, force: bool) -> pi
 
 @io_task("validate-decisions")
 def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+    """Score, monitor every leg, and emit ``sentinel42.model.degraded`` for each leg that
+    degraded in this run and ``sentinel42.model.recovered`` for each that recovered (payload:
+    the leg, its version and its figures)."""
     report = pipeline.validate(settings, as_of)
-    if report.get("newly_degraded"):
-        model = report.get("model") or {}
+    log = _run_logger()
+    for change in report.get("events", []):
+        degraded = change["event"] == "degraded"
         emit_event(
-            event=MODEL_DEGRADED_EVENT,
-            resource={"prefect.resource.id": f"sentinel42.model.{report['degraded_model']}"},
-            payload=model,
+            event=MODEL_DEGRADED_EVENT if degraded else MODEL_RECOVERED_EVENT,
+            resource={"prefect.resource.id": f"sentinel42.{change['leg']}.{change['version']}"},
+            payload=change,
         )
-        get_run_logger().warning(
-            "model %s degraded: live hit rate %s/%s against validated accuracy %s (p=%s); its "
-            "fusion weight is zero until a retrained model is promoted",
-            report["degraded_model"], model.get("live_hits"), model.get("live_n"),
-            model.get("validated_accuracy"), model.get("p_value"),
+        (log.warning if degraded else log.info)(
+            "%s leg %s %s: %s; its fusion weight is %s", change["leg"], change["version"],
+            change["event"], change.get("note"), "zero" if degraded else "back",
         )  # fmt: skip
     return report
+
+
+def _run_logger() -> Any:
+    """The run's logger inside a flow or task run; the module's outside one (tests, CLI)."""
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 @task(name="backup", cache_policy=NO_CACHE, timeout_seconds=IO_TIMEOUT_S)

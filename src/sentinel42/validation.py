@@ -1,24 +1,28 @@
-"""Validation: were the standing decisions any good, and is the model as good as validated?
+"""Validation: were the standing decisions any good, and is each fusion leg as good as validated?
 
-Each standing decision is scored once, when its horizon has passed, against the stored close
-of its exit bar: ``horizon_bars`` bars after its bar, never past the last bar of its own NYSE
+Each standing decision is scored once, when its horizon has passed. It enters at its **fill**:
+the open of the first bar starting at or after its ``decided_at`` (the portfolio's fill rule;
+the decision bar's close printed before the decision). It exits at the close of the bar
+``horizon_bars - 1`` intervals after the fill bar, never past the last bar of its own NYSE
 session (an intraday position is flat by the close: a horizon that would cross the night ends at
-the session's last bar, and the score records the bars it really spanned). The exit bar is the
-bar that starts exactly that many intervals later; if it is missing while later bars exist, the
-decision is not scored (a gap is not silently bridged), nor is a decision on the session's last
-bar (no bar of its session follows). The report counts both as ``unscorable``. The report
-covers every stored score. The model in use is then tested: over
-its newest ``validate_window`` scored signals, a one-sided exact binomial test of
-H0: hit rate >= validated accuracy - margin; ``p < validate_alpha`` marks the version degraded
-for good (fusion gives it no weight; a newly promoted version starts healthy). See
-docs/validation.md.
+the session's last bar, and the score records the bars it really spanned). The fill and exit bars
+are the bars starting exactly at those times; if one is missing while later bars exist, the
+decision is not scored (a gap is not silently bridged), nor is a decision whose fill would fall
+after its session's last bar. The report counts both as ``unscorable``.
+
+Then every live leg is monitored (:mod:`sentinel42.monitor`): per bar, the rank IC of the leg's
+scores over the watchlist against the realised returns and its long-short; per session, their
+mean; a CUSUM over whole sessions against the leg's validated figure, its threshold set for a
+year of daily looks, degrades a decayed leg (fusion gives it no weight) and recovers it when the
+evidence recovers, with hysteresis. Health is saved per leg and version; a newly promoted version
+starts healthy. See docs/validation.md.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +32,7 @@ import pandas as pd
 from sentinel42.domain import Action, Decision
 from sentinel42.market.calendar import NEW_YORK
 from sentinel42.persistence import ledger
-from sentinel42.persistence.ledger import DecisionScore, GroupStats, ModelHealth
+from sentinel42.persistence.ledger import DecisionScore, GroupStats
 
 if TYPE_CHECKING:
     from sentinel42.persistence.store import Store
@@ -47,7 +51,7 @@ class ModelCheck:
 
     version: str
     validated_accuracy: float | None
-    threshold: float | None  # validated accuracy minus the margin
+    threshold: float | None  # no edge: validated accuracy minus the validated edge
     live_hits: int
     live_n: int
     window: int
@@ -89,7 +93,9 @@ class ValidationReport:
     model: ModelCheck | None = None
     degraded_model: str | None = None  # the model in use, when it is degraded
     newly_degraded: bool = False
-    unscorable: int = 0  # decided on a session's last bar, or whose exit bar is missing
+    unscorable: int = 0  # decided on a session's last bar, or whose fill or exit bar is missing
+    legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # leg -> its monitor
+    events: list[dict[str, Any]] = field(default_factory=list)  # legs degraded/recovered now
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, with plain names (``mean_signed_return``: what following a signal earned)."""
@@ -106,6 +112,8 @@ class ValidationReport:
             "model": self.model.to_dict() if self.model else None,
             "degraded_model": self.degraded_model,
             "newly_degraded": self.newly_degraded,
+            "legs": self.legs,
+            "events": self.events,
         }
 
 
@@ -113,28 +121,12 @@ def _stats(s: GroupStats, mean_name: str) -> dict[str, Any]:
     return {"n": s.n, "hits": s.hits, "hit_rate": s.hit_rate, mean_name: s.mean_return}
 
 
-def binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed exactly in log space (no overflow at large n)."""
-    if k < 0:
-        return 0.0
-    if k >= n or p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    log_n = math.lgamma(n + 1)
-    terms = [
-        log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-        for i in range(k + 1)
-    ]
-    top = max(terms)
-    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
-
-
 def is_model_degraded(store: Store, version: str) -> bool:
-    """Whether validation marked this model version degraded (health is per version)."""
-    health = ledger.model_health(store, version)
-    return bool(health and health.degraded)
+    """Whether the live monitor has the direction model's version degraded now (it may
+    recover; health is per version)."""
+    from sentinel42.persistence.leg_health import is_leg_degraded
+
+    return is_leg_degraded(store, "direction", version)
 
 
 def decision_horizon(decision: Decision, default: int) -> int:
@@ -154,51 +146,51 @@ def _direction(value: Any, *, centre: float) -> int | None:
 UNSCORABLE = "unscorable"
 
 
-def _exit_bar(
-    stamps: np.ndarray, bar_ts: datetime, horizon: int, interval: timedelta,
-    last_bar: datetime | None,
-) -> tuple[int | str | None, int]:  # fmt: skip
-    """Where ``bar_ts``'s horizon ends in ``stamps`` (ns bar starts), and the bars it spans.
-
-    Returns ``(index, bars)``: ``index`` is the exit bar's position; None while it is not
-    stored yet; :data:`UNSCORABLE` when the decision sits on its session's last bar, or when
-    the exit bar is missing although a later bar is stored (the gap stays).
-    """
-    bars = horizon
-    if last_bar is not None:
-        bars = min(horizon, int((last_bar - bar_ts) / interval))
-        if bars <= 0:
-            return UNSCORABLE, 0
-    expected = pd.Timestamp(bar_ts + bars * interval).as_unit("ns").value
+def _bar_at(stamps: np.ndarray, at: datetime) -> tuple[int | str | None]:
+    """Position of the bar starting exactly at ``at`` in ``stamps`` (ns bar starts); None while
+    it is not stored yet; :data:`UNSCORABLE` when it is missing although a later bar is."""
+    expected = pd.Timestamp(at).as_unit("ns").value
     i = int(np.searchsorted(stamps, expected, "left"))
     if i < len(stamps) and stamps[i] == expected:
-        return i, bars
-    return (UNSCORABLE if i < len(stamps) else None), bars
+        return (i,)
+    return (UNSCORABLE if i < len(stamps) else None,)
+
+
+def fill_bar_start(decided_at: datetime, bar_ts: datetime, interval: timedelta) -> datetime:
+    """Start of the first bar (on the ``bar_ts`` grid) starting at or after ``decided_at``."""
+    steps = max(0, math.ceil((decided_at - bar_ts) / interval))
+    return bar_ts + steps * interval
 
 
 def _score(
     d: Decision, frame: pd.DataFrame | None, horizon: int, scored_at: datetime,
     *, interval: timedelta, last_bar: datetime | None,
 ) -> DecisionScore | str | None:  # fmt: skip
-    """Score ``d`` against its exit bar (see the module docstring), if stored yet.
+    """Score ``d`` from its fill to its exit bar (see the module docstring), if stored yet.
 
-    Returns the score, None while the exit bar is not stored, or :data:`UNSCORABLE`.
+    Returns the score, None while a bar it needs is not stored, or :data:`UNSCORABLE`.
     """
+    # A decision without its clock is taken as decided when its bar ended, the earliest it can.
+    fill_ts = fill_bar_start(d.decided_at or d.bar_ts + interval, d.bar_ts, interval)
+    exit_ts = fill_ts + (horizon - 1) * interval
+    if last_bar is not None:
+        if fill_ts > last_bar:  # decided on (or after) its session's last bar
+            return UNSCORABLE
+        exit_ts = min(exit_ts, last_bar)
     if frame is None or frame.empty:
         return None
     stamps = frame.index.asi8
-    exit_i, horizon = _exit_bar(stamps, d.bar_ts, horizon, interval, last_bar)
-    if exit_i is None or isinstance(exit_i, str):
-        return exit_i
-    first_after = int(np.searchsorted(stamps, pd.Timestamp(d.bar_ts).as_unit("ns").value, "right"))
-    closes = frame["close"].to_numpy(float)
-    close = d.inputs.get("close")
-    if not isinstance(close, int | float) or not close > 0:
-        if first_after == 0:
-            return None
-        close = float(closes[first_after - 1])
-    exit_close = float(closes[exit_i])
-    fr = exit_close / float(close) - 1.0
+    (fill_i,) = _bar_at(stamps, fill_ts)
+    (exit_i,) = _bar_at(stamps, exit_ts)
+    for i in (fill_i, exit_i):
+        if i is None or isinstance(i, str):
+            return UNSCORABLE if UNSCORABLE in (fill_i, exit_i) else None
+    assert isinstance(fill_i, int) and isinstance(exit_i, int)
+    entry = float(frame["open"].iloc[fill_i])
+    if not entry > 0:
+        return UNSCORABLE
+    exit_close = float(frame["close"].iloc[exit_i])
+    fr = exit_close / entry - 1.0
     model_signal = _direction(d.inputs.get("p_up"), centre=0.5)
     sentiment_signal = _direction(d.inputs.get("sentiment"), centre=0.0)
     hit = {Action.BUY: fr > 0, Action.SELL: fr < 0}.get(d.action)
@@ -206,10 +198,10 @@ def _score(
         ticker=d.ticker,
         bar_ts=d.bar_ts,
         action=d.action,
-        close=float(close),
+        close=entry,  # the entry price: the fill bar's open
         exit_bar_ts=frame.index[exit_i].to_pydatetime(),
         exit_close=exit_close,
-        horizon_bars=horizon,
+        horizon_bars=int((exit_ts - fill_ts) / interval) + 1,
         forward_return=fr,
         hit=hit,
         model_signal=model_signal,
@@ -222,19 +214,17 @@ def _score(
 
 
 def score_decisions(store: Store, settings: Settings, as_of: datetime) -> ValidationReport:
-    """Score every standing decision whose horizon has passed by ``as_of``; test the model.
+    """Score every standing decision whose horizon has passed by ``as_of``; monitor each leg.
 
-    A decision at bar ``b`` with horizon ``h`` is scored when the ``h``-th stored bar of
-    ``settings.interval`` after ``b`` has closed by ``as_of``, once: a scored decision is never
-    scored again. BUY is a hit when the forward return is > 0, SELL when < 0; HOLD has no hit.
-    The model alone says up when ``P(up) > 0.5`` (down when < 0.5); the news alone by the sign
-    of its sentiment. The model in use (the newest decision's ``models["lstm"]``) is tested
-    against its ``models["lstm_validated_accuracy"]`` once it has ``validate_window`` scored
-    signals; its health is saved under its version.
+    A decision is scored when its exit bar (see the module docstring) has closed by ``as_of``,
+    once: a scored decision is never scored again. BUY is a hit when the forward return is > 0,
+    SELL when < 0; HOLD has no hit. The model alone says up when ``P(up) > 0.5`` (down when
+    < 0.5); the news alone by the sign of its sentiment. Then every leg in use is monitored
+    (:func:`monitor_legs`) and its health saved under its version.
 
     Returns:
-        The report over all stored scores; ``degraded_model`` names the model in use when it is
-        degraded, ``newly_degraded`` says this run marked it (emit the event then).
+        The report over all stored scores; ``legs`` holds each leg's monitor and ``events`` the
+        legs that degraded or recovered in this run (emit the events then).
     """
     newest_scored = ledger.newest_scored_bar_ts(store)
     after = newest_scored - _RESCAN if newest_scored is not None else None
@@ -243,10 +233,10 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
     todo = [d for d in decisions if (d.ticker, d.bar_ts) not in done]
     scores: list[DecisionScore] = []
     unscorable = 0
-    if todo:
-        from sentinel42.factory import build_calendar
+    from sentinel42.factory import build_calendar
 
-        calendar = build_calendar(settings)
+    calendar = build_calendar(settings)
+    if todo:
         interval = timedelta(minutes=settings.interval_minutes)
         bars = store.load_bars(
             sorted({d.ticker for d in todo}),
@@ -266,7 +256,10 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
                 unscorable += 1
     newly = ledger.save_decision_scores(store, scores)
     logger.info("scored %d decisions (%d waiting for their horizon)", newly, len(todo) - newly)
-    check = _check_model(store, settings, decisions, as_of)
+    from sentinel42.leg_monitor import monitor_legs
+
+    legs, events = monitor_legs(store, settings, as_of)
+    check = _model_check(store, settings, legs.get("direction"))
     return ValidationReport(
         as_of=as_of,
         newly_scored=newly,
@@ -280,63 +273,30 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
         model=check,
         degraded_model=check.version if check and check.degraded else None,
         newly_degraded=bool(check and check.newly_degraded),
+        legs=legs,
+        events=events,
     )
 
 
-def _check_model(
-    store: Store, settings: Settings, decisions: list[Decision], as_of: datetime
-) -> ModelCheck | None:
-    in_use = next((d for d in reversed(decisions) if d.models.get("lstm")), None)
-    if in_use is None:
+def _model_check(store: Store, settings: Settings, leg: dict[str, Any] | None) -> ModelCheck | None:
+    """The direction leg's monitor in the shape ``status`` and the dashboard read."""
+    if not leg or not leg.get("version"):
         return None
-    version = str(in_use.models["lstm"])
-    accuracy = in_use.models.get("lstm_validated_accuracy")
-    window = settings.validate_window
-    hits, n = ledger.recent_model_hits(store, version, window)
-    before = ledger.model_health(store, version)
-    was_degraded = bool(before and before.degraded)
-    threshold = p_value = None
-    if not isinstance(accuracy, int | float):
-        note = "no validated accuracy recorded for this model; not tested"
-    elif n < window:
-        note = f"{n} of {window} scored model signals; not tested yet"
-    else:
-        threshold = min(1.0, max(0.0, float(accuracy) - settings.validate_margin))
-        p_value = binomial_cdf(hits, n, threshold)
-        verdict = "below" if p_value < settings.validate_alpha else "not significantly below"
-        note = (
-            f"live hit rate {hits}/{n} = {hits / n:.3f} {verdict} {threshold:.3f} "
-            f"(validated {float(accuracy):.3f} - margin {settings.validate_margin:.3f}); "
-            f"one-sided binomial p = {p_value:.3g}, alpha {settings.validate_alpha}"
-        )
-    degraded_now = p_value is not None and p_value < settings.validate_alpha
-    ledger.save_model_health(
-        store,
-        ModelHealth(
-            model_version=version,
-            degraded=degraded_now,
-            live_hits=hits,
-            live_n=n,
-            validated_accuracy=float(accuracy) if isinstance(accuracy, int | float) else None,
-            threshold=threshold,
-            p_value=p_value,
-            at=as_of,
-        ),
-    )
-    if degraded_now and not was_degraded:
-        logger.warning("model %s degraded: %s", version, note)
+    version = str(leg["version"])
+    hits, n = ledger.recent_model_hits(store, version, settings.validate_window)
+    monitor = leg.get("monitor") or {}
     return ModelCheck(
         version=version,
-        validated_accuracy=float(accuracy) if isinstance(accuracy, int | float) else None,
-        threshold=threshold,
+        validated_accuracy=monitor.get("validated"),
+        threshold=monitor.get("baseline"),
         live_hits=hits,
         live_n=n,
-        window=window,
-        p_value=p_value,
-        tested=p_value is not None,
-        degraded=was_degraded or degraded_now,
-        newly_degraded=degraded_now and not was_degraded,
-        note=note,
+        window=settings.validate_window,
+        p_value=None,
+        tested=bool(monitor.get("tested")),
+        degraded=bool(leg.get("degraded")),
+        newly_degraded=bool(leg.get("newly_degraded")),
+        note=str(monitor.get("note", "")),
     )
 
 

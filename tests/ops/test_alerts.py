@@ -39,6 +39,19 @@ def test_decision_notices_only_when_enabled():
     assert alerts.MODEL_REFUSED in names
 
 
+def test_a_leg_degrading_or_recovering_notifies_with_its_figures():
+    from sentinel42.tasks import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT
+
+    found = _by_name(alerts.alerts(_settings(), 180))
+    for name, event in ((alerts.MODEL_DEGRADED, MODEL_DEGRADED_EVENT),
+                        (alerts.MODEL_RECOVERED, MODEL_RECOVERED_EVENT)):  # fmt: skip
+        alert = found[name]
+        assert alert.trigger.expect == {event} and alert.trigger.posture == "Reactive"
+        for field in ("leg", "version", "live_ic", "validated", "cusum", "threshold"):
+            assert f"event.payload.{field}" in alert.subject + alert.body
+    assert MODEL_RECOVERED_EVENT == "sentinel42.model.recovered"
+
+
 def test_failed_alert_covers_the_final_failure_timeout_and_crash_of_tagged_runs():
     trigger = _by_name(alerts.alerts(_settings(), 180))[alerts.RUN_FAILED].trigger
     assert trigger.expect == {

@@ -34,6 +34,7 @@ from sentinel42.settings import Settings
 from sentinel42.tasks import (
     DECISION_ACTIONABLE_EVENT,
     MODEL_DEGRADED_EVENT,
+    MODEL_RECOVERED_EVENT,
     MODEL_REFUSED_EVENT,
     NO_DATA_EVENT,
 )
@@ -59,6 +60,7 @@ RUN_TOO_LONG = "sentinel42-run-too-long"
 REFRESH_NO_DATA = "sentinel42-refresh-no-data"
 REFRESH_GAP = "sentinel42-refresh-gap"
 MODEL_DEGRADED = "sentinel42-model-degraded"
+MODEL_RECOVERED = "sentinel42-model-recovered"
 MODEL_REFUSED = "sentinel42-model-refused"
 ZOMBIE_RUN = "sentinel42-zombie-run"
 DECISION_ACTIONABLE = "sentinel42-decision-actionable"
@@ -68,6 +70,7 @@ MANAGED = (
     REFRESH_NO_DATA,
     REFRESH_GAP,
     MODEL_DEGRADED,
+    MODEL_RECOVERED,
     MODEL_REFUSED,
     ZOMBIE_RUN,
     DECISION_ACTIONABLE,
@@ -82,6 +85,13 @@ _RUN = (
     "Run: {{ flow_run.name }} {{ flow_run|ui_url }}{% endif %}"
 )
 _SUBJECT = "Sentinel42 alert: "
+_LEG_FIGURES = (
+    "{{ event.payload.leg }} leg {{ event.payload.version }}: live rank IC "
+    "{{ event.payload.live_ic }}, long-short {{ event.payload.live_long_short }}, hit rate "
+    "{{ event.payload.live_hit_rate }} over {{ event.payload.sessions }} sessions against "
+    "validated {{ event.payload.validated }} (CUSUM {{ event.payload.cusum }}, recovery "
+    "{{ event.payload.recovery }}, threshold {{ event.payload.threshold }}). "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +243,22 @@ def alerts(settings: Settings, heartbeat: int | None) -> list[Alert]:
         ),
         Alert(
             name=MODEL_DEGRADED,
-            description="Validation found the model in use decaying; its weight is now zero.",
+            description="Live monitoring found a fusion leg (direction model, ranking model or "
+            "news) decaying; its weight is zero until it recovers.",
             trigger=EventTrigger(expect={MODEL_DEGRADED_EVENT}, posture=Posture.Reactive),
-            subject=_SUBJECT + "model {{ event.payload.version }} degraded",
-            body="Model {{ event.payload.version }}: live hit rate {{ event.payload.live_hits }}"
-            "/{{ event.payload.live_n }} against validated accuracy "
-            "{{ event.payload.validated_accuracy }} (p={{ event.payload.p_value }}). Its fusion "
-            f"weight for {tickers} is zero until a retrained model is promoted." + payload_run,
+            subject=_SUBJECT + "{{ event.payload.leg }} leg {{ event.payload.version }} degraded",
+            body=_LEG_FIGURES + f"Its fusion weight for {tickers} is zero until the live "
+            "evidence recovers (or a retrained model is promoted).\n{{ event.payload.note }}"
+            + payload_run,
+        ),
+        Alert(
+            name=MODEL_RECOVERED,
+            description="Live monitoring found a degraded fusion leg earning its validated "
+            "figure again; its weight is back.",
+            trigger=EventTrigger(expect={MODEL_RECOVERED_EVENT}, posture=Posture.Reactive),
+            subject=_SUBJECT + "{{ event.payload.leg }} leg {{ event.payload.version }} recovered",
+            body=_LEG_FIGURES + f"Its fusion weight for {tickers} is back.\n"
+            "{{ event.payload.note }}" + payload_run,
         ),
         Alert(
             name=MODEL_REFUSED,

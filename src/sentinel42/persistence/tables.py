@@ -260,3 +260,24 @@ class ModelHealthRow(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     at: Mapped[datetime]
+
+
+class LegHealthRow(Base):
+    """One fusion leg's live monitor for one model version as of one validate run.
+
+    Keyed ``(leg, version, as_of)``: a repeated run with the same ``as_of`` rewrites its own row,
+    and the newest row says whether the leg is degraded now (it may recover).
+    """
+
+    __tablename__ = "leg_health"
+    __table_args__ = (UniqueConstraint("leg", "version", "as_of", name="uq_leg_health_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    leg: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(100))
+    as_of: Mapped[datetime]
+    tested: Mapped[bool] = mapped_column(Boolean)
+    degraded: Mapped[bool] = mapped_column(Boolean)
+    sessions: Mapped[int] = mapped_column(Integer)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text)

@@ -107,8 +107,27 @@ def validate_news(settings: Any, *, now: datetime, as_of: datetime) -> dict[str,
     return verdict
 
 
-def news_leg_state(settings: Any, as_of: datetime, calendar: Any) -> tuple[bool, str]:
-    """Whether the news leg has weight now, and why (for the fusion and ``status``)."""
+def news_validation(settings: Any) -> dict[str, Any] | None:
+    """The news leg's stored verdict (``news_leg.json``), or None when absent or unreadable."""
+    from sentinel42.model.ranking.service import registry_for
+
+    path = registry_for(settings, "news").models_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def news_leg_state(
+    settings: Any, as_of: datetime, calendar: Any, store: Any = None
+) -> tuple[bool, str]:
+    """Whether the news leg has weight now, and why (for the fusion and ``status``).
+
+    A validated leg that the live monitor found degraded (``leg_health``, leg ``news``, version
+    ``news@<validation time>``) has none until it recovers; ``store`` is the open store to read
+    that from (one is opened read-only when None).
+    """
     if not settings.news_requires_validation:
         return True, "news weight without validation (SENTINEL42_NEWS_REQUIRES_VALIDATION=false)"
     from sentinel42.model.ranking.service import registry_for
@@ -129,4 +148,22 @@ def news_leg_state(settings: Any, as_of: datetime, calendar: Any) -> tuple[bool,
             False,
             f"news validation expired ({age} sessions old); run `sentinel42 model validate-news`",
         )
+    health = _live_health(settings, store, f"news@{state.get('at')}")
+    if health is not None and health.degraded:
+        return False, f"news leg degraded by live monitoring: {health.note}"
     return True, f"news leg validated: {state.get('reason')}"
+
+
+def _live_health(settings: Any, store: Any, version: str) -> Any:
+    from sentinel42.errors import StoreError
+    from sentinel42.persistence import open_store
+    from sentinel42.persistence.leg_health import latest_leg_health
+
+    if store is not None:
+        return latest_leg_health(store, "news", version)
+    try:
+        with open_store(settings, readonly=True) as opened:
+            return latest_leg_health(opened, "news", version)
+    except StoreError as exc:  # no store yet (nothing monitored) or an older schema
+        logger.debug("news leg health not read: %s", exc)
+        return None
