@@ -301,13 +301,19 @@ def leg_sessions(session: np.ndarray, scores: np.ndarray, returns: np.ndarray) -
 
 
 def operating_characteristics(
-    *, seeds: int, ic: float, names: int, bars: int, sessions: int, decay_at: int,
-    min_sessions: int, alpha_year: float, seed0: int = 0,
+    *, seeds: int, ic: float, names: int, bars: int, min_sessions: int, alpha_year: float,
+    sessions: int = LOOKS_PER_YEAR, decay_at: int = 40, within: int = 60, seed0: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """The rule on generated histories (see :func:`simulate_bars`): how often a healthy leg is
-    degraded within ``sessions`` looks (size), and, for a leg whose IC drops to 0 at
-    ``decay_at``, the sessions it takes to flag (delay) and whether it recovers when the IC comes
-    back."""
+    """The rule on generated histories (see :func:`simulate_bars`), a leg validated at ``ic``:
+
+    - size: the share of seeds in which a healthy leg (scores at ``ic`` throughout) is degraded
+      within ``sessions`` daily looks;
+    - delay: for a leg whose IC drops to 0 after ``decay_at`` sessions, the sessions until it is
+      degraded (median, 90th percentile; inf when not within ``2 * within``), and the share
+      degraded within ``within`` sessions;
+    - recovery: the share of those that recover within ``2 * within`` sessions of the IC coming
+      back, ``2 * within`` sessions after the decay.
+    """
     false_alarms, delays, recovered = 0, [], 0
     for i in range(seeds):
         rng = np.random.default_rng(seed0 + i)
@@ -316,20 +322,21 @@ def operating_characteristics(
                                              ic=healthy)).ic  # fmt: skip
         false_alarms += run_monitor(series, ic, 0.0, min_sessions=min_sessions,
                                     alpha_year=alpha_year).degraded  # fmt: skip
-        path = np.where(np.arange(3 * sessions) < decay_at, ic, 0.0)
-        path[decay_at + sessions :] = ic
-        series = leg_sessions(*simulate_bars(rng, sessions=3 * sessions, bars=bars, names=names,
+        back_at = decay_at + 2 * within
+        path = np.where((np.arange(back_at + 2 * within) < decay_at), ic, 0.0)
+        path[back_at:] = ic
+        series = leg_sessions(*simulate_bars(rng, sessions=len(path), bars=bars, names=names,
                                              ic=path)).ic  # fmt: skip
         v = run_monitor(series, ic, 0.0, min_sessions=min_sessions, alpha_year=alpha_year)
         first = next((t for t, what in v.transitions if what == "degraded" and t >= decay_at),
                      None)  # fmt: skip
-        delays.append(math.inf if first is None else first - decay_at + 1)
-        recovered += any(w == "recovered" and t >= decay_at + sessions for t, w in v.transitions)
+        delays.append(math.inf if first is None or first >= back_at else first - decay_at + 1)
+        recovered += any(w == "recovered" and t >= back_at for t, w in v.transitions)
     d = np.array(delays)
     return {
-        "seeds": seeds, "ic": ic, "names": names, "bars": bars, "sessions": sessions,
-        "false_alarm_rate": false_alarms / seeds,
+        "seeds": seeds, "ic": ic, "names": names, "bars": bars, "min_sessions": min_sessions,
+        "alpha_year": alpha_year, "looks": sessions, "false_alarm_rate": false_alarms / seeds,
         "delay_median": float(np.median(d)), "delay_p90": float(np.quantile(d, 0.9)),
-        "detected_within": int(sessions), "detected_rate": float(np.mean(d <= sessions)),
+        "within": within, "detected_within_rate": float(np.mean(d <= within)),
         "recovered_rate": recovered / seeds,
     }  # fmt: skip
