@@ -193,6 +193,13 @@ def test_failed_trading_run_sends_one_notice_to_each_channel(system, channels):
     subject, body = message["Subject"], message.get_content().strip()
     assert message["To"] == "ops@example.org"
     assert text == f"{subject}: {body}".replace("\r\n", "\n")
+    # The e-mail went through prefect-email's block, which the UI's Blocks page lists as such.
+    blocks = _run([PREFECT, "block", "ls"], system["env"] | {"COLUMNS": "250"}, 60)
+    assert blocks.returncode == 0, blocks.stderr
+    for block_type, name in (("Sentinel42 SMTP E-mail", "sentinel42-email"),
+                             ("Email Server Credentials", "sentinel42-smtp")):  # fmt: skip
+        assert re.search(rf"{block_type} .*{name}", blocks.stdout), blocks.stdout
+    assert "Slack Webhook" not in blocks.stdout, blocks.stdout
 
 
 def _emit(env: dict[str, str], event: str, resource: str, payload: dict[str, Any]) -> None:
@@ -240,3 +247,48 @@ def test_a_failing_channel_is_recorded_and_the_other_still_delivers(system, chan
             break
         time.sleep(2)
     assert "Notification failed" in out.stdout, out.stdout + out.stderr
+
+
+def test_trading_run_with_no_usable_data_fails_and_alerts(system, channels):
+    """Every price file gone: the trading run ends Failed after its retry (it used to end
+    Completed with 0 decisions, so nothing alerted), the run-failed notice names why, and the
+    refresh emitted sentinel42.refresh.no-data."""
+    import shutil
+
+    webhook: _Inbox = channels["webhook"]
+    webhook.clear()
+    no_prices = system["base"] / "replay-no-prices"
+    shutil.copytree(system["base"] / "replay", no_prices)
+    shutil.rmtree(no_prices / "prices")
+    (no_prices / "prices").mkdir()
+    run = _run(
+        [
+            PREFECT, "deployment", "run", "trading-flow/trading-production",
+            "--param", "force=true",
+            "--job-variable", "env=" + json.dumps({"SENTINEL42_REPLAY_DIR": str(no_prices)}),
+            "--watch", "--watch-timeout", "300",
+        ],
+        system["env"],
+        360,
+    )  # fmt: skip
+    assert "Failed" in run.stdout, run.stdout + run.stderr
+    name = re.search(r"Created flow run '([^']+)'", run.stdout)
+    assert name, run.stdout
+    ended = f"trading-flow run {name.group(1)} ended Failed"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(ended in n["text"] for n in webhook.snapshot()):
+        time.sleep(0.5)
+    time.sleep(10)  # a duplicate (a notice per try) would arrive by now
+    failed = [n["text"] for n in webhook.snapshot() if "ended Failed" in n["text"]]
+    assert len(failed) == 1 and ended in failed[0], webhook.snapshot()
+    assert "after 2 attempt(s)" in failed[0]  # the retry happened; only the last try alerted
+    assert "no usable bars for any of the 3 watchlist ticker(s)" in failed[0]
+    code = (
+        "from prefect.client.orchestration import get_client; "
+        "from prefect.events.filters import EventFilter, EventNameFilter; "
+        "c = get_client(sync_client=True).__enter__(); "
+        "f = EventFilter(event=EventNameFilter(name=['sentinel42.refresh.no-data'])); "
+        "print([e.payload.get('why') for e in c.read_events(filter=f, limit=50).events])"
+    )
+    out = _run([str(ROOT / ".venv/bin/python"), "-c", code], system["env"], 60)
+    assert "no usable bars for any of the 3 watchlist ticker(s)" in out.stdout, out.stdout

@@ -412,3 +412,36 @@ def test_cli_trade_with_one_ticker_failing_decides_the_rest_and_names_it(msft_mi
     assert document["failed_tickers"] == ["MSFT"]
     assert sorted(d["ticker"] for d in document["decisions"]) == ["AAPL", "NVDA"]
     assert "note: MSFT refresh failed: no replay file" in result.stderr
+
+
+def _report(rows, *, no_data=False):
+    from sentinel42.market.refresh import PriceRefreshReport, TickerPrices
+
+    as_of = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    tickers = [
+        TickerPrices(ticker=t, error=err, newest_bar_ts=as_of - timedelta(hours=h) if h else None)
+        for t, err, h in rows
+    ]
+    return PriceRefreshReport(as_of=as_of, tickers=tickers, no_data=no_data, market_open=no_data)
+
+
+@pytest.mark.parametrize(
+    ("rows", "no_data", "why"),
+    [
+        ([("AAPL", "timeout", 2), ("MSFT", "bad symbol", None)], False,
+         "no usable bars for any of the 2 watchlist ticker(s): 2 failed, e.g. AAPL: timeout"),
+        ([("AAPL", None, None), ("MSFT", None, None)], False,
+         "no usable bars for any of the 2 watchlist ticker(s): none has a stored bar"),
+        ([("AAPL", None, 3), ("MSFT", None, 2)], True,
+         "no new bar for any of the 2 watchlist ticker(s) during the session at "
+         "2026-11-25T15:00:00+00:00 (newest stored bar 2026-11-25T13:00:00+00:00)"),
+        ([("AAPL", "timeout", None), ("MSFT", None, 1)], False, None),
+    ],
+    ids=["every-ticker-failed", "nothing-stored", "stale-in-session", "partial"],
+)  # fmt: skip
+def test_refresh_summary_says_why_no_watchlist_ticker_is_usable(rows, no_data, why):
+    from sentinel42 import pipeline
+
+    summary = pipeline.refresh_summary(_report(rows, no_data=no_data), None, None)
+    assert summary["no_usable_data"] == why
+    assert summary["failed_tickers"] == [t for t, err, _ in rows if err]
