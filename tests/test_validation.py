@@ -369,3 +369,52 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
         assert pipeline._model_degraded(store, "m1") is False
         assert ledger.model_health(store, "m1").degraded is False  # type: ignore[union-attr]
         assert news_leg_state(settings, ends[-1], calendar, store)[0] is True
+
+
+def test_a_degraded_ranking_leg_is_scored_at_weight_zero_and_gets_its_weight_back(
+    monkeypatch, tmp_path
+) -> None:
+    """decide() with a promoted intraday ranking model: while its newest leg_health row says
+    degraded, the leg is reported off with the monitor's reason and weighs 0, but its scores
+    are still recorded (so the monitor can see it recover); a newer healthy row restores it."""
+    from datetime import date
+
+    from sentinel42 import pipeline
+    from sentinel42.model.ranking.service import registry_for, train_kind
+    from sentinel42.model.ranking.train import TrainRequest
+    from sentinel42.persistence.leg_health import LegHealth, save_leg_health
+    from sentinel42.synthetic import generate_replay
+
+    close = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
+    replay = tmp_path / "universe"
+    generate_replay(replay, ["T" + chr(65 + i) for i in range(24)], end=date(2026, 11, 25),
+                    sessions=34, seed=3, news_rate=0.0)  # fmt: skip
+    for key, value in (("DATA_SOURCE", "replay"), ("REPLAY_DIR", str(replay)),
+                       ("TICKERS", "TA,TB,TC"), ("UNIVERSE", "all")):  # fmt: skip
+        monkeypatch.setenv(f"SENTINEL42_{key}", value)
+    settings = load_settings()
+    doc = train_kind(settings, TrainRequest(kind="intraday", epochs=2, samples_per_epoch=4_000),
+                     now=close, as_of=close)  # fmt: skip
+    registry_for(settings, "intraday").promote(doc["version"])  # promoted by hand
+    healthy = pipeline.decide(settings, close, forced=True)
+    assert healthy.legs["intraday"]["live"] is True
+
+    def health(degraded: bool, at: datetime) -> None:
+        with open_store(settings) as store:
+            save_leg_health(store, LegHealth("ranking_intraday", doc["version"], at, True,
+                                             degraded, 40, {}, "decay CUSUM 9 >= 5"))  # fmt: skip
+
+    health(True, close - timedelta(hours=2))
+    off = pipeline.decide(settings, close, forced=True)
+    leg = off.legs["intraday"]
+    assert (leg["live"], leg["degraded"]) == (False, True)
+    assert leg["why"] == "degraded by live monitoring: decay CUSUM 9 >= 5"
+    assert pipeline.leg_status(settings, close)["intraday"]["live"] is False
+    for d in off.decisions:
+        assert d.inputs["ranking"]["intraday"]["weight"] == 0.0
+        assert -1.0 <= d.inputs["ranking"]["intraday"]["score"] <= 1.0
+    assert any(d.inputs["ranking"]["intraday"]["weight"] > 0 for d in healthy.decisions)
+
+    health(False, close - timedelta(hours=1))  # the monitor's newer run: recovered
+    back = pipeline.decide(settings, close, forced=True)
+    assert back.legs["intraday"]["live"] is True and "degraded" not in back.legs["intraday"]
