@@ -146,14 +146,14 @@ def _direction(value: Any, *, centre: float) -> int | None:
 UNSCORABLE = "unscorable"
 
 
-def _bar_at(stamps: np.ndarray, at: datetime) -> tuple[int | str | None]:
+def _bar_at(stamps: np.ndarray, at: datetime) -> int | str | None:
     """Position of the bar starting exactly at ``at`` in ``stamps`` (ns bar starts); None while
     it is not stored yet; :data:`UNSCORABLE` when it is missing although a later bar is."""
     expected = pd.Timestamp(at).as_unit("ns").value
     i = int(np.searchsorted(stamps, expected, "left"))
     if i < len(stamps) and stamps[i] == expected:
-        return (i,)
-    return (UNSCORABLE if i < len(stamps) else None,)
+        return i
+    return UNSCORABLE if i < len(stamps) else None
 
 
 def fill_bar_start(decided_at: datetime, bar_ts: datetime, interval: timedelta) -> datetime:
@@ -180,12 +180,9 @@ def _score(
     if frame is None or frame.empty:
         return None
     stamps = frame.index.asi8
-    (fill_i,) = _bar_at(stamps, fill_ts)
-    (exit_i,) = _bar_at(stamps, exit_ts)
-    for i in (fill_i, exit_i):
-        if i is None or isinstance(i, str):
-            return UNSCORABLE if UNSCORABLE in (fill_i, exit_i) else None
-    assert isinstance(fill_i, int) and isinstance(exit_i, int)
+    fill_i, exit_i = _bar_at(stamps, fill_ts), _bar_at(stamps, exit_ts)
+    if not isinstance(fill_i, int) or not isinstance(exit_i, int):
+        return UNSCORABLE if UNSCORABLE in (fill_i, exit_i) else None
     entry = float(frame["open"].iloc[fill_i])
     if not entry > 0:
         return UNSCORABLE
