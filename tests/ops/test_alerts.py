@@ -9,6 +9,7 @@ import pytest
 from prefect.automations import ChangeFlowRunState, DoNothing, SendNotification
 from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
+from prefect_email import EmailServerCredentials, SMTPType
 from typer.testing import CliRunner
 
 from flows.deployments import specs
@@ -17,6 +18,7 @@ from sentinel42.ops import alerts, notify
 from sentinel42.settings import load_settings
 
 WEBHOOK = "https://hooks.example.org/services/T000/B000/very-secret-token"
+SMTP_PASSWORD = "p@ss:/word-S3CR3T"
 
 
 def _settings(**overrides):
@@ -113,28 +115,32 @@ def test_each_alert_notifies_every_channel_or_does_nothing_without_one():
 
 
 @pytest.mark.parametrize(
-    ("tls", "prefix", "mode"),
-    [
-        ("none", "mailto://", None),
-        ("starttls", "mailtos://", "starttls"),
-        ("ssl", "mailtos://", "ssl"),
-    ],
+    ("tls", "smtp_type"),
+    [("none", SMTPType.INSECURE), ("starttls", SMTPType.STARTTLS), ("ssl", SMTPType.SSL)],
 )
-def test_email_url_maps_the_tls_mode(tls, prefix, mode):
-    url = notify.email_url(
+def test_email_block_holds_prefect_email_credentials_with_the_tls_mode(tls, smtp_type):
+    block = notify.email_block(
         _settings(
             smtp_host="smtp.example.org",
             smtp_port=2525,
             smtp_tls=tls,
             smtp_user="ops bot",
-            smtp_password="p@ss:/word",
+            smtp_password=SMTP_PASSWORD,
             notify_email_from="s42@example.org",
             notify_email_to="a@example.org,b@example.org",
         )
     )
-    assert url.startswith(f"{prefix}ops%20bot:p%40ss%3A%2Fword@smtp.example.org:2525?")
-    assert "from=s42@example.org" in url and "to=a@example.org,b@example.org" in url
-    assert ("mode=" in url) == (mode is not None) and (mode is None or f"mode={mode}" in url)
+    assert isinstance(block, notify.SMTPEmail)
+    assert block.get_block_type_slug() == notify.EMAIL_BLOCK_TYPE
+    assert "notify" in block.get_block_capabilities()
+    credentials = block.credentials
+    assert isinstance(credentials, EmailServerCredentials)
+    assert (credentials.smtp_server, credentials.smtp_port) == ("smtp.example.org", 2525)
+    assert credentials.smtp_type == smtp_type and credentials.username == "ops bot"
+    assert credentials.password.get_secret_value() == SMTP_PASSWORD
+    assert block.email_from == "s42@example.org"
+    assert block.email_to == ["a@example.org", "b@example.org"]
+    assert SMTP_PASSWORD not in block.model_dump_json() + repr(block)
 
 
 def test_email_without_recipients_is_a_config_error():
@@ -220,3 +226,102 @@ def test_cli_install_says_when_no_channel_is_configured_and_never_prints_secrets
     assert "no notification channel configured" in result.output
     with get_client(sync_client=True) as client:  # the webhook's block (and secret) is gone
         assert not [d for d in client.read_block_documents() if d.name == notify.WEBHOOK_BLOCK]
+
+
+@pytest.fixture
+def smtp_inbox():
+    """A real SMTP server on loopback; the messages it received, parsed."""
+    import email
+    import email.policy
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+def _blocks() -> dict[tuple[str, str], object]:
+    with get_client(sync_client=True) as client:
+        return {
+            (d.block_type.slug, d.name): d  # type: ignore[union-attr]
+            for d in client.read_block_documents(include_secrets=False)
+        }
+
+
+def test_email_channel_is_a_prefect_email_block_that_delivers_and_replaces_the_old_one(
+    harness, smtp_inbox
+):
+    import asyncio
+
+    from prefect.blocks.abstract import NotificationError
+    from prefect.blocks.notifications import SlackWebhook
+    from pydantic import SecretStr
+
+    port, inbox = smtp_inbox
+    settings = _settings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        notify_email_from="sentinel42@example.org",
+        notify_email_to="ops@example.org,desk@example.org",
+    )
+    # An older install's e-mail channel: a SlackWebhook block carrying an apprise mailto URL.
+    old = SlackWebhook(
+        url=SecretStr(f"mailto://u:{SMTP_PASSWORD}@127.0.0.1:{port}?from=s@b.org&to=a@b.org")
+    )
+    old.save(notify.EMAIL_BLOCK, overwrite=True)
+
+    first = alerts.install(settings)
+    [channel] = first.channels
+    blocks = _blocks()
+    assert (notify.OLD_EMAIL_BLOCK_TYPE, notify.EMAIL_BLOCK) not in blocks  # its secret is gone
+    email_doc = blocks[(notify.EMAIL_BLOCK_TYPE, notify.EMAIL_BLOCK)]
+    smtp_doc = blocks[(notify.SMTP_BLOCK_TYPE, notify.SMTP_BLOCK)]
+    assert (channel.kind, channel.block_document_id) == ("e-mail", email_doc.id)  # type: ignore[attr-defined]
+    assert not email_doc.is_anonymous and not smtp_doc.is_anonymous  # type: ignore[attr-defined]
+    reference = email_doc.block_document_references["credentials"]  # type: ignore[attr-defined]
+    assert reference["block_document"]["id"] == str(smtp_doc.id)  # type: ignore[attr-defined]
+    assert email_doc.block_type.name == "Sentinel42 SMTP E-mail"  # type: ignore[attr-defined]
+    assert smtp_doc.block_type.name == "Email Server Credentials"  # type: ignore[attr-defined]
+    assert SMTP_PASSWORD not in str(email_doc) + str(smtp_doc)
+
+    # What the server's SendNotification does: load the saved block, notify, raising on failure.
+    block = notify.SMTPEmail.load(notify.EMAIL_BLOCK)
+    with block.raise_on_failure():
+        asyncio.run(block.notify("Run: x\nState: Failed", "Sentinel42 alert: x ended Failed"))
+    [message] = inbox
+    assert message["Subject"] == "Sentinel42 alert: x ended Failed"
+    assert message["To"] == "ops@example.org, desk@example.org"
+    assert message["From"] == "sentinel42@example.org"
+    assert message.get_content().strip().replace("\r\n", "\n") == "Run: x\nState: Failed"
+
+    again = alerts.install(settings)  # idempotent: the same documents, nothing duplicated
+    assert [c.block_document_id for c in again.channels] == [channel.block_document_id]
+    assert _blocks()[(notify.SMTP_BLOCK_TYPE, notify.SMTP_BLOCK)].id == smtp_doc.id  # type: ignore[attr-defined]
+
+    alerts.install(_settings(**{**settings.model_dump(), "smtp_port": port + 1}))
+    dead = notify.SMTPEmail.load(notify.EMAIL_BLOCK)  # nobody listens there
+    with pytest.raises(NotificationError) as failed, dead.raise_on_failure():
+        asyncio.run(dead.notify("body", "subject"))
+    assert f"SMTP 127.0.0.1:{port + 1}: ConnectionRefusedError" in failed.value.log
+    assert len(inbox) == 1
+
+    assert alerts.install(_settings()).channels == []  # e-mail switched off: both blocks go
+    blocks = _blocks()
+    assert (notify.EMAIL_BLOCK_TYPE, notify.EMAIL_BLOCK) not in blocks
+    assert (notify.SMTP_BLOCK_TYPE, notify.SMTP_BLOCK) not in blocks
