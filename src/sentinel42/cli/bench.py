@@ -1,15 +1,17 @@
-"""CLI commands ``bench cycle`` and ``bench trigger`` (the stage benchmarks sit with their stages).
+"""CLI commands ``bench cycle``, ``bench trigger`` and ``bench backtest`` (the stage benchmarks
+sit with their stages).
 
 Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from sentinel42.cli.common import emit_json, get_settings, user_errors
+from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 
@@ -100,7 +102,43 @@ def trigger(
         typer.echo(f"  task {task['name']:40} {task['state']:10} {task['seconds']} s")
 
 
+def backtest(
+    replay_dir: Annotated[
+        Path, typer.Option("--replay-dir", help="A replay folder (e.g. the S&P 500 15m file).")
+    ],
+    tickers: Annotated[
+        int, typer.Option("--tickers", min=1, max=5000, help="The first N tickers by name.")
+    ],
+    start: Annotated[str, typer.Option("--start", help="YYYY-MM-DD or ISO 8601, as backtest.")],
+    end: Annotated[str, typer.Option("--end", help="YYYY-MM-DD or ISO 8601, as backtest.")],
+    cadence: Annotated[
+        str, typer.Option("--cadence", help="bar (every bar) or session (after each close).")
+    ] = "bar",
+    model: Annotated[
+        bool, typer.Option("--model/--no-model", help="Train walk-forward, as backtest does.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Time one backtest over a universe in a fresh process (figures, not a test).
+
+    Prints seconds in all, per step and per ticker-step, the peak RSS and the machine's load
+    before and after (see sentinel42/bench/backtest.py).
+    """
+    if not replay_dir.is_dir():
+        fail(f"--replay-dir {replay_dir}: no such folder")
+    with user_errors():
+        from sentinel42.bench.backtest import bench_backtest, lines
+
+        doc = bench_backtest(replay_dir, tickers, start, end, cadence=cadence, use_model=model)
+    if as_json:
+        emit_json(doc)
+        return
+    for line in lines(doc):
+        typer.echo(line)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add ``bench cycle`` and ``bench trigger`` to the ``bench`` group."""
+    """Add ``bench cycle``, ``bench trigger`` and ``bench backtest`` to the ``bench`` group."""
     bench_app.command("cycle")(cycle)
     bench_app.command("trigger")(trigger)
+    bench_app.command("backtest")(backtest)

@@ -112,6 +112,16 @@ class ReplayPriceSource:
     def __init__(self, replay_dir: Path, interval: str = "15m") -> None:
         self.replay_dir = Path(replay_dir)
         self.interval = interval
+        # A fetch reads each folder's listing once for all its tickers (None: outside a fetch).
+        self._listings: dict[str, dict[str, bool]] | None = None
+
+    def _names(self, folder: str) -> dict[str, bool]:
+        """``folder``'s listing (see :func:`_listing`), once per fetch."""
+        if self._listings is None:
+            return _listing(self.replay_dir / folder)
+        if folder not in self._listings:
+            self._listings[folder] = _listing(self.replay_dir / folder)
+        return self._listings[folder]
 
     # --- files ---------------------------------------------------------------------------
     def _find(self, ticker: str, interval: str) -> Path | None:
@@ -120,7 +130,7 @@ class ReplayPriceSource:
         Looked up in each folder's listing, read once per version of the folder (a backtest
         asks for every ticker at every step)."""
         folder = "daily" if interval == DAILY else "prices"
-        own = _listing(self.replay_dir / folder)
+        own = self._names(folder)
         for suffix in SUFFIXES:
             if own.get(f"{ticker}{suffix}") is True:
                 return self.replay_dir / folder / f"{ticker}{suffix}"
@@ -129,7 +139,7 @@ class ReplayPriceSource:
             {
                 self.replay_dir / sub / name
                 for sub in (folder, "prices")
-                for name in _listing(self.replay_dir / sub)
+                for name in self._names(sub)
                 if name.startswith(prefix)
                 and any(name.endswith(s) and len(name) >= len(prefix) + len(s) for s in SUFFIXES)
             }
@@ -244,6 +254,23 @@ class ReplayPriceSource:
         step = pd.Timedelta(minutes=interval_minutes(interval))
         clock = pd.Timestamp(as_of)
         index = self._index("prices")
+        self._listings = {}
+        try:
+            self._fetch_intraday(batch, tickers, interval, since, clock, step, index)
+        finally:
+            self._listings = None
+        return batch
+
+    def _fetch_intraday(
+        self,
+        batch: PriceBatch,
+        tickers: Sequence[str],
+        interval: str,
+        since: Mapping[str, datetime | None],
+        clock: pd.Timestamp,
+        step: pd.Timedelta,
+        index: Mapping[str, tuple[Path, MultiPriceFile]],
+    ) -> None:
         for ticker in tickers:
             try:
                 held = self._intraday_file(ticker, interval, index)
@@ -255,7 +282,6 @@ class ReplayPriceSource:
             due = _due(held, start, lambda ts: ts + step <= clock)
             if due:
                 batch.rejected[ticker] = due
-        return batch
 
     def fetch_daily(self, tickers: Sequence[str], since: datetime, as_of: datetime) -> PriceBatch:
         """Daily bars from ``since`` whose session ended (16:00 New York) by ``as_of``."""
@@ -417,6 +443,8 @@ def _due(
     ended by the clock: ``ended(ts)``), as its bar would have been served; a row without one
     when the fetch reads the whole file, so an incremental refresh does not repeat it.
     """
+    if not held.rejected:
+        return []
     frame = held.frame
     whole = start is None or not len(frame) or pd.Timestamp(start) <= frame.index.min()
     return [
