@@ -131,6 +131,27 @@ def test_portfolio_state_and_equity_points_upsert_on_their_bar(store) -> None:
     ]
 
 
+def test_a_portfolio_step_writes_its_state_and_point_in_one_transaction(store) -> None:
+    saved = ledger.SavedPortfolio(T0, {"portfolio": {"cash": 1.0}}, [{"n": 1}], 2.0, 1.0, T0)
+    point = ledger.EquityPoint(T0, 2.0, 1.0, 3.0)
+    ledger.save_portfolio_step(store, saved, point)
+    ledger.save_portfolio_step(store, saved, point)  # a retry: the same rows
+    assert ledger.latest_portfolio_state(store) == saved
+    assert ledger.equity_curve(store) == [point]
+    # A point that cannot be written (no equity) takes its state row with it.
+    bad = replace(point, ts=T0 + BAR, equity=None)  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="NOT NULL"):
+        ledger.save_portfolio_step(store, replace(saved, bar_ts=T0 + BAR), bad)
+    assert ledger.latest_portfolio_state(store) == saved
+    assert ledger.equity_curve(store) == [point]
+    # Every trade, newest first, when the limit is None.
+    for i in range(1, 4):
+        later = replace(saved, bar_ts=T0 + i * BAR, trades=[{"n": 2 * i}, {"n": 2 * i + 1}])
+        ledger.save_portfolio_state(store, later)
+    assert [t["n"] for t in ledger.portfolio_trades(store, limit=None)] == [7, 6, 5, 4, 3, 2, 1]
+    assert len(ledger.portfolio_trades(store, limit=3)) == 3
+
+
 def test_standing_decisions_pages_back_to_after_and_skips_revisions(store) -> None:
     def decision(i: int, action: Action = Action.HOLD) -> Decision:
         return Decision("AAA", T0 + i * BAR, action, 0.5, "test", {"close": 1.0}, {}, T0)
