@@ -293,13 +293,13 @@ class Portfolio:
             trades = self._fill_batch(start, batch, tape)
             done = {id(o) for o, _ in batch}
             self.pending = [o for o in self.pending if id(o) not in done]
-            self._mark_tape(tape, start, inclusive=True)
+            self._mark_tape(tape, start)
             made += trades
             if on_batch is not None:
                 on_batch(start, trades)
         newest = tape.newest(until)
         if newest is not None and (self.marked_at is None or newest >= self.marked_at):
-            self._mark_tape(tape, newest, inclusive=True)
+            self._mark_tape(tape, newest)
         return made
 
     def _resolve(
@@ -327,8 +327,9 @@ class Portfolio:
         self.pending = sorted(keep, key=lambda o: (o.decided_at, o.ticker))
         return out
 
-    def _mark_tape(self, tape: PriceTape, at: datetime, *, inclusive: bool) -> None:
-        prices = {t: tape.close(t, at, inclusive=inclusive) for t in self.positions}
+    def _mark_tape(self, tape: PriceTape, at: datetime) -> None:
+        """Mark the held tickers to their closes of the bars starting by ``at``."""
+        prices = {t: tape.close(t, at) for t in self.positions}
         self.mark({t: p for t, p in prices.items() if p is not None}, at)
 
     # --- a batch --------------------------------------------------------------------------------
@@ -673,7 +674,9 @@ def update_portfolio(store: Store, settings: Settings, as_of: datetime) -> dict[
     )
     clocks = [o.decided_at for o in portfolio.pending]
     clocks += [t for d in decisions if (t := d.decided_at) is not None]
-    clocks += [t for t in (portfolio.marked_at, bh.start if bh else None) if t is not None]
+    # The benchmark's start only while a slice still waits for its first bar.
+    waiting = bh.start if bh is not None and bh.waiting else None
+    clocks += [t for t in (portfolio.marked_at, waiting) if t is not None]
     start = min([*clocks, as_of]) - _LOOKBACK  # a long weekend of closes before the first mark
     tape = PriceTape(store.load_bars(tickers, settings.interval, start, until))
     if bh is None:
