@@ -169,7 +169,8 @@ def monitor_legs(
         if leg == DIRECTION:
             mine = [d for d in decisions if d.models.get("lstm") == version]
         elif leg == NEWS:
-            mine = [d for d in decisions if spec["since"] is None or d.decided_at >= spec["since"]]
+            since = spec["since"]
+            mine = [d for d in decisions if since is None or (d.decided_at or d.bar_ts) >= since]
         else:
             mine = [d for d in decisions if d.models.get(leg) == version]
         pairs = [(d, returns[k]) for d in mine if (k := (d.ticker, d.bar_ts)) in returns]
