@@ -234,9 +234,17 @@ def test_validate_report_before_anything_was_scored() -> None:
 
 # --- from a store ---------------------------------------------------------------------------------
 def _bars(closes: list[float]) -> pd.DataFrame:
+    """Each bar opens at the previous close: a decision fills at the next bar's open."""
     stamps = [T0 + i * BAR for i in range(len(closes))]
+    opens = [closes[0], *closes[:-1]]
     return pd.DataFrame(
-        {"open": closes, "high": closes, "low": closes, "close": closes, "volume": 1_000.0},
+        {
+            "open": opens,
+            "high": [max(o, c) for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) for o, c in zip(opens, closes, strict=True)],
+            "close": closes,
+            "volume": 1_000.0,
+        },
         index=pd.DatetimeIndex(stamps, name="ts"),
     )
 
