@@ -19,10 +19,11 @@ drives it step by step and :func:`update_portfolio` drives it from the store. Ru
   they are). Per name: ``|target_weight| <= max_position``.
 - **Cash.** Trims and closes fill first, then new shorts, then buys by strength
   (``|target_weight|``, then confidence, then ticker), the last one partially. Buying power is
-  cash minus the market value of open shorts (short proceeds never fund longs); a cover is
-  limited by cash. Cash is never negative.
+  cash minus the market value of open shorts and any borrow owed (short proceeds never fund
+  longs); a cover is limited by cash. Cash is never negative.
 - **Borrow.** ``borrow_bps`` a year on short market value, charged for the calendar time
-  between marks. Marks for equity are closes.
+  between marks; what the cash cannot pay is owed (a liability in equity) and paid from the
+  next cash that comes in. Marks for equity are closes.
 
 Bookkeeping identity: ``equity - starting_cash == realized_pnl + unrealized_pnl - fees_paid -
 borrow_paid`` (P&L on fill prices, so the half spread is in it).
