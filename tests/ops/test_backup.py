@@ -24,9 +24,11 @@ import pytest
 from typer.testing import CliRunner
 
 from sentinel42.cli import app
+from sentinel42.errors import StoreError
 from sentinel42.model.registry import ModelRegistry
 from sentinel42.ops.backup import BackupError, backup, prefect_database, restore, verify
 from sentinel42.persistence import open_store
+from sentinel42.persistence.db import RESTORING_GENERATION
 from sentinel42.persistence.tables import EventRow
 from sentinel42.settings import load_settings
 
@@ -229,28 +231,117 @@ os._exit(0)  # killed: the row is only in the -wal, never checkpointed
 """
 
 
-def test_restore_keeps_the_replaced_store_with_its_wal_beside_it(settings, store):
+def test_restore_keeps_the_replaced_store_with_the_rows_of_its_wal(settings, store):
     copy = backup(settings, AT)["store"]
     _fill(settings.store_url, "later", 3)
     subprocess.run([sys.executable, "-c", _CRASHED_WRITER, str(store)], check=True, timeout=60)
     assert store.with_name("sentinel42.db-wal").exists()
+    inode = store.stat().st_ino
 
     report = restore(settings, copy, as_of=AT + timedelta(hours=1))
 
     kept = store.with_name("sentinel42.db.replaced-20261128T004500Z")
-    assert report["replaced"] == kept
-    assert report["moved_aside"] == [
-        kept.with_name(kept.name + "-wal"),
-        kept.with_name(kept.name + "-shm"),
-    ]
-    assert not store.with_name("sentinel42.db-wal").exists()
-    assert not store.with_name("sentinel42.db-shm").exists()
+    assert report["replaced"] == kept and report["moved_aside"] == []
+    # Restored in place: a process that has the store open never holds a file set aside.
+    assert store.stat().st_ino == inode
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
-    # The restored store has the backup's rows only; the kept one (with its WAL) has them all.
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # The restored store has the backup's rows only; the kept one (one file) has them all.
     assert _rows(store, "later") == [] and _rows(store, "unflushed") == []
     assert len(_rows(store, "seed")) == 300
     assert _rows(kept, "later") == [0, 1, 2] and _rows(kept, "unflushed") == [0]
-    assert _integrity(store) == "ok"
+    assert _integrity(store) == "ok" and _integrity(kept) == "ok"
+
+
+_WRITER = """
+import sys
+from datetime import UTC, datetime
+from sentinel42.persistence import open_store
+
+at = datetime(2026, 11, 27, 23, 45, tzinfo=UTC)
+with open_store(url=sys.argv[1]) as store:
+    for i in range(5):
+        store.record_event("before", None, {"i": i}, at)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the restore runs now
+    for i in range(5):
+        store.record_event("after", None, {"i": i}, at)
+print("done", flush=True)
+"""
+
+
+def test_a_writer_that_had_the_store_open_during_restore_loses_nothing(settings, store):
+    """Issue 18 item 3: a writer running during `restore --yes` never writes into the replaced
+    store; its rows end in the restored store, or it exits non-zero saying why."""
+    copy = backup(settings, AT)["store"]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, settings.store_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        restored = CliRunner().invoke(app, ["restore", str(copy), "--yes"])
+        assert restored.exit_code == 0, restored.output
+        out, err = writer.communicate("go\n", timeout=120)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    kept = [p for p in store.parent.glob("sentinel42.db.replaced-*") if p.name[-4:] not in WAL_SHM]
+    assert len(kept) == 1
+    # What it wrote before the restore is in the kept store, and nothing after the swap began.
+    assert _rows(kept[0], "before") == [0, 1, 2, 3, 4]
+    assert _rows(kept[0], "after") == []
+    assert len(_rows(store, "seed")) == 300 and _rows(store, "before") == []
+    if writer.returncode == 0:
+        assert _rows(store, "after") == [0, 1, 2, 3, 4]
+    else:
+        assert "done" not in out
+        assert "was restored from a backup while this process had it open" in err
+        assert _rows(store, "after") == []
+    with open_store(settings) as reopened:  # a process opened after the restore writes
+        reopened.record_event("after-restore", None, {"i": 0}, AT)
+    assert _rows(store, "after-restore") == [0] and _integrity(store) == "ok"
+
+
+def test_a_writer_refuses_a_store_whose_restore_was_interrupted(settings, store):
+    connection = sqlite3.connect(store, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA user_version = {RESTORING_GENERATION}")
+    finally:
+        connection.close()
+    with pytest.raises(StoreError) as caught, open_store(settings) as opened:
+        opened.record_event("lost", None, {"i": 0}, AT)
+    assert "is being restored from a backup" in str(caught.value)
+    assert caught.value.retryable and _rows(store, "lost") == []
+
+
+def _damage(path: Path, offset: int, data: bytes) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+
+
+@pytest.mark.parametrize(("offset", "in_place"), [(40 * 4096, True), (0, False)])
+def test_restore_replaces_a_damaged_store(settings, store, offset, in_place):
+    """A damaged page mid-file is restored in place (kept byte for byte, for `.recover`); a
+    damaged header, which SQLite cannot open, is renamed aside instead."""
+    copy = backup(settings, AT)["store"]
+    _damage(store, offset, b"\xa5" * 4096)
+    try:
+        damaged = _integrity(store)
+    except sqlite3.DatabaseError as exc:
+        damaged = str(exc)
+    assert damaged != "ok"
+
+    report = restore(settings, copy, as_of=AT)
+
+    assert report["replaced"] == store.with_name(f"sentinel42.db.replaced-{STAMP}")
+    assert (report["moved_aside"] == []) is in_place
+    assert _integrity(store) == "ok" and len(_rows(store, "seed")) == 300
+    assert report["replaced"].read_bytes()[offset : offset + 4096] == b"\xa5" * 4096
 
 
 # --- (5) a full disk ----------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def restore_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Replace the store with a backup (checksum and integrity checked first); the replaced
-    file is kept beside it. Stop the flows first (`make prefect-stop`).
+    store is kept beside it. Stop the flows first (`make prefect-stop`): a process that had the
+    store open fails at its next write.
     """
     from sentinel42.ops.backup import restore, running_prefect, sqlite_store
 
@@ -68,6 +69,8 @@ def restore_command(
     if as_json:
         emit_json(report)
         return
+    if report["created"]:
+        typer.echo(f"created a new store at {report['restored']}")
     typer.echo(f"restored {report['restored']} from {report['from']} (schema {report['revision']})")
     if report["replaced"] is not None:
         typer.echo(f"the replaced store is kept as {report['replaced']}")

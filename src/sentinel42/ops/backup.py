@@ -14,7 +14,7 @@ a full disk or a crash leaves the earlier sets as they were. The SQLite copies u
 ``sqlite3.Connection.backup`` over a read-only connection: one consistent snapshot while the flows
 keep writing, and the live database is never written (no checkpoint on close). Never ``cp`` a live
 WAL database. A PostgreSQL store is refused: ``pg_dump`` / ``pg_restore`` do that job
-(docs/operations.md, "Backups and restore").
+(docs/operations.md, "Backups and restore"). The restore is :mod:`sentinel42.ops.restore`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import fcntl
 import logging
 import os
 import re
-import sqlite3
 import tarfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -32,10 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentinel42.ops.backup_files import (
+    PARTIAL,
     BackupError,
-    copy_hashing,
     create_owner_only,
-    expected_digest,
     fsync_dir,
     sha256_of,
     sqlite_copy,
@@ -45,7 +43,8 @@ from sentinel42.ops.backup_files import (
     write_failures,
     write_file,
 )
-from sentinel42.persistence.db import known_revisions, require_existing, secure_dir
+from sentinel42.ops.restore import restore, running_prefect
+from sentinel42.persistence.db import require_existing, secure_dir
 from sentinel42.persistence.failures import mask_url, sqlite_file
 
 if TYPE_CHECKING:
@@ -64,10 +63,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PARTIAL = ".partial"
 LOCK_FILE = ".backup.lock"
-# The pid files `make prefect-start` writes in <data dir>/run (scripts/prefect_env.sh).
-RUN_PID_FILES = {"server": "server.pid", "worker": "worker.pid"}
 _SET_FILE = re.compile(
     r"^(?:sentinel42|models|prefect)-(?P<stamp>\d{8}T\d{6}Z)\.(?:db|db\.sha256|tar)$"
 )
@@ -243,152 +239,3 @@ def _prune(folder: Path, keep: int) -> tuple[list[str], int]:
         fsync_dir(folder)
         logger.info("deleted %d old backup sets (%s)", len(doomed), ", ".join(doomed))
     return deleted, len(sets) - len(doomed)
-
-
-# --- restore ---------------------------------------------------------------------------------
-def restore(settings: Settings, file: Path, *, as_of: datetime | None = None) -> dict[str, Any]:
-    """Replace the store with the backup ``file``, keeping the file it replaces.
-
-    Refuses while the Prefect server or worker of ``make prefect-start`` runs. Checks the
-    ``.sha256`` beside ``file`` and ``PRAGMA integrity_check`` on a copy in the store's folder
-    before anything is replaced; the old store is kept as ``<store>.replaced-<stamp>`` (its
-    ``-wal`` and ``-shm`` moved beside it, so they are not applied to the restored file); the
-    copy then takes the store's name with ``os.replace``.
-
-    Args:
-        settings: the store (``store_url``) and ``data_dir`` (its ``run/`` pid files).
-        file: a ``sentinel42-<stamp>.db`` of a backup set.
-        as_of: stamps the kept file's name (default: the pipeline clock).
-
-    Returns:
-        ``restored`` (the store), ``from``, ``sha256``, ``revision`` (its schema), ``replaced``
-        (the kept old store or None) and ``moved_aside`` (its ``-wal``/``-shm``).
-
-    Raises:
-        BackupError: one line; nothing was replaced.
-    """
-    target = sqlite_store(settings, "restore")
-    file = Path(file)
-    if not file.is_file():
-        raise BackupError(f"no backup at {file}")
-    if target.exists() and file.resolve() == target.resolve():
-        raise BackupError(f"{file} is the store itself; pick a file of a backup set")
-    _refuse_while_running(settings)
-    expected = expected_digest(file)
-    if as_of is None:
-        from sentinel42.pipeline import resolve_as_of
-
-        as_of = resolve_as_of(settings)
-    stamp = stamp_of(as_of)
-    folder = secure_dir(target.parent)
-    temp = folder / f".{target.name}.restore{PARTIAL}"
-    with write_failures("restore", folder, "nothing was replaced"):
-        try:
-            digest = copy_hashing(file, temp)
-            if digest != expected:
-                raise BackupError(
-                    f"backup {file} does not match its checksum (expected {expected[:12]}..., "
-                    f"found {digest[:12]}...): it is damaged or was changed; nothing was "
-                    "replaced, restore another backup"
-                )
-            revision = _check_restorable(temp, file)
-            replaced, aside = _set_aside(target, stamp)
-            os.replace(temp, target)
-            fsync_dir(folder)
-        finally:
-            for leftover in folder.glob(f"{temp.name}*"):
-                leftover.unlink(missing_ok=True)
-    logger.info("restored %s from %s (old store kept as %s)", target, file, replaced)
-    return {
-        "restored": target,
-        "from": file,
-        "sha256": digest,
-        "revision": revision,
-        "replaced": replaced,
-        "moved_aside": aside,
-    }
-
-
-def running_prefect(settings: Settings) -> dict[str, int]:
-    """The server and worker of ``make prefect-start`` that run now: role to pid."""
-    running: dict[str, int] = {}
-    for role, name in RUN_PID_FILES.items():
-        try:
-            pid = int((settings.data_dir / "run" / name).read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
-            continue
-        if pid <= 0:
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue  # a stale pid file
-        except PermissionError:
-            pass  # alive, another user's
-        running[role] = pid
-    return running
-
-
-def _refuse_while_running(settings: Settings) -> None:
-    running = running_prefect(settings)
-    if running:
-        which = ", ".join(f"{role} pid {pid}" for role, pid in running.items())
-        raise BackupError(
-            f"the Prefect {' and '.join(running)} started by `make prefect-start` "
-            f"{'is' if len(running) == 1 else 'are'} running ({which}, pid files in "
-            f"{settings.data_dir / 'run'}); stop them with `make prefect-stop`, then restore"
-        )
-
-
-def _check_restorable(copy: Path, file: Path) -> str:
-    try:
-        connection = sqlite3.connect(copy)
-        try:
-            result = [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall()]
-            has_schema = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
-            ).fetchone()
-            revision = (
-                connection.execute("SELECT version_num FROM alembic_version").fetchone()
-                if has_schema
-                else None
-            )
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
-        result = [str(exc)]
-    if result != ["ok"]:
-        raise BackupError(
-            f"backup {file} failed PRAGMA integrity_check ({result[0]}); nothing was replaced, "
-            "restore another backup"
-        )
-    if revision is None:
-        raise BackupError(f"backup {file} is not a Sentinel42 store (no schema version)")
-    if revision[0] not in known_revisions():
-        raise BackupError(
-            f"backup {file} has schema {revision[0]}, unknown to this code (made by a newer "
-            "Sentinel42?); upgrade this checkout first. Nothing was replaced"
-        )
-    return str(revision[0])
-
-
-def _set_aside(target: Path, stamp: str) -> tuple[Path | None, list[Path]]:
-    if not target.exists():
-        return None, []
-    kept = target.with_name(f"{target.name}.replaced-{stamp}")
-    n = 1
-    while kept.exists():
-        kept = target.with_name(f"{target.name}.replaced-{stamp}-{n}")
-        n += 1
-    try:
-        os.link(target, kept)  # the store keeps its name until os.replace swaps the copy in
-    except OSError:
-        os.rename(target, kept)
-    aside: list[Path] = []
-    for suffix in ("-wal", "-shm"):
-        side = target.with_name(target.name + suffix)
-        if side.exists():
-            # Beside the kept file under its name: SQLite applies that WAL to that file only.
-            os.replace(side, kept.with_name(kept.name + suffix))
-            aside.append(kept.with_name(kept.name + suffix))
-    return kept, aside

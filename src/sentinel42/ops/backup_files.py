@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _CHUNK = 1 << 20
+PARTIAL = ".partial"  # the suffix of a file not yet complete
 _PG_HINT = (
     "back it up with `pg_dump -Fc -f sentinel42-<stamp>.dump <database URL>` and restore with "
     "`pg_restore --clean --if-exists -d <database URL> <file>` (docs/operations.md, 'Backups and "

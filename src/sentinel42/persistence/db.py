@@ -5,6 +5,11 @@ migrations run under a lock (a ``<db>.migrate.lock`` file lock beside a SQLite d
 transaction-scoped advisory lock on PostgreSQL), and a store already at the head skips them.
 A new SQLite store is created owner-only: its folder ``0700``, the file ``0600`` (SQLite gives
 the ``-wal`` and ``-shm`` files the database file's mode).
+
+A restore (:func:`sentinel42.ops.backup.restore`) rewrites a SQLite store in place and changes its
+generation (``PRAGMA user_version``). Every write transaction of an engine checks, once it holds
+the write lock, that the generation is still the one the engine first saw: a process that had the
+store open before a restore fails with one line instead of writing rows the restore then drops.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ HEAD = "head"
 MIGRATION_LOCK_TIMEOUT_S = 300.0
 # Any constant shared by every Sentinel42 process: the key of the PostgreSQL advisory lock.
 _PG_MIGRATION_LOCK_KEY = 0x5E471E42
+# ``PRAGMA user_version`` of a SQLite store while `sentinel42 restore` replaces its contents
+# (the store's generation otherwise; Alembic does not use the field).
+RESTORING_GENERATION = 0x52535452
 
 
 def secure_dir(path: Path) -> Path:
@@ -125,12 +133,14 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
         elif path is not None and not path.exists():
             secure_dir(path.parent)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            logger.info("created store %s", path)
+            logger.info("created a new store at %s", path)
     elif readonly and parsed.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     engine = create_engine(parsed, **kwargs)
     if sqlite:
         busy_ms = int(busy_timeout_s * 1000)
+        # The generation this engine first saw (None until its first connection).
+        seen: dict[str, int | None] = {"generation": None}
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -140,6 +150,8 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if not readonly and path is not None and seen["generation"] is None:
+                seen["generation"] = int(cursor.execute("PRAGMA user_version").fetchone()[0])
             cursor.close()
             if not readonly:
                 # We open transactions ourselves (below), so the driver must not.
@@ -154,8 +166,30 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
                 # read is stale), so the busy timeout never applies. Taking the write lock at
                 # BEGIN makes concurrent writers queue for up to the busy timeout instead.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if path is not None:
+                    _check_generation(conn, path, seen["generation"])
 
     return engine
+
+
+def _check_generation(conn: Any, path: Path, expected: int | None) -> None:
+    """Refuse to write (the write lock held) into a store a restore replaced or is replacing."""
+    found = int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+    if found == expected and found != RESTORING_GENERATION:
+        return
+    conn.exec_driver_sql("ROLLBACK")
+    if found == RESTORING_GENERATION:
+        message = (
+            f"store {path} is being restored from a backup (or a restore was interrupted); "
+            "nothing was written; run this again once `sentinel42 restore` has finished"
+        )
+    else:
+        message = (
+            f"store {path} was restored from a backup while this process had it open; "
+            "nothing more was written, so that no row is lost with the replaced store; "
+            "run this again (it then writes into the restored store)"
+        )
+    raise StoreError(message, kind="replaced", retryable=True)
 
 
 def require_existing(url: str) -> None:
