@@ -298,6 +298,54 @@ def test_borrow_is_charged_on_a_short_for_the_calendar_days_held() -> None:
     )
 
 
+def test_a_squeezed_short_owes_the_borrow_its_cash_cannot_pay_and_cash_stays_at_zero() -> None:
+    config = _config(
+        allow_short=True,
+        max_position=1.0,
+        max_gross=2.0,
+        max_short=1.0,
+        fee_bps=0.0,
+        spread_bps=0.0,
+        borrow_bps=1_000.0,
+    )  # 10 % a year
+    day = timedelta(days=1)
+    start = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    tape = PriceTape(
+        {
+            "AAA": _frame([100.0] * 40, start=start, step=day),
+            "BBB": _frame([100.0] + [300.0] * 39, start=start, step=day),  # squeezed on day 1
+        }
+    )
+    book = Portfolio(config)
+    # Day 0: short 100 BBB (cash 20_000, of which 10_000 reserved), buy 100 AAA with the rest.
+    book.advance(
+        [_d("BBB", Action.SELL, start - MIN, -1.0), _d("AAA", Action.BUY, start - MIN, 1.0)],
+        tape,
+        start,
+    )
+    assert book.positions == {"AAA": pytest.approx(100.0), "BBB": pytest.approx(-100.0)}
+    assert book.cash == pytest.approx(10_000.0)
+    # Day 1: one day of borrow on 10_000, then covering at 300 takes all the cash, partially.
+    [cover] = book.advance([_d("BBB", Action.SELL, start + day - MIN, 0.0)], tape, start + day)
+    cash = 10_000 - 10_000 * 0.1 / 365
+    assert cover.reason == "trim short (cash-limited)"
+    assert cover.quantity == pytest.approx(cash / 300)
+    assert book.cash == 0.0
+    # 36 more days: the borrow on the 100 - cash / 300 shares left is owed, not taken from cash.
+    book.advance([], tape, start + 37 * day)
+    left = 100 - cash / 300
+    owed = left * 300 * 0.1 * 36 / 365
+    assert book.cash == 0.0 and book.borrow_owed == pytest.approx(owed)
+    assert book.equity() == pytest.approx(100 * 100 - left * 300 - owed)
+    assert book.equity() - 10_000 == pytest.approx(
+        book.realized_pnl + book.unrealized_pnl() - book.fees_paid - book.borrow_paid
+    )
+    # Selling AAA brings cash in: the owed borrow (37 days by then) is paid from it first.
+    book.advance([_d("AAA", Action.SELL, start + 38 * day - MIN, 0.0)], tape, start + 38 * day)
+    assert book.borrow_owed == 0.0
+    assert book.cash == pytest.approx(10_000 - left * 300 * 0.1 * 37 / 365)
+
+
 @pytest.mark.parametrize(
     ("seed", "n_tickers", "allow_short", "max_position", "max_gross", "max_short"),
     [
