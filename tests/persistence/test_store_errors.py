@@ -122,17 +122,52 @@ def test_read_only_store_serves_status_and_refuses_writes_in_one_line(store_path
 
 
 # --- missing store, typos, old schema -----------------------------------------------------------
-@pytest.mark.parametrize("command", ["status", "decisions", "portfolio"])
-def test_status_on_a_typo_url_creates_nothing(tmp_path, command):
+# Every command that reads, or writes only what it derives from stored data (issue 18 item 4).
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["decisions"], ["portfolio"], ["news"], ["validate"], ["prune"]],
+    ids=lambda c: c[0],
+)
+def test_a_read_mostly_command_on_a_typo_url_creates_nothing(tmp_path, command):
     typo = tmp_path / "data" / "sentinel24.db"
     env = {
         "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
         "SENTINEL42_DATABASE_URL": f"sqlite:///{typo}",
     }
-    result = CliRunner().invoke(app, [command], env=env)
+    result = CliRunner().invoke(app, command, env=env)
     assert result.exit_code == 2, result.output
     assert f"error: no store at {typo}; run `sentinel42 refresh`" in result.stderr
-    assert not typo.exists() and not typo.parent.exists()
+    assert result.stderr.count("error:") == 1
+    assert list(tmp_path.iterdir()) == []  # no store, no folder, no lock file
+
+
+def test_a_command_that_writes_on_purpose_says_it_created_the_store(tmp_path, replay_env):
+    store = tmp_path / "new" / "sentinel42.db"
+    env = {
+        **os.environ,
+        "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
+        "SENTINEL42_DATABASE_URL": f"sqlite:///{store}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "refresh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(f"created a new store at {store}") == 1
+    assert store.is_file()
+    again = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "refresh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0 and "created a new store" not in again.stderr
 
 
 def test_read_only_open_refuses_an_older_schema(tmp_path):

@@ -60,7 +60,8 @@ def validate(
     def compute(store: Store, settings: Settings, as_of: datetime) -> dict[str, Any]:
         return score_decisions(store, settings, as_of).to_dict()
 
-    _report_on_store(compute, _print_validation, as_json=as_json)
+    # It writes (the decision scores) but has nothing to score without a store: creates none.
+    _report_on_store(compute, _print_validation, as_json=as_json, create=False)
 
 
 def _print_validation(console: Console, report: dict[str, Any]) -> None:

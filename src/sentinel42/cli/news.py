@@ -120,7 +120,7 @@ def list_news(
         from sentinel42.persistence import open_store
 
         tickers = [ticker.upper()] if ticker else None
-        with open_store(settings) as store:
+        with open_store(settings, create=False) as store:  # a typo'd URL creates nothing
             frame = store.headlines(tickers, None, None, limit=limit)
         records = [
             {k: (None if v != v else v) for k, v in rec.items()}  # NaN -> null

@@ -123,10 +123,12 @@ def prune(
 ) -> None:
     """Delete bars, headlines and model versions past their retention settings."""
     from sentinel42.ops.retention import prune_store
+    from sentinel42.persistence.db import require_existing
     from sentinel42.pipeline import resolve_as_of
 
     settings = get_settings()
     with user_errors():
+        require_existing(settings.store_url)  # nothing to prune in a store that is not there
         report = prune_store(settings, resolve_as_of(settings))
     if as_json:
         emit_json(report)
