@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime
 
 import numpy as np
@@ -139,3 +140,20 @@ def test_the_current_model_must_load_and_match_its_checksum(data_dir):
     (data_dir / "models" / "current").write_text("20990101T000000Z-gone\n")
     status, message = _checks(_doctor(data_dir, "--json"))["model"]
     assert status == "FAIL" and "has no checkpoint" in message
+
+
+def test_a_data_dir_below_the_free_space_floor_fails(data_dir):
+    """Issue 18 item 5: a full disk is not OK. The floor is raised above what this disk has
+    free, which is what a full disk looks like to the check."""
+    from sentinel42.ops.doctor import DATA_DIR_MIN_FREE_BYTES, run_checks
+
+    free = shutil.disk_usage(data_dir).free
+    checks = {
+        c.name: c for c in run_checks(NO_SERVER, min_free_bytes=free + 2**30, data_dir=data_dir)
+    }
+    assert checks["data-dir"].status == "FAIL"
+    assert "free on its disk, below the" in checks["data-dir"].message
+    assert f"df -h {data_dir}" in checks["data-dir"].message
+    roomy = {c.name: c for c in run_checks(NO_SERVER, min_free_bytes=0, data_dir=data_dir)}
+    assert roomy["data-dir"].status == "OK" and "MiB free" in roomy["data-dir"].message
+    assert DATA_DIR_MIN_FREE_BYTES == 256 * 2**20  # the floor docs/operations.md states

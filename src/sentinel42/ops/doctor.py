@@ -8,6 +8,7 @@ registry is loaded without being changed, the Prefect server is asked for ``/hea
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 Status = Literal["OK", "WARN", "FAIL"]
 PREFECT_HEALTH_TIMEOUT_S = 2.0
 _QUICK_CHECK_ROWS = 3  # problems quoted from PRAGMA quick_check (it can list thousands)
+# Below this much free space on the data folder's disk, `data-dir` fails: a refresh, a trading
+# run's transaction, a backup set (about the store's size again) or a migration may not fit.
+DATA_DIR_MIN_FREE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,13 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def check_data_dir(settings: Settings) -> Check:
-    """The data folder exists, is writable, and only its owner can read it (and the store)."""
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def check_data_dir(settings: Settings, *, min_free_bytes: int = DATA_DIR_MIN_FREE_BYTES) -> Check:
+    """The data folder exists, is writable, has ``min_free_bytes`` free on its disk (what an
+    unprivileged process may use), and only its owner can read it (and the store)."""
     from sentinel42.persistence.failures import sqlite_file
 
     folder = settings.data_dir
@@ -83,6 +92,15 @@ def check_data_dir(settings: Settings) -> Check:
             f"{folder} is not writable by this user: refresh, trading and training will fail; "
             "give the user running Sentinel42 write access (chown / chmod u+w)",
         )
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        return Check(
+            "data-dir",
+            "FAIL",
+            f"{folder}: {_mib(free)} free on its disk, below the {_mib(min_free_bytes)} floor: "
+            "refresh, trading and backups will fail with 'the disk is full'; free space "
+            f"(`df -h {folder}`) or move SENTINEL42_DATA_DIR to a disk with room",
+        )
     loose = [f"{folder} is mode {_mode(folder):04o}; run `chmod 700 {folder}`"]
     if not _mode(folder) & 0o077:
         loose = []
@@ -91,7 +109,7 @@ def check_data_dir(settings: Settings) -> Check:
         loose.append(f"{store} is mode {_mode(store):04o}; run `chmod 600 {store}*`")
     if loose:
         return Check("data-dir", "WARN", "readable by others: " + "; ".join(loose))
-    return Check("data-dir", "OK", f"{folder}: writable, owner-only")
+    return Check("data-dir", "OK", f"{folder}: writable, owner-only, {_mib(free)} free")
 
 
 def _open_readonly(settings: Settings) -> Engine:
@@ -282,13 +300,21 @@ def check_prefect(
     return Check("prefect", "OK", f"server healthy at {api_url}")
 
 
-def run_checks(prefect_api_url: str, **overrides: Any) -> list[Check]:
-    """Every check, in order; a check that cannot run without the settings is left out."""
+def run_checks(
+    prefect_api_url: str, *, min_free_bytes: int = DATA_DIR_MIN_FREE_BYTES, **overrides: Any
+) -> list[Check]:
+    """Every check, in order; a check that cannot run without the settings is left out.
+
+    Args:
+        prefect_api_url: the API asked for ``/health``.
+        min_free_bytes: the free-space floor of the data folder's disk.
+        overrides: settings, as :func:`~sentinel42.settings.load_settings` takes them.
+    """
     settings_check, settings = check_settings(**overrides)
     checks = [settings_check]
     if settings is not None:
         checks += [
-            check_data_dir(settings),
+            check_data_dir(settings, min_free_bytes=min_free_bytes),
             check_store(settings),
             check_migrations(settings),
             check_model(settings),
