@@ -210,6 +210,24 @@ def _replay_bars(replay: Path) -> dict[str, pd.DataFrame]:
     return {t: read_price_csv(replay / "prices" / f"{t}.csv") for t in TICKERS}
 
 
+def test_the_in_memory_book_is_the_live_book_after_every_step(trading):
+    """Live saves an equity point at the newest bar of each step (and nothing later rewrites
+    it): the in-memory book's equity after that step is that point."""
+    from sentinel42.persistence import ledger, open_store
+
+    folder = Path(trading.summary["workdir"])
+    settings = load_settings(database_url=f"sqlite:///{folder / bt.STORE_FILE}")
+    with open_store(settings, create=False) as store:
+        curve = {p.ts: p.equity for p in ledger.equity_curve(store)}
+    compared = 0
+    for i, step in enumerate(trading.steps):
+        newest = step.bar_end - timedelta(minutes=15)
+        if newest in curve:
+            assert trading.equity[i + 1] == pytest.approx(curve[newest], rel=1e-12)
+            compared += 1
+    assert compared >= len(trading.steps) - 1
+
+
 def test_every_backtest_fill_is_at_the_open_of_the_first_bar_after_its_decision(trading, replay):
     """The store-backed book the backtest ran (live's own step): each fill's bar starts at or
     after its decision's clock, and its price is that bar's open plus or minus half the spread."""
