@@ -62,9 +62,10 @@ before="$(flow_run_groups "$worker")"
 # A stop, not a crash: the runs in flight end Cancelled (no failure alert) while the server is
 # up. A live worker is asked first (as the dashboard's Cancel does): it stops their processes
 # gracefully; what is left after GRACE seconds is marked Cancelled. Ending a run gives its
-# deployment's concurrency slot back.
+# deployment's concurrency slot back. What had died before the stop (a subflow run whose parent
+# ended, a run with no process: --crash-gone, as nothing was stopped yet) ends Crashed.
 if healthy; then
-    "$CLI" runs cleanup --stopping ${worker:+--wait-seconds "$GRACE"} \
+    "$CLI" runs cleanup --stopping --crash-gone ${worker:+--wait-seconds "$GRACE"} \
         || echo "warning: the runs in flight were not ended; 'make prefect-start' will end them" >&2
 fi
 # The worker needs a second SIGINT to stop promptly (see docs/operations.md).

@@ -51,6 +51,12 @@ def cleanup(
         help="Leave runs that entered their state less than this ago (a worker may be starting "
         "them). The start script passes 0: no worker runs then.",
     ),
+    crash_gone: bool = typer.Option(
+        False,
+        "--crash-gone",
+        help="With --stopping, before anything was stopped: a run whose process is already "
+        "gone ends Crashed, not Cancelled.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """End Sentinel42 runs left Pending, Running or Cancelling, and free their concurrency slots.
@@ -58,7 +64,9 @@ def cleanup(
     A run of a Sentinel42 deployment (or a subflow run under one) with no flow-run process on
     this host becomes Crashed (a Cancelling one Cancelled); then each deployment's slots are set
     back to its runs still in flight. With --stopping (make prefect-stop), every run in flight
-    ends Cancelled; with --wait-seconds, the worker is first asked to cancel them. Run it as the
+    ends Cancelled, except a subflow run whose parent run already ended (and, with
+    --crash-gone, a run with no process): Crashed; with --wait-seconds, the worker is first
+    asked to cancel them. Run it as the
     user the worker runs as: processes of other users cannot be examined. Talks to the server at
     PREFECT_API_URL.
     """
@@ -86,6 +94,8 @@ def cleanup(
             now=datetime.now(UTC),
             live_run_ids=() if stopping else scan.run_ids,
             grace=timedelta(0) if stopping else timedelta(seconds=grace_seconds),
+            # Processes of other users cannot be seen: then no run counts as gone by its process.
+            live_at_stop=scan.run_ids if stopping and crash_gone and not scan.unreadable else None,
         )
     except Exception as exc:  # the server is down or refused: one line, no traceback
         fail(f"cannot clean up the runs at {api_url}: {type(exc).__name__}: {exc}", 1)

@@ -40,6 +40,10 @@ CRASHED_MESSAGE = (
     "marked Crashed by sentinel42 runs cleanup"
 )
 STOPPED_MESSAGE = "Stopped while in flight (make prefect-stop: sentinel42 runs cleanup --stopping)"
+_DIED_MESSAGE = (
+    "Its process was gone before the stop (its run ended, or it had no process); marked "
+    "Crashed by sentinel42 runs cleanup --stopping"
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ def end_runs(
     grace: timedelta = timedelta(0),
     message: str | None = None,
     client: SyncPrefectClient | None = None,
+    live_at_stop: Iterable[str] | None = None,
 ) -> CleanupReport:
     """End the in-flight runs of Sentinel42's deployments, then release their stale slots.
 
@@ -90,7 +95,10 @@ def end_runs(
     that entered their state less than ``grace`` before ``now`` are left alone. The others are
     set (``force``) Crashed (``mode="crashed"``: their process is gone) or Cancelled
     (``mode="cancelled"``: a stop is ending them on purpose); a Cancelling run always becomes
-    Cancelled. Subflow runs are ended before their parents.
+    Cancelled. A stop does not cancel what had already died: a run whose root run has ended
+    other than Cancelled (the worker marks a flow run Crashed when its process dies, leaving its
+    subflow runs Running), or whose root run was Running with no process when the stop began (not in
+    ``live_at_stop``, when given), becomes Crashed. Subflow runs are ended before their parents.
 
     Then each deployment's concurrency limit (``deployment:<id>``) whose ``active_slots``
     exceeds its runs still in flight is set to that number. Call this while no worker can start
@@ -104,6 +112,8 @@ def end_runs(
         grace: Leave runs younger than this in their state (a worker may be starting them).
         message: The state message; a default says who set it and why.
         client: A Prefect client (default: one for ``PREFECT_API_URL``).
+        live_at_stop: With ``mode="cancelled"``: the flow-run ids that had a live process when
+            the stop began (before it ended any); None when unknown.
     """
     if client is None:
         from prefect.client.orchestration import get_client
@@ -116,8 +126,10 @@ def end_runs(
                 grace=grace,
                 message=message,
                 client=own,
+                live_at_stop=live_at_stop,
             )
     live = set(live_run_ids)
+    alive_at_stop = None if live_at_stop is None else set(live_at_stop)
     deployments, flight = _ours_in_flight(client)
     report = CleanupReport()
     for run, chain, record in flight:
@@ -126,7 +138,12 @@ def end_runs(
         if str(root.id) in live or (started is not None and now - started < grace):
             report.left.append(record)
             continue
-        new_state = _end(client, run, mode, message)
+        effective: Mode = mode
+        if mode == "cancelled" and _died_before_the_stop(root, alive_at_stop):
+            effective, why = "crashed", message or _DIED_MESSAGE
+        else:
+            why = message
+        new_state = _end(client, run, effective, why)
         report.ended.append(replace(record, new_state=new_state))
     report.slots = _release_slots(client, deployments)
     return report
@@ -179,6 +196,15 @@ def cancel_in_flight(
 
 def _in_flight(run: FlowRun) -> bool:
     return run.state_type is not None and run.state_type.value in ACTIVE_TYPES
+
+
+def _died_before_the_stop(root: FlowRun, alive_at_stop: set[str] | None) -> bool:
+    """The root run's process was gone before a stop began: its root run has ended other than
+    Cancelled (a stop's own cancel ends it Cancelled), or it was Running with no process then."""
+    if not _in_flight(root):
+        return root.state_type is not None and root.state_type.value != "CANCELLED"
+    running = root.state_type is not None and root.state_type.value == "RUNNING"
+    return running and alive_at_stop is not None and str(root.id) not in alive_at_stop
 
 
 def _ours_in_flight(
