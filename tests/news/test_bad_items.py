@@ -148,3 +148,17 @@ def test_news_refresh_report_lists_the_skipped_lines(tmp_path, settings, store) 
         "news/a.jsonl line 3: url 'javascript:void(0)' is not an http(s) link; line skipped",
     ]
     assert report.to_dict()["problems"] == report.problems
+
+
+def test_each_bad_line_is_logged_once_per_refresh(tmp_path, settings, store, caplog) -> None:
+    """Issue 18 item 5: the source reported it, the refresh logged it, and the CLI printed it:
+    three times on stderr. Now the refresh is the one place that logs it."""
+    import logging
+
+    _write(tmp_path, [_line(1), _line(2, title=""), _line(3, url="javascript:void(0)")])
+    with caplog.at_level(logging.DEBUG, logger="sentinel42"):
+        refresh_news(settings, [ReplayNewsSource(tmp_path)], store, T0)
+    for bad in ("news/a.jsonl line 2: no title", "news/a.jsonl line 3: url"):
+        logged = [r for r in caplog.records if bad in r.getMessage()]
+        assert len(logged) == 1, [r.getMessage() for r in logged]
+        assert logged[0].levelno == logging.WARNING

@@ -212,8 +212,6 @@ class NewsApiSource:
         finally:
             if self._session is None:
                 session.close()
-        for err in errors:
-            logger.warning("%s", err)
         if errors and len(errors) == len(order) and all(e.retryable for e in errors):
             raise TemporarySourceError(f"every NewsAPI query failed: {errors[0]}") from errors[0]
         return batch

@@ -75,8 +75,7 @@ def refresh_news(
     for source in sources:
         try:
             batch = source.fetch(tickers, as_of)
-        except SourceError as exc:
-            logger.warning("news source %s failed: %s", source.name, exc)
+        except SourceError as exc:  # logged with the other problems below
             report.problems.append(f"source {source.name}: {exc}")
             failures.append(exc)
             continue
@@ -98,8 +97,8 @@ def refresh_news(
         for ticker in item.tickers:
             if ticker in report.per_ticker:
                 report.per_ticker[ticker] += 1
-    for problem in report.problems:
-        logger.info("news: %s", problem)
+    for problem in report.problems:  # the one place a bad line or a failed feed is logged
+        logger.warning("news: %s", problem)
     logger.info(
         "news refresh as of %s: %d fetched, %d new",
         as_of.isoformat(),

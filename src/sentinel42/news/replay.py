@@ -24,7 +24,6 @@ import bisect
 import functools
 import gzip
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +35,6 @@ from sentinel42.news.base import NewsBatch
 from sentinel42.news.normalize import canonical_url, cut, item_problem, make_item, oversized
 from sentinel42.settings import DEFAULT_REPLAY_NEWS_LATENCY_SECONDS
 
-logger = logging.getLogger(__name__)
 # Problem lines reported per file; past that, one line counts the rest.
 MAX_REPORTED_LINES = 50
 
@@ -79,7 +77,7 @@ class ReplayNewsSource:
     served by ``as_of``: each line at its recorded ``first_seen_at``, or ``latency_seconds``
     after its ``published_at`` when it has none; never before ``published_at``).
 
-    A bad line loses only itself: it is skipped, logged and reported in every batch's
+    A bad line loses only itself: it is skipped and reported in every batch's
     ``problems`` as ``news/<file> line <n>: <what was wrong>; line skipped`` (the first
     ``MAX_REPORTED_LINES`` of a file one by one, then a count). Items whose title or summary
     had to be cut are kept and reported the same way.
@@ -105,9 +103,9 @@ class ReplayNewsSource:
         paths = sorted({*folder.glob("*.jsonl"), *folder.glob("*.jsonl.gz")})
         versions = tuple(_version(path) for path in paths)
         parsed = _parse_cached(versions, self.latency_seconds)
+        # Reported in every batch's problems, and logged once per refresh by refresh_news: not
+        # here as well (a bad line was printed three times on stderr, issue 18).
         self._problems += parsed.problems
-        for problem in self._problems:
-            logger.warning("replay news: %s", problem)
         self._lines = parsed.lines
         self._parsed = parsed
         return parsed.lines

@@ -215,8 +215,7 @@ class RssNewsSource:
             for request in requests:
                 try:
                     feed = self._fetch_one(client, request, tickers)
-                except SourceError as exc:
-                    logger.warning("feed %s failed: %s", request.url, exc)
+                except SourceError as exc:  # logged once, with the batch's problems
                     batch.problems.append(f"feed {request.url}: {exc}")
                     errors.append(exc)
                     continue
