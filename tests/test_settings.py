@@ -31,6 +31,17 @@ def test_tickers_are_split_upper_cased_and_deduplicated(monkeypatch):
     assert load_settings().tickers == ["AAPL", "MSFT", "BRK-B"]
 
 
+def test_a_dotted_share_class_is_the_hyphenated_ticker_yfinance_expects(monkeypatch):
+    monkeypatch.setenv("SENTINEL42_TICKERS", "brk.b,AAPL,BF.B")
+    assert load_settings().tickers == ["BRK-B", "AAPL", "BF-B"]
+    monkeypatch.setenv("SENTINEL42_TICKERS", "BRK.B,AAPL,BRK-B")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("SENTINEL42_TICKERS: ") and "\n" not in message
+    assert "BRK.B and BRK-B are one ticker (BRK-B); list it once" in message
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

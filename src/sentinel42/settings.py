@@ -28,6 +28,15 @@ DEFAULT_DATA_DIR = (
     PROJECT_ROOT / "data" if PROJECT_ROOT else Path.home() / ".local" / "share" / "sentinel42"
 )
 TICKER_PATTERN = re.compile(r"^\^?[A-Z]{1,5}([.-][A-Z]{1,2})?$")
+
+
+def normalize_ticker(symbol: str) -> str:
+    """``symbol`` as Sentinel42 stores it: upper case, a share class written with a hyphen, as
+    yfinance expects (``brk.b`` -> ``BRK-B``); anything that is not a symbol only upper-cased."""
+    text = symbol.strip().upper()
+    return text.replace(".", "-") if TICKER_PATTERN.match(text) else text
+
+
 INTERVALS = ("1m", "5m", "15m", "30m", "60m")
 DEFAULT_TICKER_FEEDS = (
     "https://feeds.finance.yahoo.com/rss/2.0/headline?s={ticker}&region=US&lang=en-US",
@@ -559,7 +568,15 @@ class Settings(BaseSettings):
                 f"{', '.join(repr(b) for b in bad)} is not a ticker symbol "
                 "(1-5 letters, optional class suffix like BRK-B)"
             )
-        return list(dict.fromkeys(cleaned))
+        spelled: dict[str, str] = {}  # the normalized symbol: how the list first wrote it
+        for ticker in cleaned:
+            first = spelled.setdefault(normalize_ticker(ticker), ticker)
+            if first != ticker:
+                raise ValueError(
+                    f"{first} and {ticker} are one ticker ({normalize_ticker(ticker)}); "
+                    "list it once"
+                )
+        return list(spelled)
 
     @field_validator("universe", mode="before")
     @classmethod

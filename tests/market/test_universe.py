@@ -266,6 +266,70 @@ def test_real_universe_files_load_every_ticker_and_reject_the_known_defects(
     assert not any(f.isna().any().any() for f in days.frames.values())
 
 
+def test_real_daily_universe_file_serves_dotted_share_classes_as_yfinance_writes_them(
+    universe_dir: Path,
+) -> None:
+    """Issue 18 item 5: the daily file writes BRK.B and BF.B, the 15-minute file BRK-B and BF-B;
+    both load, as one ticker each, under the hyphenated name."""
+    from sentinel42.market.universe import resolve_universe
+    from sentinel42.settings import load_settings
+
+    source = ReplayPriceSource(universe_dir)
+    tickers, problems = source.held_tickers()
+    assert {"BRK-B", "BF-B"} <= set(tickers) and not problems
+    assert not [t for t in tickers if "." in t]
+    days = source.fetch_daily(
+        ["BRK-B", "BF-B"], datetime(2013, 1, 1, tzinfo=UTC), source.data_end()
+    )
+    assert not days.errors and len(days.frames["BRK-B"]) == len(days.frames["BF-B"]) == 1259
+    settings = load_settings(
+        data_source="replay", replay_dir=universe_dir, tickers=["brk.b"], universe="BF.B,KO"
+    )
+    assert settings.tickers == ["BRK-B"]
+    assert resolve_universe(settings, source).tickers == ("BRK-B", "BF-B", "KO")
+
+
+def test_a_share_class_written_two_ways_is_one_ticker_and_the_second_is_refused(
+    tmp_path: Path,
+) -> None:
+    from sentinel42.market.universe import resolve_universe
+    from sentinel42.settings import load_settings
+
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "many.csv").write_text(
+        "Symbol,Datetime,Open,High,Low,Close,Volume\n"
+        "BRK.B,2026-11-24 09:30:00-05:00,100,101,99,100,10\n"
+        "BRK-B,2026-11-24 09:30:00-05:00,100.5,101,99,100,10\n"
+        "brk.b,2026-11-24 09:45:00-05:00,100,101,99,100,10\n"
+        "KO,2026-11-24 09:30:00-05:00,60,61,59,60,10\n",
+        encoding="utf-8",
+    )
+    source = ReplayPriceSource(tmp_path)
+    assert source.held_tickers() == (["BRK-B", "KO"], [])
+    clock = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+    batch = source.fetch_intraday(["BRK-B"], "15m", {"BRK-B": None}, clock)
+    assert batch.frames["BRK-B"]["open"].tolist() == [100.0, 100.0]
+    assert [str(r) for r in batch.rejected["BRK-B"]] == [
+        "prices/many.csv line 3: BRK-B 2026-11-24T14:30:00+00:00 again (first at line 2); "
+        "the first row is kept; row skipped"
+    ]
+    listed = tmp_path / "universe.txt"
+    listed.write_text("BRK-B\nko\nbrk.b\n", encoding="utf-8")
+    spec = load_settings(data_source="replay", replay_dir=tmp_path, tickers=["KO"],
+                         universe=f"@{listed}")  # fmt: skip
+    assert resolve_universe(spec, source).problems == (
+        f"{listed} line 3: BRK.B is BRK-B again (first at line 1); line skipped",
+    )
+    inline = load_settings(data_source="replay", replay_dir=tmp_path, tickers=["KO"],
+                           universe="BRK-B,BRK.B")  # fmt: skip
+    universe = resolve_universe(inline, source)
+    assert universe.tickers == ("KO", "BRK-B")
+    assert universe.problems == (
+        "SENTINEL42_UNIVERSE: BRK.B is BRK-B, which is listed twice; counted once",
+    )
+
+
 # --- the universe setting ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("key", "value", "message"),

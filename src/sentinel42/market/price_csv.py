@@ -29,6 +29,7 @@ from sentinel42.domain import BAR_COLUMNS
 from sentinel42.errors import DataError
 from sentinel42.market.base import RejectedRow
 from sentinel42.market.validate import bar_rules
+from sentinel42.settings import normalize_ticker
 
 logger = logging.getLogger(__name__)
 
@@ -325,14 +326,15 @@ def read_multi_price_file(path: Path, *, label: str | None = None) -> MultiPrice
     except EOFError as exc:
         raise DataError(f"{label}: truncated gzip file ({exc})") from None
 
-    # Cleaned once per distinct cell, not per row (two spellings may be one ticker: " aapl").
+    # Cleaned once per distinct cell, not per row (two spellings may be one ticker: " aapl",
+    # and BRK.B is BRK-B, as yfinance writes it: a row of both is a duplicate).
     raw_codes, raw_names = pd.factorize(np.asarray(columns[-1], dtype=object))
-    codes, uniques = pd.factorize(np.array([str(u).strip().upper() for u in raw_names] or [""]))
+    codes, uniques = pd.factorize(np.array([normalize_ticker(str(u)) for u in raw_names] or [""]))
     codes = codes[raw_codes] if len(raw_codes) else raw_codes
     tickers = np.asarray(uniques, dtype=object)[codes]
     index, values, keep, bad = _to_bars(label, line_nos, columns[:-1], shown)
     owner: list[tuple[str, RejectedRow]] = [
-        (cell.strip().upper(), RejectedRow(label, line, why, "wrong number of fields"))
+        (normalize_ticker(cell), RejectedRow(label, line, why, "wrong number of fields"))
         for line, why, cell in short
     ]
     owner += [(str(tickers[pos]), row) for pos, row in bad]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sentinel42.errors import ConfigError, DataError
 from sentinel42.market.base import DAILY, PriceSource, one_bar
-from sentinel42.settings import ENV_PREFIX, TICKER_PATTERN
+from sentinel42.settings import ENV_PREFIX, TICKER_PATTERN, normalize_ticker
 
 if TYPE_CHECKING:
     from sentinel42.market.calendar import NyseCalendar
@@ -94,9 +94,11 @@ def resolve_universe(settings: Settings, source: PriceSource | None = None) -> U
         chosen = _read_ticker_file(Path(spec[1:]), held, problems)
     else:
         chosen = []
-        for ticker in spec.split(","):
+        for written in spec.split(","):
+            ticker = normalize_ticker(written)  # BRK.B and BRK-B are one ticker
             if ticker in chosen:
-                problems.append(f"{SETTING}: {ticker} is listed twice; counted once")
+                again = ticker if written == ticker else f"{written} is {ticker}, which"
+                problems.append(f"{SETTING}: {again} is listed twice; counted once")
             elif held is not None and ticker not in held:
                 problems.append(f"{SETTING}: {ticker} is not in the replay data; left out")
             else:
@@ -147,12 +149,15 @@ def _read_ticker_file(path: Path, held: set[str] | None, problems: list[str]) ->
         if not line:
             continue
         where = f"{path} line {number}"
-        ticker = line.upper()
-        if not TICKER_PATTERN.match(ticker):
+        if not TICKER_PATTERN.match(line.upper()):
             problems.append(f"{where}: {line!r} is not a ticker symbol; line skipped")
             continue
+        ticker = normalize_ticker(line)  # BRK.B and BRK-B are one ticker
         if ticker in seen:
-            problems.append(f"{where}: {ticker} again (first at line {seen[ticker]}); line skipped")
+            written = "" if line.upper() == ticker else f"{line.upper()} is "
+            problems.append(
+                f"{where}: {written}{ticker} again (first at line {seen[ticker]}); line skipped"
+            )
             continue
         seen[ticker] = number
         if held is not None and ticker not in held:
