@@ -241,9 +241,13 @@ def trade(
     partial failure decides on the rest and names each failed ticker on stderr.
     """
     from sentinel42 import pipeline
+    from sentinel42.ops.doctor import store_integrity_error
 
     settings = get_settings()
     with user_errors():
+        damaged = store_integrity_error(settings)  # quick_check first, as the trading flow does
+        if damaged is not None:
+            raise damaged
         as_of = pipeline.resolve_as_of(settings)
         gate = pipeline.market_gate(settings, as_of, force=force)
         if not gate.proceed:
