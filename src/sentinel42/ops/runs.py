@@ -139,10 +139,9 @@ def end_runs(
             report.left.append(record)
             continue
         effective: Mode = mode
+        why: str | None = message
         if mode == "cancelled" and _died_before_the_stop(root, alive_at_stop):
             effective, why = "crashed", message or _DIED_MESSAGE
-        else:
-            why = message
         new_state = _end(client, run, effective, why)
         report.ended.append(replace(record, new_state=new_state))
     report.slots = _release_slots(client, deployments)
