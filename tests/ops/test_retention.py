@@ -170,7 +170,8 @@ def test_prune_refuses_a_naive_clock(settings, store) -> None:
         prune(store, settings, datetime(2026, 11, 25))
 
 
-def test_cli_prune_prints_one_json_document(settings) -> None:
+def test_cli_prune_prints_one_json_document(settings, store) -> None:
+    # A store must exist: prune never creates one (issue 18 item 4).
     result = CliRunner().invoke(app, ["prune", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
