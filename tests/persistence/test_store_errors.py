@@ -125,8 +125,16 @@ def test_read_only_store_serves_status_and_refuses_writes_in_one_line(store_path
 # Every command that reads, or writes only what it derives from stored data (issue 18 item 4).
 @pytest.mark.parametrize(
     "command",
-    [["status"], ["decisions"], ["portfolio"], ["news"], ["validate"], ["prune"]],
-    ids=lambda c: c[0],
+    [
+        ["status"],
+        ["decisions"],
+        ["portfolio"],
+        ["news"],
+        ["validate"],
+        ["prune"],
+        ["model", "evaluate"],
+    ],
+    ids=lambda c: "-".join(c),
 )
 def test_a_read_mostly_command_on_a_typo_url_creates_nothing(tmp_path, command):
     typo = tmp_path / "data" / "sentinel24.db"

@@ -58,7 +58,7 @@ def _gate_line(gate: dict[str, Any]) -> str:
 def _load(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from sentinel42.persistence import open_store
 
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:  # evaluating creates no store
         bars = store.load_bars(settings.tickers, settings.interval)
         daily = store.load_bars(settings.tickers, "1d")
     if not bars:
