@@ -162,3 +162,35 @@ def test_each_bad_line_is_logged_once_per_refresh(tmp_path, settings, store, cap
         logged = [r for r in caplog.records if bad in r.getMessage()]
         assert len(logged) == 1, [r.getMessage() for r in logged]
         assert logged[0].levelno == logging.WARNING
+
+
+def test_sentinel42_refresh_prints_each_bad_news_line_once_on_stderr(tmp_path, replay_dir) -> None:
+    """What the operator sees: the source, the refresh and the CLI each printed it (three times)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    replay = tmp_path / "replay"
+    shutil.copytree(replay_dir, replay)
+    with (replay / "news" / "bad.jsonl").open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(_line(1, title="")) + "\n")
+        fh.write("{not json\n")
+    env = {
+        **os.environ,
+        "SENTINEL42_DATA_SOURCE": "replay",
+        "SENTINEL42_REPLAY_DIR": str(replay),
+        "SENTINEL42_TICKERS": "AAPL,MSFT",
+        "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from sentinel42.cli import main; main()", "refresh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for bad in ("news/bad.jsonl line 1: no title", "news/bad.jsonl line 2: "):
+        assert result.stderr.count(bad) == 1, result.stderr

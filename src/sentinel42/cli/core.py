@@ -226,7 +226,9 @@ def _print_refresh(summary: dict[str, Any]) -> None:
         )
     typer.echo(f"headlines scored: {summary['headlines_scored']} by {summary['scorer']}")
     skipped_rows = [line for row in summary["tickers"] for line in row.get("problems", [])]
-    for problem in [*skipped_rows, *summary["problems"]]:
+    # The news problems (summary["problems"]) are not repeated: the news refresh logged each
+    # once on stderr (issue 18: a bad news line was printed three times).
+    for problem in skipped_rows:
         typer.echo(f"note: {problem}", err=True)
 
 
