@@ -227,6 +227,34 @@ def test_the_realised_return_enters_at_the_fill_bars_open_not_the_decision_bars_
     assert score.forward_return == pytest.approx(107 / 105 - 1)
 
 
+@pytest.mark.parametrize(
+    ("action", "fused", "hit"),
+    [
+        (Action.SELL, 0.03, None),  # a long sold to flat at the exit band: no bet on a fall
+        (Action.SELL, 0.0, None),
+        (Action.BUY, -0.02, None),  # a short bought back
+        (Action.SELL, -0.2, False),  # an entry SELL bets on a fall; the price rose: a miss
+        (Action.BUY, 0.2, True),
+        (Action.BUY, None, True),  # stored before fused was recorded: its action is its bet
+    ],
+)
+def test_an_exit_closes_a_bet_and_is_not_scored_as_one(tmp_path, action, fused, hit) -> None:
+    settings = _settings(tmp_path)
+    decision = _decision(T0, action, 100.0)
+    inputs = decision.inputs | ({} if fused is None else {"fused": fused})
+    with open_store(settings) as store:
+        store.upsert_bars("AAA", "15m", _bars([100.0, 102.0, 103.0]))
+        store.save_decisions([Decision(**{**_fields(decision), "inputs": inputs})])
+        score_decisions(store, settings, T0 + 3 * BAR)
+        [score] = ledger.decision_scores(store)
+    assert score.forward_return == pytest.approx(0.02)
+    assert score.hit is hit
+
+
+def _fields(d: Decision) -> dict:
+    return {f: getattr(d, f) for f in d.__dataclass_fields__}
+
+
 def test_the_report_compares_the_paper_portfolio_with_buy_and_hold(metrics_store) -> None:
     settings, store = metrics_store
     snapshot = update_portfolio(store, settings, T0 + 6 * BAR)

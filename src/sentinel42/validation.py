@@ -156,6 +156,20 @@ def _bar_at(stamps: np.ndarray, at: datetime) -> int | str | None:
     return UNSCORABLE if i < len(stamps) else None
 
 
+def _claimed_side(d: Decision) -> int | None:
+    """The move a decision bets on: +1 BUY, -1 SELL; None for HOLD and for an exit.
+
+    An exit (a long sold to flat at the exit band, a short bought back) trades against the side
+    its fused score still leans to, or on a score of zero: it closes a bet, it does not make
+    one, so it has no hit.
+    """
+    side = {Action.BUY: 1, Action.SELL: -1}.get(d.action)
+    fused = d.inputs.get("fused")
+    if side is not None and isinstance(fused, int | float) and side * fused <= 0:
+        return None
+    return side
+
+
 def fill_bar_start(decided_at: datetime, bar_ts: datetime, interval: timedelta) -> datetime:
     """Start of the first bar (on the ``bar_ts`` grid) starting at or after ``decided_at``."""
     steps = max(0, math.ceil((decided_at - bar_ts) / interval))
@@ -190,7 +204,8 @@ def _score(
     fr = exit_close / entry - 1.0
     model_signal = _direction(d.inputs.get("p_up"), centre=0.5)
     sentiment_signal = _direction(d.inputs.get("sentiment"), centre=0.0)
-    hit = {Action.BUY: fr > 0, Action.SELL: fr < 0}.get(d.action)
+    side = _claimed_side(d)
+    hit = None if side is None else side * fr > 0
     return DecisionScore(
         ticker=d.ticker,
         bar_ts=d.bar_ts,
@@ -215,7 +230,7 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
 
     A decision is scored when its exit bar (see the module docstring) has closed by ``as_of``,
     once: a scored decision is never scored again. BUY is a hit when the forward return is > 0,
-    SELL when < 0; HOLD has no hit. The model alone says up when ``P(up) > 0.5`` (down when
+    SELL when < 0; HOLD and exits (:func:`_claimed_side`) have no hit. The model alone says up when ``P(up) > 0.5`` (down when
     < 0.5); the news alone by the sign of its sentiment. Then every leg in use is monitored
     (:func:`monitor_legs`) and its health saved under its version.
 
