@@ -70,11 +70,23 @@ PORTFOLIO = {
             "ticker": "AAA",
             "side": "buy",
             "quantity": 50.0,
-            "price": 200.0,
+            "decided_at": (T0 + 5 * BAR + timedelta(minutes=2)).isoformat(),
+            "fill_bar": (T0 + 6 * BAR).isoformat(),
+            "fill_price": 200.0,
             "fee": 1.0,
             "reason": "buy to target",
-            "ts": (T0 + 5 * BAR).isoformat(),
         },
+    ],
+    "pending": [
+        {
+            "ticker": "BBB",
+            "target_weight": 0.0,
+            "decided_at": (T0 + 6 * BAR + timedelta(minutes=2)).isoformat(),
+            "bar_ts": (T0 + 6 * BAR).isoformat(),
+            "action": "SELL",
+            "confidence": 0.4,
+            "reason": "SELL: exit long",
+        }
     ],
     "buy_and_hold_equity": 100_500.0,
     "buy_and_hold_return": 0.005,
@@ -118,7 +130,12 @@ def test_trading_summary_shows_flips_portfolio_freshness_and_model() -> None:
     assert "Equity **$101,234.50** (+1.23% since $100,000.00)" in md
     assert "buy-and-hold +0.50% ($100,500.00), excess +0.73%" in md
     assert "| AAA | 50.0000 | $200.00 | $224.69 | $11,234.50 | $1,234.50 |" in md
-    assert "| AAA | buy | 50.0000 | $200.00 | $1.00 | buy to target |" in md
+    assert (
+        "| AAA | buy | 50.0000 | 2026-11-24 10:47 ET | 2026-11-24 11:00 ET | $200.00 | $1.00 | "
+        "buy to target |"
+    ) in md
+    assert "Pending orders, waiting for their fill bar (1)" in md
+    assert "| BBB | 0.0000 | 2026-11-24 11:02 ET | SELL: exit long |" in md
     assert "| AAA | 2026-11-24 10:45 ET | 0 min | 2026-11-24 09:30 ET |" in md
     assert "| BBB | 2026-11-24 09:30 ET | 75 min ⚠ stale | – |" in md
     assert "validated accuracy 58.0%, edge over the best baseline +4.0%" in md

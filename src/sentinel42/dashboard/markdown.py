@@ -139,7 +139,9 @@ def _portfolio_section(portfolio: Mapping[str, Any] | None) -> list[str]:
                 t.get("ticker"),
                 t.get("side"),
                 _num(t.get("quantity"), 4),
-                _usd(t.get("price")),
+                _ny(t.get("decided_at")),
+                _ny(t.get("fill_bar")),
+                _usd(t.get("fill_price")),
                 _usd(t.get("fee")),
                 t.get("reason"),
             ]
@@ -150,7 +152,20 @@ def _portfolio_section(portfolio: Mapping[str, Any] | None) -> list[str]:
             "",
             f"Trades this run ({len(trades)}{more}):",
             "",
-            _table(["Ticker", "Side", "Shares", "Fill", "Fee", "Why"], rows),
+            _table(["Ticker", "Side", "Shares", "Decided", "Fill bar", "Fill", "Fee", "Why"], rows),
+        ]
+    pending = portfolio.get("pending") or []
+    if pending:
+        rows = [
+            [o.get("ticker"), _num(o.get("target_weight"), 4), _ny(o.get("decided_at")),
+             o.get("reason")]
+            for o in pending
+        ]  # fmt: skip
+        lines += [
+            "",
+            f"Pending orders, waiting for their fill bar ({len(pending)}):",
+            "",
+            _table(["Ticker", "Target weight", "Decided", "Why"], rows),
         ]
     return lines
 
