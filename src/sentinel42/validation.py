@@ -231,8 +231,8 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
     A decision is scored when its exit bar (see the module docstring) has closed by ``as_of``,
     once: a scored decision is never scored again. BUY is a hit when the forward return is > 0,
     SELL when < 0; HOLD and exits (:func:`_claimed_side`) have no hit. The model alone says up
-    when ``P(up) > 0.5`` (down when < 0.5); the news alone by the sign of its sentiment. Then every leg in use is monitored
-    (:func:`monitor_legs`) and its health saved under its version.
+    when ``P(up) > 0.5`` (down when < 0.5); the news alone by the sign of its sentiment. Then
+    every leg in use is monitored (:func:`monitor_legs`) and its health saved under its version.
 
     Returns:
         The report over all stored scores; ``legs`` holds each leg's monitor and ``events`` the
