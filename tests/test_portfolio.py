@@ -248,6 +248,29 @@ def test_a_position_is_trimmed_when_its_target_shrinks_and_grows_when_it_grows()
     assert book.positions["AAA"] == pytest.approx(0.3 * book.equity() / 90, rel=2e-3)
 
 
+def test_an_add_below_the_rebalance_band_waits_and_a_small_trim_still_trades() -> None:
+    config = _config(rebalance_band=0.01)  # 1 % of equity: about 100 USD here
+    book, [buy] = _batch(config, [_d("AAA", Action.BUY, T0 + 2 * MIN, 0.2)], {"AAA": 100.0})
+    tape = PriceTape({"AAA": _frame([100.0] * 6)})
+
+    def step(k: int, weight: float) -> list:  # decided 2 min into bar k, filled at bar k + 1
+        made = book.advance([_d("AAA", Action.BUY, T0 + k * BAR + 2 * MIN, weight)], tape,
+                            T0 + (k + 1) * BAR)  # fmt: skip
+        assert book.pending == []  # the order reached its fill bar: traded or skipped
+        return made
+
+    # 0.2 -> 0.205 adds about 50 USD, inside the band: no trade.
+    assert step(1, 0.205) == []
+    assert book.positions["AAA"] == pytest.approx(buy.quantity)
+    # 0.2 -> 0.22 adds about 200 USD: it trades.
+    [add] = step(2, 0.22)
+    assert add.reason == "add long"
+    # 0.22 -> 0.215 takes about 50 USD of risk off: a trim trades whatever its size.
+    [trim] = step(3, 0.215)
+    assert trim.reason == "trim long"
+    assert book.positions["AAA"] * 100.0 == pytest.approx(0.215 * book.equity(), rel=1e-3)
+
+
 # --- cash -----------------------------------------------------------------------------------------
 def test_when_cash_runs_short_the_strongest_orders_fill_first_not_by_name() -> None:
     config = _config(max_position=0.6, max_gross=2.0)

@@ -21,6 +21,9 @@ drives it step by step and :func:`update_portfolio` drives it from the store. Ru
   (``|target_weight|``, then confidence, then ticker), the last one partially. Buying power is
   cash minus the market value of open shorts and any borrow owed (short proceeds never fund
   longs); a cover is limited by cash. Cash is never negative.
+- **Rebalance band.** An add to an open position smaller than ``rebalance_band * equity`` is
+  skipped, so a score that drifts up a little does not trade each bar. Opens, closes, flips and
+  trims always trade (a trim takes risk off, and a cap may need it).
 - **Borrow.** ``borrow_bps`` a year on short market value, charged for the calendar time
   between marks; what the cash cannot pay is owed (a liability in equity) and paid from the
   next cash that comes in. Marks for equity are closes.
@@ -65,6 +68,7 @@ class PortfolioConfig:
     spread_bps: float = 4.0
     borrow_bps: float = 50.0  # a year, on short market value
     allow_short: bool = False
+    rebalance_band: float = 0.005  # a trim or add smaller than this fraction of equity waits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PortfolioConfig:
@@ -77,6 +81,7 @@ class PortfolioConfig:
             spread_bps=settings.portfolio_spread_bps,
             borrow_bps=settings.portfolio_borrow_bps,
             allow_short=settings.portfolio_allow_short,
+            rebalance_band=settings.portfolio_rebalance_band,
         )
 
     def fill_price(self, open_price: float, side: str) -> float:
@@ -350,6 +355,14 @@ class Portfolio:
         weights = self.scaled_weights(orders, equity)
         targets = {t: w * equity / opens[t] for t, w in weights.items()}
         ranked = sorted(orders.values(), key=Order.strength)
+        # An add to an open position below the band is not worth its costs; trims always trade
+        # (they take risk off, and a cap may need them).
+        band = self.config.rebalance_band * equity
+        for t, q in list(targets.items()):
+            held = self.positions.get(t, 0.0)
+            adds = abs(held) > _EPS and (held > 0) == (q > 0) and abs(q) > abs(held)
+            if adds and abs(q - held) * opens[t] < band:
+                targets[t] = held
         trades: list[Trade] = []
         # 1. trims and closes, longs first (their cash pays the covers, limited by it);
         # 2. new shorts; 3. buys by strength.

@@ -402,6 +402,14 @@ class Settings(BaseSettings):
         description="While the news leg is not validated, a decision that stands on news "
         "alone moves at most this fraction of equity.",
     )
+    portfolio_rebalance_band: float = Field(
+        default=0.005,
+        ge=0,
+        le=0.5,
+        description="An add to an open position smaller than this fraction of equity is skipped "
+        "(opens, closes, flips and trims always trade), so a drifting score does not trade "
+        "every bar.",
+    )
     portfolio_spread_bps: float = Field(
         default=4.0,
         ge=0,
