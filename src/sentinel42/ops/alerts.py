@@ -207,17 +207,17 @@ def alerts(settings: Settings, heartbeat: int | None) -> list[Alert]:
         ),
         Alert(
             name=REFRESH_NO_DATA,
-            description="A data refresh during the session got no new bar for any ticker "
-            "(at most one alert an hour).",
+            description="A data refresh got no usable bar for any watchlist ticker: every "
+            "ticker failed, or none got a bar of the open session (at most one alert an hour).",
             trigger=EventTrigger(
                 expect={NO_DATA_EVENT},
                 posture=Posture.Reactive,
                 threshold=1,
                 within=REPEAT_WINDOW,
             ),
-            subject=_SUBJECT + "no new bars for the watchlist",
-            body="No new bar for any of {{ event.payload.tickers|join(', ') }} during the "
-            "session at {{ event.payload.as_of }}." + payload_run,
+            subject=_SUBJECT + "no usable bars for the watchlist",
+            body="No usable bar for any of {{ event.payload.tickers|join(', ') }} at "
+            "{{ event.payload.as_of }}: {{ event.payload.why }}." + payload_run,
         ),
         Alert(
             name=REFRESH_GAP,
