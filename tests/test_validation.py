@@ -356,10 +356,11 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
     tmp_path, events
 ) -> None:
     from sentinel42 import pipeline
+    from sentinel42.events import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT
     from sentinel42.factory import build_calendar
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.persistence.leg_health import leg_history
-    from sentinel42.tasks import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT, validate_task
+    from sentinel42.tasks import validate_task
 
     settings = _leg_settings(tmp_path)
     legs = {"direction", "ranking_intraday", "news"}

@@ -20,16 +20,18 @@ from prefect.runtime import flow_run
 
 from sentinel42 import pipeline
 from sentinel42.errors import ModelError, TemporarySourceError, is_retryable
+from sentinel42.events import (
+    DECISION_ACTIONABLE_EVENT,
+    DECISIONS_EVENT,
+    MODEL_DEGRADED_EVENT,
+    MODEL_RECOVERED_EVENT,
+    MODEL_REFUSED_EVENT,
+    NO_DATA_EVENT,
+)
 from sentinel42.model.ranking import weekly
 from sentinel42.settings import Settings
 
-NO_DATA_EVENT = "sentinel42.refresh.no-data"
-DECISIONS_EVENT = "sentinel42.decisions.recorded"
-MODEL_DEGRADED_EVENT = "sentinel42.model.degraded"
-MODEL_RECOVERED_EVENT = "sentinel42.model.recovered"
-MODEL_REFUSED_EVENT = "sentinel42.model.refused"
 RANKING_KINDS = weekly.KINDS
-DECISION_ACTIONABLE_EVENT = "sentinel42.decision.actionable"
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -42,7 +42,7 @@ def test_decision_notices_only_when_enabled():
 
 
 def test_a_leg_degrading_or_recovering_notifies_with_its_figures():
-    from sentinel42.tasks import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT
+    from sentinel42.events import MODEL_DEGRADED_EVENT, MODEL_RECOVERED_EVENT
 
     found = _by_name(alerts.alerts(_settings(), 180))
     for name, event in ((alerts.MODEL_DEGRADED, MODEL_DEGRADED_EVENT),

@@ -29,15 +29,15 @@ from prefect.automations import (
 )
 from prefect.client.schemas.objects import StateType
 
-from sentinel42.ops.notify import Channel, save_channels
-from sentinel42.settings import Settings
-from sentinel42.tasks import (
+from sentinel42.events import (
     DECISION_ACTIONABLE_EVENT,
     MODEL_DEGRADED_EVENT,
     MODEL_RECOVERED_EVENT,
     MODEL_REFUSED_EVENT,
     NO_DATA_EVENT,
 )
+from sentinel42.ops.notify import Channel, save_channels
+from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
 
