@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from sentinel42.clock import resolve_as_of
 from sentinel42.market.universe import load_universe_bars, resolve_universe
 from sentinel42.persistence import open_store
-from sentinel42.pipeline import resolve_as_of
 from sentinel42.settings import load_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from sentinel42 import pipeline
+from sentinel42 import clock, pipeline
 from sentinel42.domain import Action
 from sentinel42.persistence import open_store
 from sentinel42.settings import load_settings
@@ -14,7 +14,7 @@ CLOSE = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)  # 16:00 New York, the replay 
 
 
 def test_replay_clock_defaults_to_the_end_of_the_data(replay_env):
-    assert pipeline.resolve_as_of(load_settings()) == CLOSE
+    assert clock.resolve_as_of(load_settings()) == CLOSE
 
 
 def test_a_second_refresh_stores_and_scores_nothing_new(replay_env):
@@ -58,7 +58,9 @@ def test_decide_without_a_model_records_one_decision_per_ticker_and_says_why(rep
     result = pipeline.decide(settings, CLOSE, forced=True)
     assert sorted(d.ticker for d in result.decisions) == sorted(settings.tickers)
     for d in result.decisions:
-        assert d.action in set(Action)
+        # No model and no headline in the replay set: nothing carries evidence, so HOLD.
+        assert (d.action, d.inputs["evidence"]) == (Action.HOLD, 0.0), d
+        assert d.reason.startswith("HOLD: no signal to act on; "), d.reason
         assert "no promoted model" in d.reason
         assert d.inputs["close"] > 0
     again = pipeline.decide(settings, CLOSE, forced=True)

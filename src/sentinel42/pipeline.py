@@ -1,8 +1,8 @@
 """The pipeline's steps as plain functions: refresh, gate, predict, fuse, decide, bootstrap.
 
 Each step opens the store it needs and takes ``as_of`` (UTC) as an input; only
-:func:`resolve_as_of` reads a clock. Prefect tasks (``sentinel42.tasks``) wrap these one-to-one,
-the CLI calls them directly, and tests call them without a server.
+:func:`sentinel42.clock.resolve_as_of` reads a clock. Prefect tasks (``sentinel42.tasks``) wrap
+these one-to-one, the CLI calls them directly, and tests call them without a server.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sentinel42.domain import Decision
@@ -20,19 +20,6 @@ from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-
-
-def resolve_as_of(settings: Settings, now: datetime | None = None) -> datetime:
-    """The pipeline clock: the wall clock live; the replay clock (or the data's end) in replay."""
-    if settings.data_source == "replay":
-        if settings.replay_as_of is not None:
-            return settings.replay_as_of.astimezone(UTC)
-        from sentinel42.factory import build_price_source
-
-        end = build_price_source(settings).data_end()
-        if end is not None:
-            return end.astimezone(UTC)
-    return (now or datetime.now(UTC)).astimezone(UTC)
 
 
 # --- refresh --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from sentinel42 import pipeline
+from sentinel42 import clock, pipeline
 from sentinel42.errors import ModelError, TemporarySourceError, is_retryable
 from sentinel42.events import (
     DECISION_ACTIONABLE_EVENT,
@@ -113,7 +113,7 @@ def check_store_task(settings: Settings) -> None:
 
 @task(name="resolve-clock", cache_policy=NO_CACHE)
 def resolve_as_of_task(settings: Settings) -> datetime:
-    return pipeline.resolve_as_of(settings)
+    return clock.resolve_as_of(settings)
 
 
 @io_task("refresh-prices")

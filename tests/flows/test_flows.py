@@ -60,13 +60,13 @@ def test_the_trading_run_counts_the_headlines_its_own_refresh_just_stored(
     from datetime import UTC, datetime, timedelta
 
     from flows.sentinel_flows import trading_flow
-    from sentinel42 import pipeline
+    from sentinel42 import clock
 
     close = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
     monkeypatch.setenv("SENTINEL42_SENTIMENT_WINDOW_HOURS", "96")  # 7 of the set's 39 stories
     ticks = itertools.count()
     monkeypatch.setattr(
-        pipeline, "resolve_as_of", lambda settings, now=None: close + timedelta(seconds=next(ticks))
+        clock, "resolve_as_of", lambda settings, now=None: close + timedelta(seconds=next(ticks))
     )
     result = trading_flow(force=True)
     as_of = datetime.fromisoformat(result["as_of"])

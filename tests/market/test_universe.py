@@ -492,9 +492,9 @@ def _multi_replay(root: Path, seed: int) -> Path:
 
 @pytest.mark.parametrize("kind", ["intraday", "daily"])
 def test_load_universe_bars_is_idempotent(tmp_path: Path, kind: str) -> None:
+    from sentinel42.clock import resolve_as_of
     from sentinel42.market.universe import load_universe_bars, resolve_universe
     from sentinel42.persistence import open_store
-    from sentinel42.pipeline import resolve_as_of
     from sentinel42.settings import load_settings
 
     replay = _multi_replay(tmp_path, seed=5)
@@ -536,8 +536,8 @@ def test_load_universe_bars_is_idempotent(tmp_path: Path, kind: str) -> None:
 def test_daily_universe_loads_from_a_replay_dir_of_daily_files_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sentinel42.clock import resolve_as_of
     from sentinel42.market.universe import load_universe_bars, resolve_universe
-    from sentinel42.pipeline import resolve_as_of
     from sentinel42.settings import load_settings
 
     replay = _multi_replay(tmp_path, seed=8)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sentinel42 import pipeline
+from sentinel42 import clock, pipeline
 from sentinel42.persistence import open_store
 from sentinel42.persistence.tables import Base
 from sentinel42.settings import Settings, load_settings
@@ -44,7 +44,7 @@ def _settings(data_dir: Path, replay: Path) -> Settings:
 
 def _refresh(settings: Settings, barrier, errors) -> None:
     try:
-        as_of = pipeline.resolve_as_of(settings)
+        as_of = clock.resolve_as_of(settings)
         barrier.wait(timeout=60)
         pipeline.refresh_all(settings, as_of)
     except BaseException:
@@ -65,7 +65,7 @@ def test_concurrent_refreshes_of_a_fresh_store_match_a_serial_run(tmp_path, repl
 
     serial = _settings(tmp_path / "serial", replay)
     build_scorer(serial)  # import and cache the scorer once, before forking
-    as_of = pipeline.resolve_as_of(serial)
+    as_of = clock.resolve_as_of(serial)
     for _ in range(PROCESSES):
         pipeline.refresh_all(serial, as_of)
 
@@ -96,7 +96,7 @@ REFRESHES, TRADES = 3, 2
 
 def _trade(settings: Settings, barrier, errors, queue) -> None:
     try:
-        as_of = pipeline.resolve_as_of(settings)
+        as_of = clock.resolve_as_of(settings)
         barrier.wait(timeout=60)
         pipeline.refresh_all(settings, as_of)
         result = pipeline.decide(settings, as_of, forced=True, run_id=f"trade-{uuid.uuid4()}")
@@ -123,7 +123,7 @@ def test_concurrent_refreshes_and_trades_decide_as_a_serial_run(tmp_path, seed) 
     generate_replay(replay, TICKERS, end=date(2026, 11, 25), sessions=20, seed=seed, news_rate=0.9)
     serial = _settings(tmp_path / "serial", replay)
     build_scorer(serial)  # import and cache the scorer once, before forking
-    as_of = pipeline.resolve_as_of(serial)
+    as_of = clock.resolve_as_of(serial)
     for _ in range(REFRESHES):
         pipeline.refresh_all(serial, as_of)
     pipeline.refresh_all(serial, as_of)

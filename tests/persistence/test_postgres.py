@@ -511,9 +511,9 @@ def small_replay(tmp_path_factory) -> Path:
 
 
 def _run_pipeline(settings: Any) -> dict[str, Any]:
-    from sentinel42 import pipeline
+    from sentinel42 import clock, pipeline
 
-    end = pipeline.resolve_as_of(settings)
+    end = clock.resolve_as_of(settings)
     steps = [end - timedelta(days=1), end - timedelta(hours=2), end]
     for i, as_of in enumerate(steps):
         pipeline.refresh_all(settings, as_of)

@@ -180,12 +180,12 @@ def test_a_decision_scores_headlines_another_process_stored_but_did_not_score(re
     """Headlines stored by another process (a refresh that has not scored them yet) count in
     the decision: the trading run scores them itself. Before, they were silently left out
     ("no recent news")."""
-    from sentinel42 import pipeline
+    from sentinel42 import clock, pipeline
     from sentinel42.persistence import open_store
     from sentinel42.settings import load_settings
 
     settings = load_settings()
-    as_of = pipeline.resolve_as_of(settings)
+    as_of = clock.resolve_as_of(settings)
     pipeline.refresh_prices(settings, as_of)
     titles = {"AAPL": "Apple beats forecasts and raises guidance",
               "MSFT": "Microsoft misses estimates and cuts its outlook"}  # fmt: skip

@@ -126,8 +126,8 @@ def train_case(
     kind: str, replay_dir: str, data_dir: str, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Train one kind on ``replay_dir`` into ``data_dir`` (a fresh store and registry)."""
+    from sentinel42.clock import resolve_as_of
     from sentinel42.model.ranking import weekly
-    from sentinel42.pipeline import resolve_as_of
 
     settings = _settings(replay_dir, data_dir)
     as_of = resolve_as_of(settings)

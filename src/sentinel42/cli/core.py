@@ -121,8 +121,9 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
+    from sentinel42.clock import resolve_as_of
     from sentinel42.persistence import ledger, open_store
-    from sentinel42.pipeline import current_model_version, leg_status, resolve_as_of
+    from sentinel42.pipeline import current_model_version, leg_status
 
     settings = get_settings(require_replay_dir=False)
     with user_errors():
@@ -197,11 +198,11 @@ def refresh(
     Exits 1 when every ticker failed (the report is printed first); a partial failure exits 0
     and names each failed ticker.
     """
-    from sentinel42 import pipeline
+    from sentinel42 import clock, pipeline
 
     settings = get_settings()
     with user_errors():
-        as_of = pipeline.resolve_as_of(settings)
+        as_of = clock.resolve_as_of(settings)
         summary = pipeline.refresh_all(
             settings, as_of, progress=lambda line: typer.echo(line, err=True)
         )
@@ -242,7 +243,7 @@ def trade(
     Exits 1 without deciding when the refresh got no usable bars for any watchlist ticker; a
     partial failure decides on the rest and names each failed ticker on stderr.
     """
-    from sentinel42 import pipeline
+    from sentinel42 import clock, pipeline
     from sentinel42.ops.doctor import store_integrity_error
 
     settings = get_settings()
@@ -250,7 +251,7 @@ def trade(
         damaged = store_integrity_error(settings)  # quick_check first, as the trading flow does
         if damaged is not None:
             raise damaged
-        as_of = pipeline.resolve_as_of(settings)
+        as_of = clock.resolve_as_of(settings)
         gate = pipeline.market_gate(settings, as_of, force=force)
         if not gate.proceed:
             document: dict[str, Any] = {

@@ -27,12 +27,12 @@ def _report_on_store(
 ) -> None:
     """Both commands: read the clock once, compute one document in the store, then print it as
     JSON or for people. Settings and store errors exit with one line (``user_errors``)."""
-    from sentinel42 import pipeline
+    from sentinel42 import clock
     from sentinel42.persistence import open_store
 
     settings = get_settings()
     with user_errors():
-        as_of = pipeline.resolve_as_of(settings)
+        as_of = clock.resolve_as_of(settings)
         with open_store(settings, create=create) as store:
             document = compute(store, settings, as_of)
     if as_json:

@@ -67,10 +67,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Capture live prices (and news, where available) into a replay folder."""
+        from sentinel42.clock import resolve_as_of
         from sentinel42.factory import build_news_sources, build_price_source
         from sentinel42.market.record import record_news, record_prices
         from sentinel42.market.universe import daily_history_start, resolve_universe
-        from sentinel42.pipeline import resolve_as_of
 
         settings = get_settings(require_replay_dir=False)
         if settings.data_source == "replay" and settings.replay_dir is None:

@@ -122,10 +122,10 @@ def train(
     if kind is None:
         _train_direction(json_output)
         return
+    from sentinel42.clock import resolve_as_of
     from sentinel42.model.ranking.panel import KINDS
     from sentinel42.model.ranking.service import public, train_kind
     from sentinel42.model.ranking.train import TrainRequest
-    from sentinel42.pipeline import resolve_as_of
 
     if kind not in KINDS:
         fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}", 2)
@@ -273,8 +273,8 @@ def validate_news(
     """Test the stored news sentiment as a ranking signal; the news leg weighs only if it passes."""
     from datetime import UTC, datetime
 
+    from sentinel42.clock import resolve_as_of
     from sentinel42.model.ranking.news_leg import validate_news as _validate
-    from sentinel42.pipeline import resolve_as_of
 
     settings = get_settings()
     with user_errors():

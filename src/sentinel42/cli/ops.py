@@ -122,9 +122,9 @@ def prune(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Delete bars, headlines and model versions past their retention settings."""
+    from sentinel42.clock import resolve_as_of
     from sentinel42.ops.retention import prune_store
     from sentinel42.persistence.db import require_existing
-    from sentinel42.pipeline import resolve_as_of
 
     settings = get_settings()
     with user_errors():

@@ -197,7 +197,7 @@ def load_universe_bars(
         settings: interval, daily_history_years and the validation settings.
         tickers: e.g. ``resolve_universe(settings).tickers``.
         kind: ``intraday`` or ``daily``.
-        as_of: tz-aware clock (e.g. :func:`sentinel42.pipeline.resolve_as_of`); nothing that
+        as_of: tz-aware clock (e.g. :func:`sentinel42.clock.resolve_as_of`); nothing that
             ends after it is fetched or returned.
         store: default: the settings' store, opened for this call.
         source: default: the settings' price source.

@@ -89,7 +89,7 @@ def restore(
     _refuse_while_running(settings)
     expected = expected_digest(file)
     if as_of is None:
-        from sentinel42.pipeline import resolve_as_of
+        from sentinel42.clock import resolve_as_of
 
         as_of = resolve_as_of(settings)
     stamp = stamp_of(as_of)
