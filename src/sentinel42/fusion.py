@@ -369,7 +369,7 @@ def fuse(
         "news_validated": news_validated,
     }
     age = as_of - (bar.bar_ts + config.interval)
-    if age > config.max_bar_age:
+    if age > config.max_bar_age or evidence == 0.0:
         # HOLD never trades: the position the previous decision left stands.
         action, position, band_used = Action.HOLD, previous_position, None
         if age > config.max_bar_age:
