@@ -2,14 +2,17 @@
 
 One system (server, worker, exporter) on a free port, with a temporary data folder, a two-ticker
 replay set and a password on the API (``PREFECT_SERVER_API_AUTH_STRING``, so every part must send
-it). A run is held inside its ``data-refresh-flow`` subflow by a replay folder whose news file
-is a FIFO nobody writes to (only that run gets it, as a job variable), so "in flight" is a state
-the test waits for, not a race it hopes to win.
+it). A run is held by a FIFO it opens and the test alone may write to (only that run gets it, as
+a job variable), so "in flight" is a state the test waits for, not a race it hopes to win: the
+stop test holds a run inside its ``data-refresh-flow`` subflow (its replay folder's news file is
+the FIFO); the kill test holds one inside its decision write, one row written and none committed
+(``SENTINEL42_TEST_HOLD_DECISIONS`` names the FIFO), and kills it there.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
@@ -24,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sentinel42.persistence.decisions import HOLD_DECISIONS_ENV
 from tests.e2e.conftest import stack_env
 from tests.e2e.test_prefect_end_to_end import ROOT, _free_port, _pid_alive, _run
 
@@ -75,12 +79,14 @@ def system(tmp_path_factory) -> Iterator[dict[str, Any]]:
         if (base / "replay" / part).exists():
             (hold / part).symlink_to(base / "replay" / part)
     os.mkfifo(hold / "news" / "held.jsonl")
+    os.mkfifo(base / "hold-decisions")
     start_output = _start(env)
     try:
         yield {
             "env": env,
             "base": base,
             "hold": hold,
+            "hold_decisions": base / "hold-decisions",
             "run_dir": base / "data" / "run",
             "api": f"http://127.0.0.1:{port}/api",
             "start": start_output,
@@ -103,11 +109,9 @@ def _api(system: dict[str, Any], method: str, path: str, body: Any = None) -> An
     return response.json()
 
 
-def _trigger(system: dict[str, Any], *, held: bool) -> str:
+def _trigger(system: dict[str, Any], job_env: dict[str, str]) -> str:
     args = [PREFECT, "deployment", "run", TRADING, "--param", "force=true"]
-    if held:
-        env = {"SENTINEL42_REPLAY_DIR": str(system["hold"])}
-        args += ["--job-variable", "env=" + json.dumps(env)]
+    args += ["--job-variable", "env=" + json.dumps(job_env)]
     out = _run(args, system["env"], 120)
     assert out.returncode == 0, out.stdout + out.stderr
     found = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
@@ -144,6 +148,21 @@ def _wait_until_held(system: dict[str, Any], run_id: str, timeout: float = 240) 
     pytest.fail(f"run {run_id} not held in its subflow after {timeout} s: {_state(system, run_id)}")
 
 
+def _wait_until_deciding(system: dict[str, Any], run_id: str, timeout: float = 240) -> int:
+    """Wait until the run's decision write has opened the FIFO (so it holds the transaction,
+    one row written); the FIFO's write end, which the caller keeps open to keep it there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return os.open(system["hold_decisions"], os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:  # ENXIO: nobody has it open for reading yet
+            if error.errno != errno.ENXIO:
+                raise
+        time.sleep(0.5)
+    pytest.fail(f"run {run_id} not held in its decision write after {timeout} s: "
+                f"{_state(system, run_id)}")  # fmt: skip
+
+
 def _trading_slots(system: dict[str, Any]) -> int:
     deployment = _api(system, "GET", f"/deployments/name/{TRADING}")
     return int(deployment["global_concurrency_limit"]["active_slots"])
@@ -167,7 +186,7 @@ def _decisions_per_run(system: dict[str, Any]) -> dict[str, int]:
 
 def test_stop_and_start_with_a_run_in_flight(system):
     t0 = time.monotonic()
-    first = _trigger(system, held=True)
+    first = _trigger(system, {"SENTINEL42_REPLAY_DIR": str(system["hold"])})
     first_sub = _wait_until_held(system, first)
     assert _trading_slots(system) == 1
     flow_runs = [p for p in _flow_run_processes(system) if p["flow_run_id"] == first]
@@ -203,25 +222,32 @@ def test_stop_and_start_with_a_run_in_flight(system):
 def test_killed_worker_and_flow_run_end_crashed_and_the_next_run_completes(system):
     t0 = time.monotonic()
     before = _decisions_per_run(system)
-    run = _trigger(system, held=True)
-    sub = _wait_until_held(system, run)
-    worker = int((system["run_dir"] / "worker.pid").read_text())
-    groups = {p["pgid"] for p in _flow_run_processes(system) if p["flow_run_id"] == run}
-    assert groups
-    # The worker and its flow-run process die at once (kill -9, the OOM killer): nothing is left
-    # to report the run's end.
-    for group in (worker, *groups):
-        os.killpg(group, signal.SIGKILL)
+    run = _trigger(system, {HOLD_DECISIONS_ENV: str(system["hold_decisions"])})
+    hold = _wait_until_deciding(system, run)
+    try:
+        # Inside the transaction: one decision written, none visible to anyone else.
+        assert _state(system, run) == "Running"
+        assert run not in _decisions_per_run(system)
+        worker = int((system["run_dir"] / "worker.pid").read_text())
+        groups = {p["pgid"] for p in _flow_run_processes(system) if p["flow_run_id"] == run}
+        assert groups
+        # The worker and its flow-run process die at once (kill -9, the OOM killer) in the
+        # middle of the decision write: nothing is left to report the run's end.
+        for group in (worker, *groups):
+            os.killpg(group, signal.SIGKILL)
+    finally:
+        os.close(hold)
     time.sleep(3)
-    assert _state(system, run) == "Running" and _state(system, sub) == "Running"
+    sub = str(_subflows(system, run)[0]["id"])  # its data refresh completed before the write
+    assert _state(system, run) == "Running" and _state(system, sub) == "Completed"
     assert _trading_slots(system) == 1
 
     cleanup_args = [SENTINEL42, "runs", "cleanup", "--grace-seconds", "0", "--json"]
     cleanup = _run(cleanup_args, system["env"], 120)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     ended = {r["id"]: r["new_state"] for r in json.loads(cleanup.stdout)["ended"]}
-    assert (ended.get(run), ended.get(sub)) == ("Crashed", "Crashed"), ended
-    assert _state(system, run) == "Crashed" and _state(system, sub) == "Crashed"
+    assert ended.get(run) == "Crashed" and sub not in ended, ended
+    assert _state(system, run) == "Crashed"
     assert _trading_slots(system) == 0
 
     restarted = _start(system["env"])  # the server is up; the worker starts again
@@ -229,9 +255,10 @@ def test_killed_worker_and_flow_run_end_crashed_and_the_next_run_completes(syste
     nxt, output = _run_and_watch(system)
     assert "Completed" in output, output
     after = _decisions_per_run(system)
-    assert run not in after  # killed before it decided: none of its decisions were stored
+    # Killed in the middle of its decision write (one row written): none of its decisions
+    # were stored. One transaction per run (DecisionStore.save_decisions): all or nothing.
+    assert run not in after, after
     assert after.get(nxt) == len(TICKERS)
-    # One transaction per run (DecisionStore.save_decisions): every run stored all or nothing.
     assert set(after.values()) == {len(TICKERS)}, after
     assert {k: v for k, v in after.items() if k in before} == before
     print(f"kill, cleanup, restart and the next run: {time.monotonic() - t0:.1f} s")

@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from sentinel42.persistence.tables import DecisionRow, PredictionRow
 # writer at a time), not with time. More losses than this mean something else is wrong.
 _NUMBERING_ATTEMPTS = 20
 _RUN_ID_MAX = 64  # DecisionRow.run_id's length
+# Test-only, off unless set: a FIFO the decision write reads after its first row, so
+# tests/e2e/test_restart.py can kill a run in the middle of the transaction.
+HOLD_DECISIONS_ENV = "SENTINEL42_TEST_HOLD_DECISIONS"
 _DECISION_VALUES = ("action", "confidence", "reason", "inputs", "models", "decided_at", "forced")
 
 _DECISION_COLUMNS = (
@@ -106,10 +110,13 @@ class DecisionStore:
         with self.engine.begin() as conn:
             # One order for every writer: concurrent runs wait on each other's rows, never in
             # a cycle (a deadlock).
-            for d in sorted(decisions, key=lambda d: (d.ticker, d.bar_ts)):
+            for i, d in enumerate(sorted(decisions, key=lambda d: (d.ticker, d.bar_ts))):
                 revision = self._insert_decision(
                     conn, insert, stored_for_run, d, forced=forced, run_id=run_id
                 )
+                if i == 0 and os.environ.get(HOLD_DECISIONS_ENV):
+                    with open(os.environ[HOLD_DECISIONS_ENV], "rb") as hold:
+                        hold.read()
                 if revision is None:
                     unchanged += 1
                 elif revision == 0:
