@@ -57,7 +57,7 @@ def data_refresh_flow(as_of: datetime | None = None) -> dict[str, Any]:
         as_of = as_of or resolve_as_of_task(settings)
         prices = refresh_prices_task(settings, as_of)
         news = refresh_news_task(settings, as_of)
-        scoring = score_sentiment_task(settings)
+        scoring = score_sentiment_task(settings, as_of)
         return summarize_refresh_task(prices, news, scoring, as_of)
 
 

@@ -83,19 +83,22 @@ class ScoringResult:
     revision: str
 
 
-def score_sentiment(settings: Settings, as_of: datetime | None = None) -> ScoringResult:
+def score_sentiment(
+    settings: Settings, as_of: datetime, *, before_deciding: bool = False
+) -> ScoringResult:
     """Score every stored headline not yet scored by the current scorer (0 in steady state).
 
     The store is asked first: with nothing waiting, no scorer is built, so a steady-state
     refresh neither imports torch nor loads FinBERT; the result then names the scorer of the
     newest stored score.
 
-    With ``as_of`` (a decision's clock), it then makes sure every watchlist headline first seen
+    Scores are stamped ``as_of`` (the run's clock). With ``before_deciding`` (``as_of`` is then a
+    decision's clock), it then makes sure every watchlist headline first seen
     by then, inside the sentiment window, has a stored score: one another process stored but
     has not scored (yet) is scored here, idempotently.
 
     Raises:
-        DataError: with ``as_of``, a headline still has no score; the message names it.
+        DataError: with ``before_deciding``, a headline still has no score; the message names it.
     """
     from sentinel42.sentiment.service import (
         backlog,
@@ -108,12 +111,12 @@ def score_sentiment(settings: Settings, as_of: datetime | None = None) -> Scorin
         waiting = backlog(store)
         if waiting.waiting:
             scorer = build_scorer(settings)
-            scored = score_pending(store, scorer, settings.sentiment_batch_size)
+            scored = score_pending(store, scorer, settings.sentiment_batch_size, as_of)
             result = ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
         else:
             logger.info("sentiment: no headline waits for scoring; no scorer built")
             result = ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
-        if as_of is not None:
+        if before_deciding:
             more = score_before_deciding(store, settings, as_of)
             result = ScoringResult(result.scored + more, result.scorer, result.revision)
     return result
@@ -169,7 +172,7 @@ def refresh_all(
     """Prices, news and sentiment in one go (the CLI's in-process refresh)."""
     prices = refresh_prices(settings, as_of, progress)
     news = refresh_news(settings, as_of)
-    scoring = score_sentiment(settings)
+    scoring = score_sentiment(settings, as_of)
     return {"as_of": as_of.isoformat(), **refresh_summary(prices, news, scoring)}
 
 
@@ -272,7 +275,8 @@ def decide(
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.sentiment.aggregate import aggregate_sentiment
 
-    score_sentiment(settings, as_of)  # every headline seen by as_of is scored, or this raises
+    # Every headline seen by as_of is scored, or this raises.
+    score_sentiment(settings, as_of, before_deciding=True)
     run_id = run_id or f"cli-{uuid.uuid4()}"
     interval = timedelta(minutes=settings.interval_minutes)
     calendar = build_calendar(settings)

@@ -136,8 +136,8 @@ def refresh_news_task(settings: Settings, as_of: datetime) -> Any:
 
 
 @io_task("score-sentiment")
-def score_sentiment_task(settings: Settings) -> pipeline.ScoringResult:
-    return pipeline.score_sentiment(settings)
+def score_sentiment_task(settings: Settings, as_of: datetime) -> pipeline.ScoringResult:
+    return pipeline.score_sentiment(settings, as_of)
 
 
 @task(name="summarize-refresh", cache_policy=NO_CACHE)

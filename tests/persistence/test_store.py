@@ -170,8 +170,8 @@ def test_scores_are_cached_per_scorer_and_revision(store):
         for h, t in pending
         if t == "Apple beats"
     ]
-    assert store.save_scores(scores) == 1
-    assert store.save_scores(scores) == 0
+    assert store.save_scores(scores, T0) == 1
+    assert store.save_scores(scores, T0) == 0
     assert len(store.pending_texts("lexicon", "v1")) == 1
     assert len(store.pending_texts("lexicon", "v2")) == 2
     head = store.headlines(["AAPL"])
@@ -182,8 +182,12 @@ def test_scores_are_cached_per_scorer_and_revision(store):
 def test_a_model_score_wins_over_a_later_fallback_score(store):
     store.upsert_news([_item("Apple beats")], seen_at=T0)
     h = text_hash("Apple beats")
-    store.save_scores([SentimentScore(h, "positive", 0.9, 0.05, 0.05, "ProsusAI/finbert", "abc")])
-    store.save_scores([SentimentScore(h, "negative", 0.1, 0.8, 0.1, "sentinel42-fallback", "f1")])
+    store.save_scores(
+        [SentimentScore(h, "positive", 0.9, 0.05, 0.05, "ProsusAI/finbert", "abc")], T0
+    )
+    store.save_scores(
+        [SentimentScore(h, "negative", 0.1, 0.8, 0.1, "sentinel42-fallback", "f1")], T0
+    )
     row = store.headlines(["AAPL"]).iloc[0]
     assert row["scorer"] == "ProsusAI/finbert"
     assert row["score"] == pytest.approx(0.85)

@@ -25,7 +25,8 @@ def _store_story(store, title: str, published: datetime, seen: datetime, score: 
     p_pos, p_neg = max(score, 0.0), max(-score, 0.0)
     store.save_scores(
         [SentimentScore(text_hash(title), "positive" if score > 0 else "negative",
-                        p_pos, p_neg, 1.0 - p_pos - p_neg, "test-scorer", "r1")]
+                        p_pos, p_neg, 1.0 - p_pos - p_neg, "test-scorer", "r1")],
+        seen,
     )  # fmt: skip
 
 

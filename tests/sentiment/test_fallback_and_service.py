@@ -67,11 +67,22 @@ def test_each_headline_is_scored_once_and_steady_state_scores_nothing(store):
         ],
         seen_at=AS_OF,
     )
-    assert score_pending(store, scorer, batch_size=1) == 2
-    assert score_pending(store, scorer, batch_size=32) == 0
+    assert score_pending(store, scorer, 1, AS_OF) == 2
+    assert score_pending(store, scorer, 32, AS_OF) == 0
     store.upsert_news([_item("Apple raises guidance", "AAPL", AS_OF)], seen_at=AS_OF)
-    assert score_pending(store, scorer, batch_size=32) == 1
+    assert score_pending(store, scorer, 32, AS_OF) == 1
     assert store.count_scores() == 3
+
+
+def test_scores_are_stamped_with_the_run_clock_not_the_wall_clock(store):
+    """Time is an input: a run's scores carry its ``as_of``; persistence reads no clock."""
+    from sqlalchemy import text
+
+    store.upsert_news([_item("Apple beats forecasts", "AAPL", AS_OF)], seen_at=AS_OF)
+    assert score_pending(store, FallbackScorer(), 32, AS_OF) == 1
+    with store.engine.connect() as conn:
+        stamps = conn.execute(text("SELECT scored_at FROM sentiment")).scalars().all()
+    assert [datetime.fromisoformat(str(t)).replace(tzinfo=UTC) for t in stamps] == [AS_OF]
 
 
 def test_aggregate_is_recency_weighted_and_tells_no_news_from_neutral(store):
@@ -94,7 +105,7 @@ def test_aggregate_is_recency_weighted_and_tells_no_news_from_neutral(store):
         [_item("Apple crashes", "AAPL", AS_OF - timedelta(hours=2))],
         seen_at=AS_OF + timedelta(minutes=5),
     )
-    score_pending(store, FallbackScorer(), 32)
+    score_pending(store, FallbackScorer(), 32, AS_OF)
     agg = aggregate_sentiment(store, ["AAPL", "MSFT"], AS_OF, window_hours=24, half_life_hours=6)
     assert agg["AAPL"].n_headlines == 2
     assert agg["AAPL"].newest_headline_at == AS_OF - timedelta(hours=1)
@@ -154,7 +165,8 @@ class _RacedFallback(FallbackScorer):
             pending = self.other.pending_texts(self.name, self.revision, limit=256)
             theirs = FallbackScorer().score([t for _, t in pending])
             self.other.save_scores(
-                [replace(s, text_hash=h) for s, (h, _) in zip(theirs, pending, strict=True)]
+                [replace(s, text_hash=h) for s, (h, _) in zip(theirs, pending, strict=True)],
+                AS_OF,
             )
         return super().score(texts)
 
@@ -170,7 +182,7 @@ def test_scores_another_process_saved_first_do_not_stop_the_rest(store, settings
     )
     with open_store(settings) as other:
         scorer = _RacedFallback(other)
-        stored = score_pending(store, scorer, batch_size=32)
+        stored = score_pending(store, scorer, 32, AS_OF)
     assert store.pending_texts(scorer.name, scorer.revision) == []
     assert store.count_scores() == 300
     assert stored == 300 - 256  # the rest; the other process's 256 are not counted twice

@@ -169,7 +169,7 @@ def _score_backlog(store: Any, scorer_name: str, revision: str, at: datetime) ->
         lo, hi = min(a, b), max(a, b)
         probs = {"positive": lo, "negative": hi - lo, "neutral": 1 - hi}
         scores.append(make_score(text_hash, probs, scorer_name, revision))
-    return int(store.save_scores(scores, scored_at=at))
+    return int(store.save_scores(scores, at))
 
 
 def case_settings(case: dict[str, Any], data_dir: str) -> Any:
@@ -339,7 +339,7 @@ def run_case(case: dict[str, Any], way: str) -> dict[str, Any]:
         with stages.stage("sentiment_model_load"):
             scorer = build_scorer(settings)
         with stages.stage("sentiment_score"):
-            counts["headlines_scored"] = pipeline.score_sentiment(settings).scored
+            counts["headlines_scored"] = pipeline.score_sentiment(settings, as_of).scored
         with stages.stage("decide") as row, attributed(_decide_spots()) as parts:
             result = pipeline.decide(settings, as_of, forced=True, run_id=f"bench-{way}")
         row["parts"] = parts
@@ -372,7 +372,7 @@ def run_case(case: dict[str, Any], way: str) -> dict[str, Any]:
                 scored = 0
                 for text_hash, text in store.pending_texts(scorer.name, scorer.revision):
                     (score,) = scorer.score([text])  # batch 1
-                    store.save_scores([_keyed(score, text_hash)])  # one row per statement
+                    store.save_scores([_keyed(score, text_hash)], as_of)  # one row per statement
                     scored += 1
                 counts["headlines_scored"] = scored
         with stages.stage("decide") as row, attributed(_decide_spots()) as parts:

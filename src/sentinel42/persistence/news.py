@@ -173,15 +173,14 @@ class NewsStore:
         with self.engine.connect() as conn:
             return [(h, t) for h, t in conn.execute(query).all()]
 
-    def save_scores(
-        self, scores: Sequence[SentimentScore], scored_at: datetime | None = None
-    ) -> int:
-        """Store each score once per ``(text_hash, scorer, revision)``; return how many rows
-        this call inserted. A score another process stored first is kept as it is and not
-        counted: the save is idempotent, and 0 means "already stored", not "failed"."""
+    def save_scores(self, scores: Sequence[SentimentScore], as_of: datetime) -> int:
+        """Store each score once per ``(text_hash, scorer, revision)``, stamped ``as_of`` (the
+        run's clock); return how many rows this call inserted. A score another process stored
+        first is kept as it is and not counted: the save is idempotent, and 0 means "already
+        stored", not "failed"."""
         if not scores:
             return 0
-        at = scored_at or datetime.now(UTC)
+        at = as_of
         records = [
             {
                 "text_hash": sc.text_hash,

@@ -168,7 +168,7 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(64))
     ticker: Mapped[str | None] = mapped_column(String(16), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # the caller's clock (record_event)
 
 
 class FeedStateRow(Base):

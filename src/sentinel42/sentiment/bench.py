@@ -145,11 +145,11 @@ def run_benchmark(
                 seen_at=as_of,
             )
             with stages.stage("first_refresh") as row:
-                row["scored"] = first = score_pending(store, fp32, 32)
+                row["scored"] = first = score_pending(store, fp32, 32, as_of)
             results["first_refresh_scored"] = first
             results["first_refresh_s"] = row["wall_s"]
             with stages.stage("steady_refresh") as row:
-                row["scored"] = again = score_pending(store, fp32, 32)
+                row["scored"] = again = score_pending(store, fp32, 32, as_of)
             results["steady_refresh_scored"] = again
             results["steady_refresh_ms"] = round(row["wall_s"] * 1000, 1)
     results["stages"] = stages.figures

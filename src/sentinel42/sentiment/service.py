@@ -113,7 +113,7 @@ def score_texts(
     return out
 
 
-def score_pending(store: Any, scorer: SentimentScorer, batch_size: int) -> int:
+def score_pending(store: Any, scorer: SentimentScorer, batch_size: int, as_of: datetime) -> int:
     """Score every stored headline not yet scored by ``scorer.name`` + ``revision``.
 
     Safe beside other processes scoring the same headlines: a score another process saved
@@ -148,7 +148,7 @@ def score_pending(store: Any, scorer: SentimentScorer, batch_size: int) -> int:
         scores = score_texts(scorer, [t for _, t in pending], batch_size)
         # Key each score by the hash the store holds, so the cache lookup matches exactly.
         scores = [dataclasses.replace(s, text_hash=h) for s, h in zip(scores, hashes, strict=True)]
-        saved = store.save_scores(scores)
+        saved = store.save_scores(scores, as_of)
         stored += saved
         if saved < len(scores):
             logger.info(
@@ -198,7 +198,7 @@ def score_before_deciding(store: Any, settings: Settings, as_of: datetime) -> in
                 len(missing), as_of.isoformat(), scorer.name)  # fmt: skip
     scores = score_texts(scorer, [t for _, t in missing], settings.sentiment_batch_size)
     keyed = [dataclasses.replace(s, text_hash=h) for s, (h, _) in zip(scores, missing, strict=True)]
-    stored = int(store.save_scores(keyed))
+    stored = int(store.save_scores(keyed, as_of))
     still = unscored_before(store, tickers, as_of, hours)
     if still:
         titles = "; ".join(repr(t[:80]) for _, t in still[:5])

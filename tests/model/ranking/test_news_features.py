@@ -68,7 +68,8 @@ def plant(store, ticker, title, seen, score, *, published=None, scorer="test-sco
         p_pos, p_neg = max(score, 0.0), max(-score, 0.0)
         store.save_scores(
             [SentimentScore(text_hash(title), "neutral", p_pos, p_neg, 1.0 - p_pos - p_neg,
-                            scorer, "r1")]
+                            scorer, "r1")],
+            seen,
         )  # fmt: skip
 
 

@@ -229,7 +229,7 @@ def refresh_universe_news(
             new += refresh_news(universe_settings, sources, store, clock).headlines_new
     if progress is not None:
         progress(f"news: {new} new headlines over {len(clocks)} refreshes; scoring")
-    scoring = score_sentiment(universe_settings)
+    scoring = score_sentiment(universe_settings, as_of)
     report = {
         "headlines_new": new,
         "refreshes": len(clocks),
