@@ -4,15 +4,14 @@ exactly the runs that decide a session's bar (early closes and DST included)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from sentinel42 import pipeline
-from sentinel42.market.calendar import NyseCalendar, trading_cron
+from sentinel42.market.calendar import NEW_YORK, NyseCalendar, trading_cron
 from sentinel42.settings import load_settings
 
-NY = ZoneInfo("America/New_York")
+NY = NEW_YORK
 
 
 def ny(day: str, hhmm: str) -> datetime:

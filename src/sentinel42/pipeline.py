@@ -245,20 +245,6 @@ class TradingResult:
         }
 
 
-def inference_start(
-    calendar: Any, as_of: datetime, bars_needed: int, interval_minutes: int
-) -> datetime:
-    """Open of the oldest session whose bars a decision at ``as_of`` needs.
-
-    Counted in NYSE sessions, not calendar days, so a holiday week or an early close never
-    leaves the model fewer bars than it was trained with; one session more than the bars fill
-    covers a session still in progress.
-    """
-    per_session = max(1, 390 // interval_minutes)
-    sessions = -(-bars_needed // per_session) + 1
-    return calendar.session_open_back(as_of, sessions)
-
-
 def decide(
     settings: Settings, as_of: datetime, *, forced: bool = False, run_id: str | None = None
 ) -> TradingResult:
@@ -271,7 +257,12 @@ def decide(
     """
     from sentinel42.factory import build_calendar
     from sentinel42.fusion import FusionConfig, Standing, fuse
-    from sentinel42.model.predictor import PredictionResult, load_promoted, predict_with
+    from sentinel42.model.predictor import (
+        PredictionResult,
+        inference_start,
+        load_promoted,
+        predict_with,
+    )
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.sentiment.aggregate import aggregate_sentiment
 
@@ -379,6 +370,7 @@ def ranking_legs(
     kind -> {"live", "version", "why", ...}.
     """
     from sentinel42.fusion import RankLeg
+    from sentinel42.model.predictor import inference_start
     from sentinel42.model.ranking.news import daily_news_features
     from sentinel42.model.ranking.panel import KINDS
     from sentinel42.model.ranking.predict import score_latest

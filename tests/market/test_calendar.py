@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -11,9 +10,9 @@ from typer.testing import CliRunner
 
 from sentinel42.cli import app
 from sentinel42.errors import DataError
-from sentinel42.market.calendar import NyseCalendar
+from sentinel42.market.calendar import NEW_YORK, NyseCalendar
 
-NY = ZoneInfo("America/New_York")
+NY = NEW_YORK
 
 
 def ny(*args: int) -> datetime:

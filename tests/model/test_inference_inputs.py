@@ -12,9 +12,9 @@ import pytest
 
 from sentinel42 import pipeline
 from sentinel42.factory import build_calendar
-from sentinel42.market.calendar import NyseCalendar
+from sentinel42.market.calendar import SESSION_MINUTES, NyseCalendar
 from sentinel42.model.features import FeatureSpec, build_table
-from sentinel42.model.predictor import load_promoted, model_data_end
+from sentinel42.model.predictor import inference_start, load_promoted, model_data_end
 from sentinel42.model.registry import ModelRegistry
 from sentinel42.persistence import open_store
 from sentinel42.settings import load_settings
@@ -34,10 +34,8 @@ def test_inference_bars_reproduce_training_features_after_a_holiday_week(tmp_pat
     )  # fmt: skip
     pipeline.refresh_prices(settings, AFTER_HOLIDAY)
     spec = FeatureSpec(window=32, horizon=4, interval_minutes=interval)
-    assert spec.volume_lookback == 5 * (390 // interval)  # five sessions at any interval
-    start = pipeline.inference_start(
-        build_calendar(settings), AFTER_HOLIDAY, spec.inference_bars, interval
-    )
+    assert spec.volume_lookback == 5 * (SESSION_MINUTES // interval)  # five sessions, any interval
+    start = inference_start(build_calendar(settings), AFTER_HOLIDAY, spec.inference_bars, interval)
     with open_store(settings) as store:
         full = store.load_bars(["AAPL"], settings.interval)
         recent = store.load_bars(
@@ -56,7 +54,8 @@ def test_a_ten_day_lookback_was_too_short_at_60_minutes():
     sessions, 36 hourly bars, fewer than the 70 a 32-bar window needs."""
     calendar = NyseCalendar()
     sessions = calendar.sessions_between(AFTER_HOLIDAY - timedelta(days=10), AFTER_HOLIDAY)
-    assert len(sessions) * (390 // 60) < FeatureSpec(32, 4, interval_minutes=60).inference_bars
+    bars = FeatureSpec(32, 4, interval_minutes=60).inference_bars
+    assert len(sessions) * (SESSION_MINUTES // 60) < bars
 
 
 @pytest.fixture

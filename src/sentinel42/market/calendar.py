@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo("America/New_York")
+SESSION_TZ = "America/New_York"  # the exchange's zone name (checkpoints record it)
+NEW_YORK = ZoneInfo(SESSION_TZ)
+SESSION_OPEN_MINUTES = 9 * 60 + 30  # 09:30 New York, minutes after midnight
+SESSION_MINUTES = 390  # a regular session, 09:30-16:00 (early closes end sooner)
 REGULAR_CLOSE = time(16, 0)
 # 1995 covers the longest daily history setting (30 years) and the recorded universes (daily
 # bars from 2012 on); the library generates its rules forward, so the range costs little build

@@ -28,13 +28,13 @@ import pandas as pd
 from sentinel42.domain import BAR_COLUMNS
 from sentinel42.errors import DataError
 from sentinel42.market.base import RejectedRow
+from sentinel42.market.calendar import SESSION_TZ
 from sentinel42.market.validate import bar_rules
 from sentinel42.settings import normalize_ticker
 
 logger = logging.getLogger(__name__)
 
 _TIME_COLUMNS = ("datetime", "date", "price", "timestamp", "ts", "")
-NY = "America/New_York"
 # Rejected rows logged per file; the rest are counted in one more line (the report has them all).
 MAX_LOGGED_ROWS = 20
 _OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"
@@ -423,7 +423,7 @@ def _timestamps(
         ).dt.as_unit("ns")
     if date_only.sum() > has_offset.sum():
         days = pd.to_datetime(stamps[date_only], format="%Y-%m-%d", errors="coerce")
-        parsed[date_only] = days.dt.tz_localize(NY).dt.tz_convert(UTC).dt.as_unit("ns")
+        parsed[date_only] = days.dt.tz_localize(SESSION_TZ).dt.tz_convert(UTC).dt.as_unit("ns")
     bad: dict[int, tuple[str, str]] = {}
     for pos in np.flatnonzero(parsed.isna().to_numpy()).tolist():
         raw = stamps.iloc[pos]

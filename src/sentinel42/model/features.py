@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import ModelError
+from sentinel42.market.calendar import SESSION_MINUTES, SESSION_OPEN_MINUTES, SESSION_TZ
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,6 @@ DAILY_FEATURES: tuple[str, ...] = (
 )
 WARMUP_BARS = 8  # rolling features need this many bars before a window may start
 VOLUME_SESSIONS = 5  # volume_z compares a bar's volume with this many sessions of bars
-SESSION_TZ = "America/New_York"
-SESSION_OPEN_MINUTES = 9 * 60 + 30
-SESSION_MINUTES = 390
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _NS_PER_MINUTE = 60 * 1_000_000_000
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from sentinel42.domain import Prediction
 from sentinel42.errors import ModelError
+from sentinel42.market.calendar import SESSION_MINUTES
 from sentinel42.model.features import build_table, windows
 from sentinel42.model.registry import LoadedModel, ModelRegistry
 
@@ -167,3 +168,17 @@ def predict_latest(
     return predict_with(
         loaded, bars, as_of, interval_minutes=settings.interval_minutes, daily=daily
     )
+
+
+def inference_start(
+    calendar: Any, as_of: datetime, bars_needed: int, interval_minutes: int
+) -> datetime:
+    """Open of the oldest session whose bars a decision at ``as_of`` needs.
+
+    Counted in NYSE sessions, not calendar days, so a holiday week or an early close never
+    leaves the model fewer bars than it was trained with; one session more than the bars fill
+    covers a session still in progress.
+    """
+    per_session = max(1, SESSION_MINUTES // interval_minutes)
+    sessions = -(-bars_needed // per_session) + 1
+    return calendar.session_open_back(as_of, sessions)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-NY = "America/New_York"
+from sentinel42.market.calendar import SESSION_TZ
+
+NY = SESSION_TZ
 
 
 def session_stamps(kind: str, n_sessions: int, start: str = "2024-01-02") -> pd.DatetimeIndex:

@@ -7,14 +7,13 @@ import gzip
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sentinel42.domain import FALLBACK_SCORER, NewsItem, SentimentScore, text_hash
-from sentinel42.market.calendar import NyseCalendar
+from sentinel42.market.calendar import NEW_YORK, NyseCalendar
 from sentinel42.model.ranking.features import NEWS_FEATURES
 from sentinel42.model.ranking.news import (
     daily_news_features,
@@ -25,7 +24,7 @@ from sentinel42.model.ranking.news import (
 from sentinel42.model.ranking.panel import Panel, build_panel
 from sentinel42.persistence import open_store
 
-NY = ZoneInfo("America/New_York")
+NY = NEW_YORK
 TICKERS = ("AAA", "BBB", "CCC")
 # Eight regular sessions (no holiday, no early close): Mon 2024-03-04 .. Wed 2024-03-13.
 DAYS = [d.date() for d in pd.bdate_range("2024-03-04", periods=8)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sentinel42.errors import ModelError
+from sentinel42.market.calendar import SESSION_MINUTES, SESSION_OPEN_MINUTES
 from sentinel42.model.ranking.metrics import average_ranks
 from sentinel42.model.ranking.panel import Panel
 
@@ -277,7 +278,7 @@ def compute(panel: Panel, horizon: int, news: dict[str, np.ndarray] | None = Non
         raw["beta_130"] = beta
         raw["resid_4"] = raw["ret_4"] - beta * _rolling(mkt[:, None], 4, 3)[0]
         names = INTRADAY_FEATURES
-        tod = (panel.minutes_of_day() - 570.0) / 390.0
+        tod = (panel.minutes_of_day() - SESSION_OPEN_MINUTES) / SESSION_MINUTES
         context = np.column_stack(
             [
                 tod,

@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import ModelError
+from sentinel42.market.calendar import SESSION_TZ
 from sentinel42.model.ranking.features import NEWS_FEATURES
-from sentinel42.model.ranking.panel import SESSION_TZ, Panel
+from sentinel42.model.ranking.panel import Panel
 
 if TYPE_CHECKING:
     from sentinel42.market.calendar import NyseCalendar

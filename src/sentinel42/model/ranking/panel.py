@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import ModelError
+from sentinel42.market.calendar import SESSION_TZ
 
 KINDS: tuple[str, ...] = ("intraday", "daily")
-SESSION_TZ = "America/New_York"
 JUMP_LOG_RETURN = 0.5  # |log(close / previous close)| above this is flagged, not learnt from
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
