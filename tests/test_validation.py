@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sentinel42.domain import Action, Decision
-from sentinel42.persistence import ledger, open_store
+from sentinel42.persistence import open_store, score_ledger
 from sentinel42.portfolio import update_portfolio
 from sentinel42.settings import load_settings
 from sentinel42.validation import is_model_degraded, score_decisions
@@ -134,7 +134,7 @@ def test_each_decision_is_scored_once_and_pending_ones_when_their_horizon_passes
     store.upsert_bars("AAA", "15m", _bars([97.0], [T0 + 6 * BAR], opens=[96.0]))
     later = score_decisions(store, settings, T0 + 7 * BAR)
     assert (later.newly_scored, later.scored, later.pending) == (1, 6, 0)
-    last = ledger.decision_scores(store)[-1]
+    last = score_ledger.decision_scores(store)[-1]
     assert (last.bar_ts, last.forward_return, last.hit) == (T0 + 5 * BAR, 97 / 96 - 1, True)
 
 
@@ -143,7 +143,7 @@ def test_decisions_whose_horizon_has_not_passed_are_not_scored(metrics_store) ->
     # At 10:15 bars 0..2 have closed: bar 0 and 1 can be scored; bar 2 needs bar 3 (ends 10:30).
     report = score_decisions(store, settings, T0 + 3 * BAR)
     assert report.newly_scored == 2
-    assert [s.bar_ts for s in ledger.decision_scores(store)] == [T0, T0 + BAR]
+    assert [s.bar_ts for s in score_ledger.decision_scores(store)] == [T0, T0 + BAR]
 
 
 def test_a_horizon_never_crosses_the_close(tmp_path) -> None:
@@ -163,7 +163,7 @@ def test_a_horizon_never_crosses_the_close(tmp_path) -> None:
             ]
         )
         report = score_decisions(store, settings, day2 + 3 * BAR)
-        [score] = ledger.decision_scores(store)
+        [score] = score_ledger.decision_scores(store)
     assert (report.newly_scored, report.unscorable, report.pending) == (1, 1, 0)
     assert (score.bar_ts, score.horizon_bars, score.exit_bar_ts) == (day1, 1, day1 + BAR)
     assert score.forward_return == pytest.approx(11 / 10 - 1)
@@ -177,7 +177,7 @@ def test_an_early_close_ends_the_horizon_at_its_own_last_bar(tmp_path) -> None:
         store.upsert_bars("AAA", "15m", _bars([20.0, 21.0, 30.0], stamps))
         store.save_decisions([_decision(last - BAR, Action.SELL, 20.0, model="m1", horizon=4)])
         score_decisions(store, settings, datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
-        [score] = ledger.decision_scores(store)
+        [score] = score_ledger.decision_scores(store)
     assert (score.horizon_bars, score.exit_bar_ts, score.exit_close) == (1, last, 21.0)
 
 
@@ -196,7 +196,7 @@ def test_the_fill_and_exit_bars_are_checked_by_their_time_and_a_gap_is_not_bridg
             ]
         )
         report = score_decisions(store, settings, T0 + 6 * BAR)
-        [score] = ledger.decision_scores(store)
+        [score] = score_ledger.decision_scores(store)
     assert (report.newly_scored, report.unscorable) == (1, 2)
     assert (score.bar_ts, score.exit_bar_ts, score.exit_close) == (T0, T0 + 2 * BAR, 12.0)
     assert score.forward_return == pytest.approx(12 / 10 - 1)
@@ -221,7 +221,7 @@ def test_the_realised_return_enters_at_the_fill_bars_open_not_the_decision_bars_
                                               opens=[99.0, 101.0, 105.0, 106.5]))  # fmt: skip
         store.save_decisions([decision])
         score_decisions(store, settings, stamps[-1] + BAR)
-        [score] = ledger.decision_scores(store)
+        [score] = score_ledger.decision_scores(store)
     assert score.close == 105.0  # the 14:15 bar's open
     assert (score.exit_bar_ts, score.exit_close, score.horizon_bars) == (stamps[3], 107.0, 2)
     assert score.forward_return == pytest.approx(107 / 105 - 1)
@@ -246,7 +246,7 @@ def test_an_exit_closes_a_bet_and_is_not_scored_as_one(tmp_path, action, fused, 
         store.upsert_bars("AAA", "15m", _bars([100.0, 102.0, 103.0]))
         store.save_decisions([Decision(**{**_fields(decision), "inputs": inputs})])
         score_decisions(store, settings, T0 + 3 * BAR)
-        [score] = ledger.decision_scores(store)
+        [score] = score_ledger.decision_scores(store)
     assert score.forward_return == pytest.approx(0.02)
     assert score.hit is hit
 
@@ -379,7 +379,7 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
     assert decayed["degraded_model"] == "m1" and decayed["newly_degraded"] is True
     with open_store(settings) as store:
         assert pipeline._model_degraded(store, "m1") is True
-        assert ledger.model_health(store, "m1").degraded is True  # type: ignore[union-attr]
+        assert score_ledger.model_health(store, "m1").degraded is True  # type: ignore[union-attr]
         live, why = news_leg_state(settings, ends[HEALTHY + OFF - 1], calendar, store)
     assert live is False and "degraded" in why
     # A retried run (same as_of) rewrites its own rows: nothing duplicated.
@@ -396,7 +396,7 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
     assert not any(back["legs"][leg]["degraded"] for leg in legs)
     with open_store(settings) as store:
         assert pipeline._model_degraded(store, "m1") is False
-        assert ledger.model_health(store, "m1").degraded is False  # type: ignore[union-attr]
+        assert score_ledger.model_health(store, "m1").degraded is False  # type: ignore[union-attr]
         assert news_leg_state(settings, ends[-1], calendar, store)[0] is True
 
 

@@ -129,3 +129,79 @@ class Decision:
     decided_at: datetime | None = None
     revision: int = 0
     run_id: str | None = None
+
+
+# --- results the ledgers store: the paper portfolio, decision scores, model health ---------
+@dataclass(frozen=True, slots=True)
+class SavedPortfolio:
+    """The paper portfolio after every event up to ``bar_ts``: a fill bar's start, a decision
+    clock or a mark (the newest of them; keys only grow, so the newest row is the state)."""
+
+    bar_ts: datetime
+    state: dict[str, Any]  # {"portfolio": Portfolio.to_state(), "buy_and_hold": {...}}
+    trades: list[dict[str, Any]]  # the fills saved under this key (Trade.to_dict())
+    equity: float
+    cash: float
+    saved_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """Equity (USD) valued at the close of the bar starting at ``ts``."""
+
+    ts: datetime
+    equity: float
+    cash: float
+    buy_and_hold_equity: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionScore:
+    """A standing decision against what the price did ``horizon_bars`` bars later.
+
+    ``forward_return = exit_close / close - 1``. ``hit`` is None for HOLD; a signal is +1 (up),
+    -1 (down) or None (no signal), and its hit is None when there was no signal.
+    """
+
+    ticker: str
+    bar_ts: datetime
+    action: Action
+    close: float
+    exit_bar_ts: datetime
+    exit_close: float
+    horizon_bars: int
+    forward_return: float
+    hit: bool | None
+    model_signal: int | None
+    model_signal_hit: bool | None
+    sentiment_signal: int | None
+    sentiment_signal_hit: bool | None
+    model_version: str | None
+    scored_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    """A model version's live hit rate tested against its validated accuracy."""
+
+    model_version: str
+    degraded: bool
+    live_hits: int
+    live_n: int
+    validated_accuracy: float | None
+    threshold: float | None  # validated accuracy minus the margin: H0 says the hit rate >= it
+    p_value: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    """Count, hits and mean return of one group of scored decisions (``hits`` None: no hits)."""
+
+    n: int
+    hits: int | None
+    mean_return: float | None
+
+    @property
+    def hit_rate(self) -> float | None:
+        return None if self.hits is None or self.n == 0 else self.hits / self.n

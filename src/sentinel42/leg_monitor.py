@@ -29,7 +29,7 @@ import numpy as np
 from sentinel42 import monitor
 from sentinel42.domain import Decision
 from sentinel42.market.calendar import NEW_YORK
-from sentinel42.persistence import ledger
+from sentinel42.persistence import ledger, score_ledger
 from sentinel42.persistence.leg_health import (
     LegHealth,
     latest_leg_health,
@@ -161,7 +161,7 @@ def monitor_legs(
         ``"degraded"`` or ``"recovered"``, with the leg, version and figures).
     """
     decisions = ledger.standing_decisions(store, until=as_of)
-    returns = {(s.ticker, s.bar_ts): s.forward_return for s in ledger.decision_scores(store)}
+    returns = {(s.ticker, s.bar_ts): s.forward_return for s in score_ledger.decision_scores(store)}
     out: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for spec in _legs(settings, decisions):
@@ -195,7 +195,7 @@ def monitor_legs(
         save_leg_health(store, LegHealth(leg, version, as_of, verdict.tested, verdict.degraded,
                                          verdict.sessions, figures, verdict.note))  # fmt: skip
         if leg == DIRECTION:
-            hits, n = ledger.recent_model_hits(store, version, settings.validate_window)
+            hits, n = score_ledger.recent_model_hits(store, version, settings.validate_window)
             mirror_model_health(store, version, degraded=verdict.degraded, live_hits=hits,
                                 live_n=n, validated_accuracy=spec["validated"],
                                 at=as_of)  # fmt: skip

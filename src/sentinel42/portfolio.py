@@ -657,6 +657,7 @@ def update_portfolio(store: Store, settings: Settings, as_of: datetime) -> dict[
         ``trades`` (fills made now, as in ``portfolio --json``), ``buy_and_hold_equity`` and
         ``buy_and_hold_return`` (None before the first decision).
     """
+    from sentinel42.domain import EquityPoint, SavedPortfolio
     from sentinel42.persistence import ledger
 
     config = PortfolioConfig.from_settings(settings)
@@ -704,10 +705,10 @@ def update_portfolio(store: Store, settings: Settings, as_of: datetime) -> dict[
         row_trades[key] = row_trades.get(key, []) + [t.to_dict() for t in trades]
         state = {"portfolio": portfolio.to_state(), "buy_and_hold": benchmark.to_state()}
         equity = portfolio.equity()
-        row = ledger.SavedPortfolio(key, state, row_trades[key], equity, portfolio.cash, as_of)
+        row = SavedPortfolio(key, state, row_trades[key], equity, portfolio.cash, as_of)
         point = None
         if point_ts is not None:
-            point = ledger.EquityPoint(point_ts, equity, portfolio.cash, benchmark.equity())
+            point = EquityPoint(point_ts, equity, portfolio.cash, benchmark.equity())
         ledger.save_portfolio_step(store, row, point)
 
     def on_batch(fill_bar: datetime, trades: list[Trade]) -> None:

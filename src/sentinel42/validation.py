@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from sentinel42.domain import Action, Decision
+from sentinel42.domain import Action, Decision, DecisionScore, GroupStats
 from sentinel42.market.calendar import NEW_YORK
-from sentinel42.persistence import ledger
-from sentinel42.persistence.ledger import DecisionScore, GroupStats
+from sentinel42.persistence import ledger, score_ledger
 
 if TYPE_CHECKING:
     from sentinel42.persistence.store import Store
@@ -238,10 +237,10 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
         The report over all stored scores; ``legs`` holds each leg's monitor and ``events`` the
         legs that degraded or recovered in this run (emit the events then).
     """
-    newest_scored = ledger.newest_scored_bar_ts(store)
+    newest_scored = score_ledger.newest_scored_bar_ts(store)
     after = newest_scored - _RESCAN if newest_scored is not None else None
     decisions = ledger.standing_decisions(store, after=after, until=as_of)
-    done = ledger.scored_keys(store, after=after)
+    done = score_ledger.scored_keys(store, after=after)
     todo = [d for d in decisions if (d.ticker, d.bar_ts) not in done]
     scores: list[DecisionScore] = []
     unscorable = 0
@@ -266,7 +265,7 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
                 scores.append(score)
             elif score == UNSCORABLE:
                 unscorable += 1
-    newly = ledger.save_decision_scores(store, scores)
+    newly = score_ledger.save_decision_scores(store, scores)
     logger.info("scored %d decisions (%d waiting for their horizon)", newly, len(todo) - newly)
     from sentinel42.leg_monitor import monitor_legs
 
@@ -275,12 +274,12 @@ def score_decisions(store: Store, settings: Settings, as_of: datetime) -> Valida
     return ValidationReport(
         as_of=as_of,
         newly_scored=newly,
-        scored=ledger.count_scores(store),
+        scored=score_ledger.count_scores(store),
         pending=len(todo) - len(scores) - unscorable,
         unscorable=unscorable,
-        actions=ledger.action_stats(store),
-        model_signal=ledger.signal_stats(store, "model"),
-        sentiment_signal=ledger.signal_stats(store, "sentiment"),
+        actions=score_ledger.action_stats(store),
+        model_signal=score_ledger.signal_stats(store, "model"),
+        sentiment_signal=score_ledger.signal_stats(store, "sentiment"),
         portfolio=_portfolio_summary(store, settings),
         model=check,
         degraded_model=check.version if check and check.degraded else None,
@@ -295,7 +294,7 @@ def _model_check(store: Store, settings: Settings, leg: dict[str, Any] | None) -
     if not leg or not leg.get("version"):
         return None
     version = str(leg["version"])
-    hits, n = ledger.recent_model_hits(store, version, settings.validate_window)
+    hits, n = score_ledger.recent_model_hits(store, version, settings.validate_window)
     monitor = leg.get("monitor") or {}
     return ModelCheck(
         version=version,

@@ -77,11 +77,11 @@ def test_decisions_all_revisions_table_shows_revision_numbers(env) -> None:
 def test_decisions_show_whether_a_scored_decision_was_right(env, tmp_path) -> None:
     from datetime import timedelta
 
-    from sentinel42.persistence import ledger
-    from sentinel42.persistence.ledger import DecisionScore
+    from sentinel42.domain import DecisionScore
+    from sentinel42.persistence import score_ledger
 
     with open_store(url=env["SENTINEL42_DATABASE_URL"]) as store:
-        ledger.save_decision_scores(
+        score_ledger.save_decision_scores(
             store,
             [DecisionScore("AAPL", BAR, Action.BUY, 100.0, BAR + timedelta(hours=1), 101.0, 4,
                            0.01, True, None, None, None, None, None, BAR)],

@@ -18,9 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug import Request, Response
 
-from sentinel42.domain import Action, Decision, NewsItem, SentimentScore, text_hash
+from sentinel42.domain import Action, Decision, DecisionScore, NewsItem, SentimentScore, text_hash
 from sentinel42.ops.metrics import SentinelCollector, exporter
-from sentinel42.persistence import ledger, open_store
+from sentinel42.persistence import open_store, score_ledger
 from sentinel42.settings import load_settings
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
@@ -42,8 +42,8 @@ def _decision(ticker: str, bar_ts: datetime, action: Action, confidence: float) 
     return Decision(ticker, bar_ts, action, confidence, "test", {"close": 100.0}, models, NOW)
 
 
-def _score(i: int, hit: bool) -> ledger.DecisionScore:
-    return ledger.DecisionScore(
+def _score(i: int, hit: bool) -> DecisionScore:
+    return DecisionScore(
         ticker="AAPL",
         bar_ts=NOW - timedelta(days=3) + i * BAR,
         action=Action.BUY,
@@ -85,7 +85,7 @@ def settings(tmp_path):
             ],
             run_id="run-1",
         )
-        ledger.save_decision_scores(store, [_score(i, hit=i % 4 != 0) for i in range(8)])
+        score_ledger.save_decision_scores(store, [_score(i, hit=i % 4 != 0) for i in range(8)])
     model = settings.models_dir / VERSION
     model.mkdir(parents=True)
     (model / "model.safetensors").write_bytes(b"")

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sentinel42.cli import app
-from sentinel42.domain import Action, Decision, NewsItem, SentimentScore, text_hash
+from sentinel42.domain import Action, Decision, DecisionScore, NewsItem, SentimentScore, text_hash
 from sentinel42.model.registry import ModelRegistry
 from sentinel42.ops.retention import prune
-from sentinel42.persistence import ledger, open_store
+from sentinel42.persistence import open_store, score_ledger
 from sentinel42.settings import load_settings
 
 AS_OF = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
@@ -121,7 +121,7 @@ def test_an_unscored_standing_decision_keeps_its_bars_until_it_is_scored(setting
     assert held["bars_deleted"] == 2  # only the bars before the decision's own
     assert store.load_bars(["AAPL"], "15m")["AAPL"].index.min() == pd.Timestamp(decided)
 
-    score = ledger.DecisionScore(
+    score = DecisionScore(
         ticker="AAPL",
         bar_ts=decided,
         action=Action.BUY,
@@ -138,7 +138,7 @@ def test_an_unscored_standing_decision_keeps_its_bars_until_it_is_scored(setting
         model_version=None,
         scored_at=AS_OF,
     )
-    ledger.save_decision_scores(store, [score])
+    score_ledger.save_decision_scores(store, [score])
     released = prune(store, settings, AS_OF)
     assert released["held_for_decision"] is None
     assert released["bars_deleted"] == 6

@@ -10,8 +10,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from sentinel42.domain import Action, Decision
-from sentinel42.persistence import current_revision, ledger, make_engine, migrate, open_store
+from sentinel42.domain import (
+    Action,
+    Decision,
+    DecisionScore,
+    EquityPoint,
+    GroupStats,
+    ModelHealth,
+    SavedPortfolio,
+)
+from sentinel42.persistence import (
+    current_revision,
+    ledger,
+    make_engine,
+    migrate,
+    open_store,
+    score_ledger,
+)
 from sentinel42.persistence.db import MIGRATIONS_DIR
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
@@ -25,8 +40,8 @@ def store(tmp_path):
         yield s
 
 
-def _score(i: int = 0, **changes) -> ledger.DecisionScore:
-    score = ledger.DecisionScore(
+def _score(i: int = 0, **changes) -> DecisionScore:
+    score = DecisionScore(
         ticker="AAA",
         bar_ts=T0 + i * BAR,
         action=Action.BUY,
@@ -46,8 +61,8 @@ def _score(i: int = 0, **changes) -> ledger.DecisionScore:
     return replace(score, **changes)
 
 
-def _health(**changes) -> ledger.ModelHealth:
-    health = ledger.ModelHealth("m1", False, 55, 100, 0.6, 0.58, 0.3, T0)
+def _health(**changes) -> ModelHealth:
+    health = ModelHealth("m1", False, 55, 100, 0.6, 0.58, 0.3, T0)
     return replace(health, **changes)
 
 
@@ -81,49 +96,51 @@ def test_migration_0004_creates_the_ledger_tables_and_downgrades_cleanly(tmp_pat
 
 
 def test_a_score_is_written_once_and_never_rewritten(store) -> None:
-    assert ledger.save_decision_scores(store, [_score(0), _score(1, hit=False)]) == 2
-    assert ledger.save_decision_scores(store, [_score(0, forward_return=-0.5), _score(2)]) == 1
-    scores = ledger.decision_scores(store)
+    assert score_ledger.save_decision_scores(store, [_score(0), _score(1, hit=False)]) == 2
+    assert (
+        score_ledger.save_decision_scores(store, [_score(0, forward_return=-0.5), _score(2)]) == 1
+    )
+    scores = score_ledger.decision_scores(store)
     assert [s.bar_ts for s in scores] == [T0, T0 + BAR, T0 + 2 * BAR]
     assert scores[0] == _score(0)
-    assert ledger.scored_keys(store, after=T0) == {("AAA", T0 + BAR), ("AAA", T0 + 2 * BAR)}
-    assert ledger.newest_scored_bar_ts(store) == T0 + 2 * BAR
-    assert ledger.count_scores(store) == 3
+    assert score_ledger.scored_keys(store, after=T0) == {("AAA", T0 + BAR), ("AAA", T0 + 2 * BAR)}
+    assert score_ledger.newest_scored_bar_ts(store) == T0 + 2 * BAR
+    assert score_ledger.count_scores(store) == 3
 
 
 def test_stats_of_an_empty_ledger_are_zero_counts(store) -> None:
-    stats = ledger.action_stats(store)
-    assert stats[Action.BUY] == ledger.GroupStats(0, 0, None)
-    assert stats[Action.HOLD] == ledger.GroupStats(0, None, None)
-    assert ledger.signal_stats(store, "model") == ledger.GroupStats(0, 0, None)
-    assert ledger.signal_stats(store, "model").hit_rate is None
+    stats = score_ledger.action_stats(store)
+    assert stats[Action.BUY] == GroupStats(0, 0, None)
+    assert stats[Action.HOLD] == GroupStats(0, None, None)
+    assert score_ledger.signal_stats(store, "model") == GroupStats(0, 0, None)
+    assert score_ledger.signal_stats(store, "model").hit_rate is None
 
 
 def test_recent_model_hits_counts_only_that_versions_newest_signals(store) -> None:
-    ledger.save_decision_scores(
+    score_ledger.save_decision_scores(
         store,
         [_score(i, model_signal_hit=i % 2 == 0) for i in range(6)]
         + [_score(10, model_version="m2"), _score(11, model_signal=None, model_signal_hit=None)],
     )
     # m1's signals at bars 0..5 and 11 (no signal at 11): the newest 4 are bars 5, 4, 3, 2.
-    assert ledger.recent_model_hits(store, "m1", 4) == (2, 4)
-    assert ledger.recent_model_hits(store, "m1", 100) == (3, 6)
-    assert ledger.recent_model_hits(store, "m3", 100) == (0, 0)
+    assert score_ledger.recent_model_hits(store, "m1", 4) == (2, 4)
+    assert score_ledger.recent_model_hits(store, "m1", 100) == (3, 6)
+    assert score_ledger.recent_model_hits(store, "m3", 100) == (0, 0)
 
 
 def test_model_health_upserts_until_degraded_then_keeps_the_evidence(store) -> None:
-    ledger.save_model_health(store, _health())
-    ledger.save_model_health(store, _health(live_hits=50, p_value=0.1))
-    assert ledger.model_health(store, "m1") == _health(live_hits=50, p_value=0.1)
+    score_ledger.save_model_health(store, _health())
+    score_ledger.save_model_health(store, _health(live_hits=50, p_value=0.1))
+    assert score_ledger.model_health(store, "m1") == _health(live_hits=50, p_value=0.1)
     degraded = _health(degraded=True, live_hits=30, p_value=1e-8)
-    ledger.save_model_health(store, degraded)
-    ledger.save_model_health(store, _health(live_hits=70, p_value=0.9, at=T0 + BAR))
-    assert ledger.model_health(store, "m1") == degraded
-    assert ledger.model_health(store, "m2") is None
+    score_ledger.save_model_health(store, degraded)
+    score_ledger.save_model_health(store, _health(live_hits=70, p_value=0.9, at=T0 + BAR))
+    assert score_ledger.model_health(store, "m1") == degraded
+    assert score_ledger.model_health(store, "m2") is None
 
 
 def test_portfolio_state_and_equity_points_upsert_on_their_bar(store) -> None:
-    saved = ledger.SavedPortfolio(T0, {"portfolio": {"cash": 1.0}}, [{"side": "buy"}], 2.0, 1.0, T0)
+    saved = SavedPortfolio(T0, {"portfolio": {"cash": 1.0}}, [{"side": "buy"}], 2.0, 1.0, T0)
     ledger.save_portfolio_state(store, saved)
     ledger.save_portfolio_state(store, saved)
     later = replace(saved, bar_ts=T0 + BAR, trades=[{"side": "sell"}], equity=3.0)
@@ -132,7 +149,7 @@ def test_portfolio_state_and_equity_points_upsert_on_their_bar(store) -> None:
     assert ledger.portfolio_trades(store) == [{"side": "sell"}, {"side": "buy"}]
     assert ledger.portfolio_trades(store, limit=1) == [{"side": "sell"}]
 
-    point = ledger.EquityPoint(T0, 100.0, 50.0, 99.0)
+    point = EquityPoint(T0, 100.0, 50.0, 99.0)
     ledger.save_equity_points(store, [point, replace(point, ts=T0 + BAR)])
     ledger.save_equity_points(store, [replace(point, equity=101.0)])
     assert ledger.equity_curve(store) == [
@@ -142,8 +159,8 @@ def test_portfolio_state_and_equity_points_upsert_on_their_bar(store) -> None:
 
 
 def test_a_portfolio_step_writes_its_state_and_point_in_one_transaction(store) -> None:
-    saved = ledger.SavedPortfolio(T0, {"portfolio": {"cash": 1.0}}, [{"n": 1}], 2.0, 1.0, T0)
-    point = ledger.EquityPoint(T0, 2.0, 1.0, 3.0)
+    saved = SavedPortfolio(T0, {"portfolio": {"cash": 1.0}}, [{"n": 1}], 2.0, 1.0, T0)
+    point = EquityPoint(T0, 2.0, 1.0, 3.0)
     ledger.save_portfolio_step(store, saved, point)
     ledger.save_portfolio_step(store, saved, point)  # a retry: the same rows
     assert ledger.latest_portfolio_state(store) == saved

@@ -30,9 +30,25 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from sentinel42.domain import Action, Decision, NewsItem
+from sentinel42.domain import (
+    Action,
+    Decision,
+    DecisionScore,
+    EquityPoint,
+    GroupStats,
+    ModelHealth,
+    NewsItem,
+    SavedPortfolio,
+)
 from sentinel42.errors import StoreError
-from sentinel42.persistence import current_revision, ledger, make_engine, migrate, open_store
+from sentinel42.persistence import (
+    current_revision,
+    ledger,
+    make_engine,
+    migrate,
+    open_store,
+    score_ledger,
+)
 from sentinel42.persistence.db import _PG_MIGRATION_LOCK_KEY, head_revision
 from sentinel42.persistence.tables import Base, DecisionRow, NewsTickerRow
 
@@ -411,14 +427,14 @@ def test_concurrent_runs_number_decision_revisions_without_gaps(pg_url) -> None:
 # --- ledger ---------------------------------------------------------------------------------
 def test_ledger_tables_upsert_once_and_keep_a_degraded_verdict(store) -> None:
     state = {"portfolio": {"cash": 1000.0, "positions": {"AAPL": 2}}, "buy_and_hold": {"x": [1]}}
-    saved = ledger.SavedPortfolio(T0, state, [{"ticker": "AAPL", "qty": 2}], 1200.0, 1000.0, T0)
+    saved = SavedPortfolio(T0, state, [{"ticker": "AAPL", "qty": 2}], 1200.0, 1000.0, T0)
     ledger.save_portfolio_state(store, saved)
     ledger.save_portfolio_state(store, replace(saved, equity=1300.0))
     ledger.save_portfolio_state(store, replace(saved, bar_ts=T0 + BAR, trades=[]))
-    points = [ledger.EquityPoint(T0 + BAR * i, 1000.0 + i, 900.0, 1000.0) for i in range(3)]
+    points = [EquityPoint(T0 + BAR * i, 1000.0 + i, 900.0, 1000.0) for i in range(3)]
     ledger.save_equity_points(store, points)
     ledger.save_equity_points(store, [replace(points[0], equity=5.0)])
-    score = ledger.DecisionScore(
+    score = DecisionScore(
         "AAPL",
         T0,
         Action.BUY,
@@ -435,11 +451,15 @@ def test_ledger_tables_upsert_once_and_keep_a_degraded_verdict(store) -> None:
         "m1",
         T0 + 2 * BAR,
     )
-    first = ledger.save_decision_scores(store, [score, replace(score, ticker="MSFT", hit=False)])
-    second = ledger.save_decision_scores(store, [replace(score, hit=False, close=1.0)])
-    health = ledger.ModelHealth("m1", True, 40, 100, 0.6, 0.58, 0.001, T0)
-    ledger.save_model_health(store, health)
-    ledger.save_model_health(store, replace(health, degraded=False, live_hits=90, at=T0 + BAR))
+    first = score_ledger.save_decision_scores(
+        store, [score, replace(score, ticker="MSFT", hit=False)]
+    )
+    second = score_ledger.save_decision_scores(store, [replace(score, hit=False, close=1.0)])
+    health = ModelHealth("m1", True, 40, 100, 0.6, 0.58, 0.001, T0)
+    score_ledger.save_model_health(store, health)
+    score_ledger.save_model_health(
+        store, replace(health, degraded=False, live_hits=90, at=T0 + BAR)
+    )
 
     latest = ledger.latest_portfolio_state(store)
     assert latest is not None and latest.bar_ts == T0 + BAR and latest.state == state
@@ -448,14 +468,14 @@ def test_ledger_tables_upsert_once_and_keep_a_degraded_verdict(store) -> None:
     assert [p.equity for p in curve] == [5.0, 1001.0, 1002.0]
     assert curve[0].ts == T0
     assert (first, second) == (2, 0)
-    scores = ledger.decision_scores(store)
+    scores = score_ledger.decision_scores(store)
     assert [(s.ticker, s.hit, s.close) for s in scores] == [
         ("AAPL", True, 100.0),
         ("MSFT", False, 100.0),
     ]
-    assert ledger.action_stats(store)[Action.BUY] == ledger.GroupStats(2, 1, 0.01)
-    assert ledger.recent_model_hits(store, "m1", 10) == (2, 2)
-    kept = ledger.model_health(store, "m1")
+    assert score_ledger.action_stats(store)[Action.BUY] == GroupStats(2, 1, 0.01)
+    assert score_ledger.recent_model_hits(store, "m1", 10) == (2, 2)
+    kept = score_ledger.model_health(store, "m1")
     assert kept is not None and kept.degraded and kept.live_hits == 40 and kept.at == T0
 
 

@@ -44,14 +44,14 @@ def decisions(
     as_json: bool = typer.Option(False, "--json", help="One JSON list on stdout."),
 ) -> None:
     """Recorded decisions, newest bar first: the standing one per ticker and bar."""
-    from sentinel42.persistence import ledger, open_store
+    from sentinel42.persistence import open_store, score_ledger
 
     settings = get_settings(require_replay_dir=False)
     with user_errors(), open_store(settings, readonly=True) as store:
         found = store.decisions(
             ticker.upper() if ticker else None, limit, all_revisions=all_revisions
         )
-        scores = {(sc.ticker, sc.bar_ts): sc for sc in ledger.decision_scores(store)}
+        scores = {(sc.ticker, sc.bar_ts): sc for sc in score_ledger.decision_scores(store)}
     rows = []
     for d in found:
         row = _decision_row(d)
@@ -122,7 +122,7 @@ def status(
 ) -> None:
     """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
     from sentinel42.clock import resolve_as_of
-    from sentinel42.persistence import ledger, open_store
+    from sentinel42.persistence import ledger, open_store, score_ledger
     from sentinel42.pipeline import current_model_version, leg_status
 
     settings = get_settings(require_replay_dir=False)
@@ -135,9 +135,11 @@ def status(
         latest = {t: store.decisions(t, 1) for t in settings.tickers}
         saved = ledger.latest_portfolio_state(store)
         hits, n = (
-            ledger.recent_model_hits(store, model, settings.validate_window) if model else (0, 0)
+            score_ledger.recent_model_hits(store, model, settings.validate_window)
+            if model
+            else (0, 0)
         )
-        health = ledger.model_health(store, model) if model else None
+        health = score_ledger.model_health(store, model) if model else None
     portfolio = (
         {"equity": saved.equity, "cash": saved.cash, "as_of_bar": saved.bar_ts.isoformat(),
          "return": saved.equity / settings.portfolio_starting_cash - 1.0}

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sentinel42.domain import EquityPoint
 from sentinel42.errors import DataError
 from sentinel42.market.calendar import NEW_YORK
 from sentinel42.persistence import ledger
@@ -198,7 +199,7 @@ def _ticker_panel(ax: Axes, ticker: str, frame: Any, decisions: Sequence[Any]) -
     _session_ticks(ax, stamps, max_ticks=4)
 
 
-def _equity_panel(ax: Axes, curve: Sequence[ledger.EquityPoint], starting_cash: float) -> None:
+def _equity_panel(ax: Axes, curve: Sequence[EquityPoint], starting_cash: float) -> None:
     from matplotlib.ticker import StrMethodFormatter
 
     steps = range(len(curve))

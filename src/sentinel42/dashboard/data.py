@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentinel42.errors import ModelError
 from sentinel42.market.calendar import NEW_YORK
-from sentinel42.persistence import ledger
+from sentinel42.persistence import score_ledger
 from sentinel42.pipeline import decision_row
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ def model_status(store: Store, settings: Settings) -> dict[str, Any]:
     accuracy = gate.get("model_accuracy")
     if accuracy is None:
         accuracy = meta.get("metrics", {}).get("test", {}).get("model", {}).get("accuracy")
-    hits, n = ledger.recent_model_hits(store, version, settings.validate_window)
-    health = ledger.model_health(store, version)
+    hits, n = score_ledger.recent_model_hits(store, version, settings.validate_window)
+    health = score_ledger.model_health(store, version)
     status |= {
         "validated_accuracy": None if accuracy is None else float(accuracy),
         "edge": None if gate.get("edge") is None else float(gate["edge"]),
@@ -125,7 +125,7 @@ def score_trend(store: Store) -> list[dict[str, Any]]:
         ``cumulative_hit_rate`` of BUY and SELL up to and including that session.
     """
     days: dict[str, dict[str, Any]] = {}
-    for s in ledger.decision_scores(store):
+    for s in score_ledger.decision_scores(store):
         day = s.bar_ts.astimezone(NEW_YORK).date().isoformat()
         row = days.setdefault(
             day,

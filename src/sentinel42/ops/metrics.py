@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sentinel42.ops.prefect_runs import ALWAYS_REPORTED, PrefectUnavailable, read_runs
-from sentinel42.persistence import housekeeping, ledger
+from sentinel42.persistence import housekeeping, score_ledger
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -206,10 +206,10 @@ class SentinelCollector(Collector):
         accuracy = gate.get("model_accuracy")
         if accuracy is None:  # checkpoints from before the gate record
             accuracy = meta.get("metrics", {}).get("test", {}).get("model", {}).get("accuracy")
-        health = ledger.model_health(self.store, version)
+        health = score_ledger.model_health(self.store, version)
         if health is not None and health.validated_accuracy is not None:
             accuracy = health.validated_accuracy
-        hits, n = ledger.recent_model_hits(self.store, version, self.settings.validate_window)
+        hits, n = score_ledger.recent_model_hits(self.store, version, self.settings.validate_window)
         return {
             "validated_accuracy": None if accuracy is None else float(accuracy),
             "edge": None if gate.get("edge") is None else float(gate["edge"]),
