@@ -208,7 +208,7 @@ class ModelRegistry:
         """Write weights and metadata into a new version folder (never overwrites one)."""
         from safetensors.torch import save_file
 
-        from sentinel42.persistence.db import secure_dir
+        from sentinel42.paths import secure_dir
 
         folder = self._folder(version)
         if folder.exists():
@@ -247,7 +247,7 @@ class ModelRegistry:
 
     def record_decision(self, entry: dict[str, Any], at: datetime) -> None:
         """Append one promotion decision (promoted or refused, with the numbers)."""
-        from sentinel42.persistence.db import secure_dir
+        from sentinel42.paths import secure_dir
 
         secure_dir(self.models_dir)
         line = json.dumps(dict(entry, at=at.astimezone(UTC).isoformat()), sort_keys=True)

@@ -132,7 +132,7 @@ class RemoteFolder:
 
     def pull(self) -> None:
         """Bring the mirror up to the remote: versions, their metadata, pointer, decisions."""
-        from sentinel42.persistence.db import secure_dir
+        from sentinel42.paths import secure_dir
 
         secure_dir(self.mirror)
         remote = self._remote_versions()

@@ -44,7 +44,8 @@ from sentinel42.ops.backup_files import (
     write_file,
 )
 from sentinel42.ops.restore import restore, running_prefect
-from sentinel42.persistence.db import require_existing, secure_dir
+from sentinel42.paths import secure_dir
+from sentinel42.persistence.db import require_existing
 from sentinel42.persistence.failures import mask_url, sqlite_file
 
 if TYPE_CHECKING:

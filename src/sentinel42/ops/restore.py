@@ -31,7 +31,8 @@ from sentinel42.ops.backup_files import (
     stamp_of,
     write_failures,
 )
-from sentinel42.persistence.db import RESTORING_GENERATION, known_revisions, secure_dir
+from sentinel42.paths import secure_dir
+from sentinel42.persistence.db import RESTORING_GENERATION, known_revisions
 from sentinel42.persistence.failures import DEFAULT_BUSY_TIMEOUT_S
 
 if TYPE_CHECKING:

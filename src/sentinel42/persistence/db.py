@@ -14,7 +14,6 @@ store open before a restore fails with one line instead of writing rows the rest
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import logging
@@ -30,6 +29,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from sentinel42.errors import StoreError
+from sentinel42.paths import secure_dir
 from sentinel42.persistence.failures import (
     DEFAULT_BUSY_TIMEOUT_S,
     sqlite_file,
@@ -47,25 +47,6 @@ _PG_MIGRATION_LOCK_KEY = 0x5E471E42
 # ``PRAGMA user_version`` of a SQLite store while `sentinel42 restore` replaces its contents
 # (the store's generation otherwise; Alembic does not use the field).
 RESTORING_GENERATION = 0x52535452
-
-
-def secure_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parents owner-only (``0700``); existing folders are kept.
-
-    Returns:
-        ``path``.
-    """
-    missing: list[Path] = []
-    current = Path(path)
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
-            folder.mkdir(mode=0o700)
-    return Path(path)
 
 
 def _normalized(url: str) -> URL:
