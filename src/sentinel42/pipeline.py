@@ -521,9 +521,9 @@ def validate(settings: Settings, as_of: datetime) -> dict[str, Any]:
 
 # --- model ----------------------------------------------------------------------------------
 def current_model_version(settings: Settings) -> str | None:
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
-    return ModelRegistry(settings.models_location).current_version()
+    return open_registry(settings.models_location).current_version()
 
 
 def train_model(

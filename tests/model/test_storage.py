@@ -18,8 +18,8 @@ import torch
 from sentinel42.errors import ModelError
 from sentinel42.model.features import FeatureSpec, Normalizer
 from sentinel42.model.network import DirectionLSTM, NetworkConfig
-from sentinel42.model.registry import ModelRegistry
-from sentinel42.model.storage import MirroredModelRegistry, is_remote, local_path
+from sentinel42.model.registry import ModelRegistry, is_remote, local_path
+from sentinel42.model.storage import MirroredModelRegistry, open_registry
 
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 
@@ -64,9 +64,19 @@ def test_a_file_url_names_its_folder_and_another_hosts_url_is_refused(tmp_path):
     folder = tmp_path / "shared models"
     assert local_path(folder.as_uri()) == folder
     assert ModelRegistry(folder.as_uri()).models_dir == folder
-    assert type(ModelRegistry(folder)) is ModelRegistry
+    assert type(open_registry(folder)) is ModelRegistry
+    assert type(open_registry(folder.as_uri())) is ModelRegistry
     with pytest.raises(ModelError, match="mount"):
         local_path("file://otherhost/srv/models")
+
+
+def test_only_the_factory_picks_the_mirror_for_a_remote_url(tmp_path):
+    """A plain registry given a remote URL refuses it, naming it; open_registry mirrors it."""
+    with pytest.raises(ModelError, match="memory://models-x is not a local folder"):
+        ModelRegistry("memory://models-x")
+    mirrored = open_registry("memory://models-x", cache_dir=tmp_path / "cache")
+    assert type(mirrored) is MirroredModelRegistry
+    assert mirrored.models_dir == tmp_path / "cache"
 
 
 def test_another_host_loads_the_promoted_model_through_another_spelling_of_the_mount(tmp_path):
@@ -135,7 +145,7 @@ def bucket() -> str:
 
 
 def test_a_registry_at_an_fsspec_url_is_shared_through_each_hosts_mirror(tmp_path, bucket):
-    trainer = ModelRegistry(bucket, cache_dir=tmp_path / "trainer-cache")
+    trainer = open_registry(bucket, cache_dir=tmp_path / "trainer-cache")
     worker = MirroredModelRegistry(bucket, cache_dir=tmp_path / "worker-cache")
     assert isinstance(trainer, MirroredModelRegistry)
     assert worker.current_version() is None and worker.versions() == []
@@ -164,7 +174,7 @@ def test_a_registry_at_an_fsspec_url_is_shared_through_each_hosts_mirror(tmp_pat
 def test_weights_changed_at_the_remote_are_refused_by_their_checksum(tmp_path, bucket):
     import fsspec
 
-    trainer = ModelRegistry(bucket, cache_dir=tmp_path / "trainer-cache")
+    trainer = open_registry(bucket, cache_dir=tmp_path / "trainer-cache")
     network, meta = _checkpoint(1)
     trainer.save("v1", network, meta)
     trainer.promote("v1")
@@ -182,4 +192,4 @@ def test_weights_changed_at_the_remote_are_refused_by_their_checksum(tmp_path, b
 
 def test_an_unknown_url_scheme_says_what_to_install(tmp_path):
     with pytest.raises(ModelError, match="fsspec backend"):
-        ModelRegistry("nosuchfs://bucket/models", cache_dir=tmp_path)
+        open_registry("nosuchfs://bucket/models", cache_dir=tmp_path)

@@ -130,7 +130,7 @@ def _register_random_lstm(models_dir: Path, settings: Any, data_end: datetime) -
 
     from sentinel42.model.features import FeatureSpec
     from sentinel42.model.network import DirectionLSTM, NetworkConfig
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
     torch.manual_seed(0)
     spec = FeatureSpec(
@@ -138,7 +138,7 @@ def _register_random_lstm(models_dir: Path, settings: Any, data_end: datetime) -
     )
     n = len(spec.names)
     config = NetworkConfig(n, settings.model_hidden_size, settings.model_layers, 0.1)
-    registry = ModelRegistry(models_dir)
+    registry = open_registry(models_dir)
     version = "bench-random-lstm"
     registry.save(
         version,

@@ -208,11 +208,11 @@ def list_models(
     json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Registered model versions, the promoted one marked with *."""
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
     settings = get_settings()
     with user_errors():
-        registry = ModelRegistry(settings.models_location)
+        registry = open_registry(settings.models_location)
         rows = registry.list()
         current = registry.current_version()
     if json_output:

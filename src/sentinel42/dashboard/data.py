@@ -54,9 +54,9 @@ def model_status(store: Store, settings: Settings) -> dict[str, Any]:
         ``live_hit_rate`` over its newest ``validate_window`` scored signals, ``window``,
         ``degraded`` (validation's verdict), ``p_value`` and ``tested_at`` of the last test.
     """
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
-    registry = ModelRegistry(settings.models_location)
+    registry = open_registry(settings.models_location)
     version = registry.current_version()
     status: dict[str, Any] = {
         "version": version,

@@ -93,7 +93,7 @@ def run_benchmark(
         import torch
 
         from sentinel42.model.predictor import predict_latest, predict_with
-        from sentinel42.model.registry import ModelRegistry
+        from sentinel42.model.storage import open_registry
         from sentinel42.model.training import train_and_register
 
     now = datetime(2025, 4, 1, 21, 0, tzinfo=UTC)
@@ -104,7 +104,7 @@ def run_benchmark(
         with stages.stage("train") as row:
             doc = train_and_register(bench_settings, bars, now=now, progress=progress, n_folds=1)
         train_s = row["wall_s"]
-        registry = ModelRegistry(bench_settings.models_dir)
+        registry = open_registry(bench_settings.models_dir)
         version = doc["version"]
         if registry.current_version() is None:
             registry.promote(version)  # the benchmark times inference whatever the gate said

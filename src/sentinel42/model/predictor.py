@@ -15,7 +15,8 @@ from sentinel42.domain import Prediction
 from sentinel42.errors import ModelError
 from sentinel42.market.calendar import SESSION_MINUTES
 from sentinel42.model.features import build_table, windows
-from sentinel42.model.registry import LoadedModel, ModelRegistry
+from sentinel42.model.registry import LoadedModel
+from sentinel42.model.storage import open_registry
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def load_promoted(
     ended more than ``settings.model_max_age_sessions`` NYSE sessions before ``as_of``
     (counted on ``calendar``; without one the age is not checked).
     """
-    registry = ModelRegistry(settings.models_location)
+    registry = open_registry(settings.models_location)
     version = registry.current_version()
     if version is None:
         return None, NO_MODEL

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
 from sentinel42.errors import ModelError
 from sentinel42.model.features import FeatureSpec, Normalizer
@@ -116,24 +118,44 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """True for a URL other than ``file://`` (``s3://...``, ``memory://...``, ``a::b://...``)."""
+    if not isinstance(location, str):
+        return False
+    if "::" in location:  # fsspec chaining, e.g. simplecache::s3://bucket/models
+        return True
+    scheme = urlsplit(location).scheme
+    return "://" in location and len(scheme) > 1 and scheme != "file"
+
+
+def local_path(location: str | os.PathLike[str]) -> Path:
+    """The folder a path or a ``file://`` URL names.
+
+    Raises:
+        ModelError: a remote URL, or a ``file://`` URL naming another host.
+    """
+    if isinstance(location, str) and location.startswith("file:"):
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost"):
+            raise ModelError(
+                f"{location}: a file:// URL names a folder on this host; mount the other "
+                "host's folder here and give its local path"
+            )
+        return Path(url2pathname(unquote(parts.path)))
+    if is_remote(location):
+        raise ModelError(f"{location} is not a local folder")
+    return Path(location)
+
+
 class ModelRegistry:
     """Versioned checkpoints in ``models_dir`` with one atomically swapped ``current`` pointer.
 
-    ``models_dir`` is a folder (a shared mount for several hosts), a ``file://`` URL, or an
-    fsspec URL such as ``s3://bucket/models``; a remote URL gives the mirroring subclass of
-    :mod:`sentinel42.model.storage` (see there).
+    ``models_dir`` is a folder (a shared mount for several hosts) or a ``file://`` URL. For a
+    remote fsspec URL such as ``s3://bucket/models`` :func:`sentinel42.model.storage.open_registry`
+    gives the mirroring subclass (see there).
     """
 
-    def __new__(cls, models_dir: Path | str | None = None, **kwargs: Any) -> ModelRegistry:
-        from sentinel42.model.storage import MirroredModelRegistry, is_remote
-
-        if cls is ModelRegistry and models_dir is not None and is_remote(models_dir):
-            return super().__new__(MirroredModelRegistry)
-        return super().__new__(cls)
-
     def __init__(self, models_dir: Path | str) -> None:
-        from sentinel42.model.storage import local_path
-
         self.models_dir = local_path(models_dir)
 
     def _folder(self, version: str) -> Path:

@@ -13,8 +13,8 @@ Workers on several hosts must load the same promoted model. A registry location 
   metadata, so a reader sees a version only once both are there; loading checks the weights
   against the sha256 in the metadata either way.
 
-:class:`~sentinel42.model.registry.ModelRegistry` picks :class:`MirroredModelRegistry` itself
-for a remote URL, so callers only pass the location.
+:func:`open_registry` picks :class:`MirroredModelRegistry` for a remote URL and a plain
+:class:`~sentinel42.model.registry.ModelRegistry` for a folder, so callers only pass the location.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 from sentinel42.errors import ModelError
 from sentinel42.model.registry import (
@@ -42,38 +40,10 @@ from sentinel42.model.registry import (
     LoadedModel,
     ModelRegistry,
     _atomic_write,
+    is_remote,
 )
 
 logger = logging.getLogger(__name__)
-
-
-def is_remote(location: str | os.PathLike[str]) -> bool:
-    """True for a URL other than ``file://`` (``s3://...``, ``memory://...``, ``a::b://...``)."""
-    if not isinstance(location, str):
-        return False
-    if "::" in location:  # fsspec chaining, e.g. simplecache::s3://bucket/models
-        return True
-    scheme = urlsplit(location).scheme
-    return "://" in location and len(scheme) > 1 and scheme != "file"
-
-
-def local_path(location: str | os.PathLike[str]) -> Path:
-    """The folder a path or a ``file://`` URL names.
-
-    Raises:
-        ModelError: a remote URL, or a ``file://`` URL naming another host.
-    """
-    if isinstance(location, str) and location.startswith("file:"):
-        parts = urlsplit(location)
-        if parts.netloc not in ("", "localhost"):
-            raise ModelError(
-                f"{location}: a file:// URL names a folder on this host; mount the other "
-                "host's folder here and give its local path"
-            )
-        return Path(url2pathname(unquote(parts.path)))
-    if is_remote(location):
-        raise ModelError(f"{location} is not a local folder")
-    return Path(location)
 
 
 def _default_cache(url: str) -> Path:
@@ -263,3 +233,13 @@ class MirroredModelRegistry(ModelRegistry):
             for version in doomed:
                 self.remote.remove_version(version)
         return doomed
+
+
+def open_registry(location: Path | str, *, cache_dir: Path | None = None) -> ModelRegistry:
+    """The registry at ``location``: mirrored for a remote URL, a plain folder otherwise.
+
+    ``cache_dir`` (remote only) overrides the mirror's folder under ``~/.cache/sentinel42``.
+    """
+    if is_remote(location):
+        return MirroredModelRegistry(location, cache_dir=cache_dir)
+    return ModelRegistry(location)

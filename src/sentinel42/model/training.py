@@ -35,6 +35,7 @@ from sentinel42.model.features import (
 )
 from sentinel42.model.gate import decide, incumbent_forecasts
 from sentinel42.model.registry import ModelRegistry, new_version_name
+from sentinel42.model.storage import open_registry
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def train_and_register(
         )  # fmt: skip
     final, deciding = report, folds[-1].test
     data_end = _iso(all_samples.target_end.max())
-    registry = ModelRegistry(settings.models_location)
+    registry = open_registry(settings.models_location)
     previous = registry.current_version()
     fp = fingerprint(bars, daily if use_daily else None)
     version = new_version_name(now, fp)
@@ -370,7 +371,7 @@ def evaluate_model(
     Raises:
         ModelError: no model, an incompatible checkpoint, or no out-of-sample windows.
     """
-    registry = ModelRegistry(settings.models_location)
+    registry = open_registry(settings.models_location)
     version = version or registry.current_version() or registry.newest_version()
     if version is None:
         raise ModelError("no trained model yet; run `sentinel42 model train` first")

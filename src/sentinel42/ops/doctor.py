@@ -238,9 +238,10 @@ def check_migrations(settings: Settings) -> Check:
 
 def check_model(settings: Settings) -> Check:
     """The ``current`` pointer resolves and its checkpoint loads (weights match their sha256)."""
-    from sentinel42.model.registry import CURRENT_FILE, ModelRegistry
+    from sentinel42.model.registry import CURRENT_FILE
+    from sentinel42.model.storage import open_registry
 
-    registry = ModelRegistry(settings.models_location)
+    registry = open_registry(settings.models_location)
     pointer = registry.models_dir / CURRENT_FILE
     if not pointer.is_file():
         return Check(

@@ -175,7 +175,7 @@ class SentinelCollector(Collector):
 
     # --- the model ------------------------------------------------------------------------------
     def _model_metrics(self, now: datetime) -> list[Metric]:
-        from sentinel42.model.registry import ModelRegistry
+        from sentinel42.model.storage import open_registry
 
         info = InfoMetricFamily(PREFIX + "model", "The promoted model version (absent: none).")
         stored = _gauge("models_stored", "Model versions in the registry.")
@@ -188,7 +188,7 @@ class SentinelCollector(Collector):
         }
         gauges = {k: _gauge(f"model_{k}", doc, ["version"]) for k, doc in figures.items()}
         try:
-            registry = ModelRegistry(self.settings.models_location)
+            registry = open_registry(self.settings.models_location)
             stored.add_metric([], len(registry.versions()))
             version = registry.current_version()
             if version is not None:

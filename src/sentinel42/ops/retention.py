@@ -70,7 +70,7 @@ def prune(
     Raises:
         ValueError: ``as_of`` is naive.
     """
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
     cut = cutoffs(settings, as_of)
     bars_cutoff = cut["bars"]
@@ -84,7 +84,7 @@ def prune(
     )
     news = housekeeping.delete_news_before(store, cut["news"], batch_size=batch_size)
     scores = housekeeping.delete_orphan_scores(store, batch_size=batch_size)
-    models = ModelRegistry(settings.models_location).prune(settings.models_keep)
+    models = open_registry(settings.models_location).prune(settings.models_keep)
     logger.info(
         "pruned %d bars, %d daily bars, %d headlines, %d scores, %d model versions",
         bars,

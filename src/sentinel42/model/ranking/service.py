@@ -27,13 +27,13 @@ MODEL_REFUSED_EVENT = "model_refused"
 
 def registry_for(settings: Any, kind: str) -> Any:
     """The registry of one kind: ``ranking-<kind>`` under the models location."""
-    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.model.storage import open_registry
 
     location = settings.models_location
     sub = f"ranking-{kind}"
     if isinstance(location, Path):
-        return ModelRegistry(location / sub)
-    return ModelRegistry(f"{str(location).rstrip('/')}/{sub}")
+        return open_registry(location / sub)
+    return open_registry(f"{str(location).rstrip('/')}/{sub}")
 
 
 def attempts_in_window(registry: Any, now: datetime, days: int) -> int:
