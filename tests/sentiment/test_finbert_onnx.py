@@ -14,8 +14,9 @@ import pytest
 
 from sentinel42.errors import ModelError
 from sentinel42.sentiment import finbert
-from sentinel42.sentiment.finbert import FinBertOptions, FinBertScorer, clear_cache, load_finbert
+from sentinel42.sentiment.finbert import FinBertScorer, clear_cache, load_finbert
 from sentinel42.sentiment.finbert_onnx import SCORER_FILE, OnnxFinBertScorer
+from sentinel42.sentiment.finbert_options import FinBertOptions
 from tests.conftest import ROOT
 from tests.sentiment.conftest import assert_int8_tracks_fp32, save_tiny_bert
 
@@ -62,7 +63,8 @@ def test_the_exported_copy_scores_as_transformers(tmp_path, seed):
 
 SCORE = """
 import json, sys
-from sentinel42.sentiment.finbert import FinBertOptions, load_finbert
+from sentinel42.sentiment.finbert import load_finbert
+from sentinel42.sentiment.finbert_options import FinBertOptions
 scorer = load_finbert(FinBertOptions(model=sys.argv[1], max_length=16, onnx_dir=sys.argv[2]))
 print(json.dumps({
     "runtime": getattr(scorer, "runtime", "torch"),

@@ -216,7 +216,8 @@ def prepare(
     from sentinel42 import pipeline
     from sentinel42.persistence import open_store
     from sentinel42.sentiment.bench import random_finbert
-    from sentinel42.sentiment.finbert import FinBertOptions, clear_cache
+    from sentinel42.sentiment.finbert import clear_cache
+    from sentinel42.sentiment.finbert_options import FinBertOptions
     from sentinel42.sentiment.service import build_scorer
     from sentinel42.synthetic import generate_replay
 

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sentinel42.sentiment.finbert import FinBertOptions, FinBertScorer
+from sentinel42.sentiment.finbert import FinBertScorer
+from sentinel42.sentiment.finbert_options import FinBertOptions
 
 logger = logging.getLogger(__name__)
 

@@ -28,28 +28,19 @@ from urllib.parse import urlsplit
 
 from sentinel42.errors import ModelError
 from sentinel42.sentiment.base import LABELS, ProbabilityScorer, canonical_label, make_score
+from sentinel42.sentiment.finbert_options import (
+    EXIT_NOT_LOADABLE,
+    EXPORT_MODULE,
+    WEIGHT_FILES,
+    FinBertOptions,
+)
 
 logger = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_S = 3.0
 EXPORT_TIMEOUT_S = 900.0  # a first run may download the weights (about 440 MB) before exporting
-EXPORT_MODULE = "sentinel42.sentiment.finbert_onnx"
-EXIT_NOT_LOADABLE = 3  # the export child's exit code when the model itself cannot be loaded
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _cache: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
-
-
-@dataclass(frozen=True, slots=True)
-class FinBertOptions:
-    """How to load and run the model (all from settings)."""
-
-    model: str = "ProsusAI/finbert"
-    revision: str | None = None
-    max_length: int = 128
-    threads: int | None = None
-    quantize: bool = False
-    onnx_dir: str | None = None  # where exported copies live; None: score through transformers
 
 
 def _looks_local(model: str) -> bool:

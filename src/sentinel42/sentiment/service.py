@@ -61,7 +61,7 @@ def backlog(store: Any) -> Backlog:
 
 def finbert_options(settings: Settings) -> Any:
     """FinBERT load options from settings."""
-    from sentinel42.sentiment.finbert import FinBertOptions
+    from sentinel42.sentiment.finbert_options import FinBertOptions
 
     return FinBertOptions(
         model=settings.finbert_model,

@@ -1,0 +1,25 @@
+"""What both FinBERT runtimes share: the load options, the weights files and the export child's
+contract. The transformers runtime (:mod:`sentinel42.sentiment.finbert`) and the ONNX one
+(:mod:`sentinel42.sentiment.finbert_onnx`) import these names from here, not from each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The child process that loads FinBERT through transformers and exports it to ONNX.
+EXPORT_MODULE = "sentinel42.sentiment.finbert_export"
+EXIT_NOT_LOADABLE = 3  # the export child's exit code when the model itself cannot be loaded
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True, slots=True)
+class FinBertOptions:
+    """How to load and run the model (all from settings)."""
+
+    model: str = "ProsusAI/finbert"
+    revision: str | None = None
+    max_length: int = 128
+    threads: int | None = None
+    quantize: bool = False
+    onnx_dir: str | None = None  # where exported copies live; None: score through transformers
