@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TICKERS = ["AAPL", "MSFT", "NVDA"]
@@ -86,3 +87,14 @@ def prefect_stack(
     finally:
         stopped = _run(["bash", "scripts/stop_prefect.sh"], env, stop_timeout)
         print(stopped.stdout, stopped.stderr)
+
+
+def expected_action(inputs: dict[str, Any]) -> str:
+    """The action docs/decisions.md's bands give a first decision (a flat position) for the
+    fused score and thresholds it recorded: BUY at ``fused >= buy``, SELL at ``fused <= sell``,
+    HOLD between, and HOLD when nothing carried evidence."""
+    assert inputs["previous_position"] == "flat", inputs
+    fused, bands = inputs["fused"], inputs["thresholds"]
+    if not inputs["evidence"]:
+        return "HOLD"
+    return "BUY" if fused >= bands["buy"] else "SELL" if fused <= bands["sell"] else "HOLD"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
 
 from tests.e2e import conftest as e2e
-from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run
+from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run, expected_action
 
 pytestmark = pytest.mark.e2e
 
@@ -108,9 +109,9 @@ def test_forced_trading_run_records_one_decision_per_ticker(system):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert sorted(r["ticker"] for r in rows) == TICKERS
-    for row in rows:
-        assert row["action"] in {"BUY", "SELL", "HOLD"}
-        assert row["reason"]
+    for row in rows:  # each ticker's first decision: from flat, by the bands
+        assert row["action"] == expected_action(row["inputs"]), row
+        assert row["reason"].startswith(f"{row['action']}: "), row["reason"]
         assert "close" in row["inputs"] and "fused" in row["inputs"]
         assert "lstm" in row["models"]
     status = json.loads(
@@ -150,6 +151,46 @@ def test_full_system_bootstrap_trains_a_model_and_decides(system):
     if models["current"]:
         assert all(r["models"]["lstm"] == models["current"] for r in rows)
         assert all(r["models"]["lstm_validated_accuracy"] is not None for r in rows)
+
+
+def test_a_forced_run_decides_with_the_promoted_model(system):
+    """The model the bootstrap above trained, promoted in the store's registry (by hand: its
+    gate may have refused it): a forced trading run through the server and worker decides with
+    it, and each of its decisions names that version and carries its prediction."""
+    env, sentinel42 = system["env"], str(ROOT / ".venv/bin/sentinel42")
+    models = json.loads(_run([sentinel42, "model", "list", "--json"], env, 60).stdout)["models"]
+    version = models[0]["version"]
+    promote = (
+        "import sys; from sentinel42.model.registry import ModelRegistry; "
+        "from sentinel42.settings import load_settings; "
+        "ModelRegistry(load_settings().models_location).promote(sys.argv[1])"
+    )
+    promoted = _run([str(ROOT / ".venv/bin/python"), "-c", promote, version], env, 120)
+    assert promoted.returncode == 0, promoted.stderr
+    listed = json.loads(_run([sentinel42, "model", "list", "--json"], env, 60).stdout)
+    assert listed["current"] == version, listed
+    run = _run(
+        [
+            str(ROOT / ".venv/bin/prefect"), "deployment", "run", "trading-flow/trading-production",
+            "--param", "force=true", "--watch", "--watch-timeout", "400",
+        ],
+        env,
+        450,
+    )  # fmt: skip
+    assert run.returncode == 0 and "Completed" in run.stdout, run.stdout + run.stderr
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout)
+    assert run_id, run.stdout
+    args = [sentinel42, "decisions", "--all-revisions", "--limit", "100", "--json"]
+    stored = json.loads(_run(args, env, 60).stdout)
+    rows = [r for r in stored if r["run_id"] == f"flow-{run_id.group(1)}"]
+    assert sorted(r["ticker"] for r in rows) == TICKERS, stored
+    for row in rows:
+        assert row["models"]["lstm"] == version, row["models"]
+        p_up = row["inputs"]["p_up"]
+        assert 0.0 < p_up < 1.0, row["inputs"]
+        assert row["inputs"]["model_signal"] == pytest.approx(2 * p_up - 1, abs=1e-5)
+        assert f"LSTM {version}" in row["reason"] and f"P(up)={p_up:.3f}" in row["reason"]
+        assert "no promoted model" not in row["reason"], row["reason"]
 
 
 def test_stop_leaves_no_process_behind(system):
