@@ -29,8 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sentinel42.sentiment.bench import macro_f1
 from sentinel42.sentiment.fallback import FallbackScorer
+from sentinel42.sentiment.metrics import macro_f1
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"

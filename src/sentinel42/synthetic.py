@@ -4,19 +4,29 @@ Prices carry two patterns a model can find and a trader would recognise: short-l
 after news (the headline is published at the start of the drift, so sentiment leads price) and a
 weak sign-product pattern in consecutive 15-minute returns (learnable by the LSTM, invisible to
 persistence or momentum). Everything else is noise. The folder follows docs/replay-format.md.
+
+Also the generators tests and benchmarks share: :func:`synthetic_bars` (15-minute bars with or
+without a learnable rule) and :func:`synthetic_headlines` (headline-like sentences). Their series
+are real inputs, not fixtures of expected output: ``pattern="sign_product"`` hides a rule no
+baseline can express (the next return's sign is the product of the last two returns' signs with
+probability ``p``); ``pattern="random_walk"`` has nothing to learn.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from sentinel42.market.calendar import NEW_YORK, SESSION_MINUTES
 
 COMPANY_NAMES = {
     "AAPL": "Apple",
@@ -175,3 +185,81 @@ def _headline(
         "source": "Synthetic Wire",
         "tickers": [ticker],
     }
+
+
+# --- generators for tests and benchmarks -------------------------------------------------
+BARS_PER_SESSION = SESSION_MINUTES // 15  # 09:30-16:00 New York in 15-minute bars (26)
+
+
+def synthetic_bars(
+    tickers: list[str] | tuple[str, ...],
+    sessions: int,
+    *,
+    pattern: Literal["sign_product", "random_walk"] = "sign_product",
+    p: float = 0.7,
+    seed: int = 0,
+    first_day: date = date(2025, 1, 6),
+    sigma: float = 0.002,
+) -> dict[str, pd.DataFrame]:
+    """Domain bar frames of ``sessions`` weekdays of regular-session 15-minute bars per ticker.
+
+    Each session opens at 09:30 New York time (UTC offset follows DST) at the previous close.
+    """
+    days = pd.bdate_range(first_day, periods=sessions)
+    starts = []
+    for d in days:
+        open_ny = pd.Timestamp(d.year, d.month, d.day, 9, 30, tz=NEW_YORK)
+        starts.append(
+            open_ny.tz_convert(UTC) + pd.to_timedelta(np.arange(BARS_PER_SESSION) * 15, "m")
+        )
+    index = starts[0].append(starts[1:]).as_unit("ns").rename("ts")
+    n = len(index)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for ticker in tickers:
+        size = np.abs(rng.normal(0.0, sigma, n)) + sigma * 0.05
+        sign = rng.choice([-1.0, 1.0], n)
+        if pattern == "sign_product":
+            keep = rng.random(n) < p
+            for t in range(2, n):
+                rule = sign[t - 1] * sign[t - 2]
+                sign[t] = rule if keep[t] else -rule
+        ret = sign * size
+        close = 100.0 * np.exp(np.cumsum(ret))
+        open_ = np.concatenate(([100.0], close[:-1]))
+        wiggle = np.abs(rng.normal(0.0, sigma / 2, n))
+        high = np.maximum(open_, close) * np.exp(wiggle)
+        low = np.minimum(open_, close) * np.exp(-wiggle)
+        volume = np.round(rng.lognormal(12.0, 0.5, n))
+        out[ticker] = pd.DataFrame(
+            {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+            index=index,
+        )
+    return out
+
+
+_SUBJECTS = ["Apple", "Microsoft", "Nvidia", "Amazon", "Tesla", "Alphabet", "Meta", "Oracle"]
+_VERBS = ["beats", "misses", "raises", "cuts", "reaffirms", "withdraws", "tops", "trails"]
+_OBJECTS = ["quarterly profit estimates", "full-year revenue guidance", "its dividend"]
+_TAILS = [
+    "as demand for data-centre chips stays strong",
+    "after a slowdown in cloud spending weighs on margins",
+    "while analysts question the pace of AI investment",
+    "and shares move in extended trading on heavy volume",
+    "citing tariffs, a stronger dollar and weaker consumer demand in Europe",
+]
+
+
+def synthetic_headlines(n: int, seed: int = 7) -> list[str]:
+    """``n`` headline-like sentences of 12-30 words (deterministic for a seed)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
+    out = []
+    for _ in range(n):
+        words = (
+            f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} "
+            f"{rng.choice(_TAILS)}"
+        )
+        if rng.random() < 0.5:
+            words += f" {rng.choice(_TAILS)}"
+        out.append(words)
+    return out

@@ -10,8 +10,8 @@ import socket
 from typer.testing import CliRunner
 
 from sentinel42.bench.cycle import prepare, run_case
+from sentinel42.bench.refresh import bench_refresh
 from sentinel42.cli import app
-from sentinel42.market.bench import bench_refresh
 
 TINY_BERT = {
     "hidden_size": 32,
@@ -95,7 +95,7 @@ def test_bench_trigger_without_a_server_says_so_in_one_line_and_starts_nothing()
 
 
 def test_bench_model_times_batched_and_per_ticker_inference_of_the_same_tickers(monkeypatch):
-    from sentinel42.model.bench import bench_model
+    from sentinel42.bench.model import bench_model
 
     monkeypatch.setenv("SENTINEL42_MODEL_EPOCHS", "2")
     result = bench_model(train_tickers=3, sessions=20, infer_tickers=5, repeats=1)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sentinel42.model.bench import synthetic_bars
 from sentinel42.settings import Settings, load_settings
+from sentinel42.synthetic import synthetic_bars
 
 NOW = datetime(2025, 4, 1, 21, 0, tzinfo=UTC)
 TICKERS = ("AAA", "BBB", "CCC", "DDD")

@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from sentinel42.cli import app
-from sentinel42.model.bench import synthetic_bars
+from sentinel42.synthetic import synthetic_bars
 from tests.model.conftest import TICKERS
 
 METRICS = {"accuracy", "log_loss", "brier", "ic", "n"}

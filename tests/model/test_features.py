@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from sentinel42.errors import ModelError
-from sentinel42.model.bench import BARS_PER_SESSION, synthetic_bars
 from sentinel42.model.features import (
     INTRADAY_FEATURES,
     FeatureSpec,
@@ -13,6 +12,7 @@ from sentinel42.model.features import (
     build_table,
     samples,
 )
+from sentinel42.synthetic import BARS_PER_SESSION, synthetic_bars
 
 SPEC = FeatureSpec(window=8, horizon=4)
 

@@ -97,7 +97,7 @@ def test_a_loaded_checkpoint_predicts_as_its_torch_network(trained: dict):
 PREDICT = """
 import json, sys
 from datetime import timedelta
-from sentinel42.model.bench import synthetic_bars
+from sentinel42.synthetic import synthetic_bars
 from sentinel42.model.predictor import predict_with
 from sentinel42.model.registry import ModelRegistry
 

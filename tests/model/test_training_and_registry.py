@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 
 from sentinel42.errors import ModelError
-from sentinel42.model.bench import synthetic_bars
 from sentinel42.model.predictor import NO_MODEL, predict_latest
 from sentinel42.model.registry import METADATA_FILE, WEIGHTS_FILE, ModelRegistry
 from sentinel42.model.training import evaluate_model, train_and_register
+from sentinel42.synthetic import synthetic_bars
 from tests.model.conftest import NOW, TICKERS, fast_settings
 
 KEYS = {"accuracy", "log_loss", "brier", "ic", "n"}

@@ -11,8 +11,8 @@ import pytest
 
 from sentinel42.domain import NewsItem
 from sentinel42.sentiment.aggregate import aggregate_sentiment
-from sentinel42.sentiment.bench import macro_f1
 from sentinel42.sentiment.fallback import FallbackScorer, LexiconScorer
+from sentinel42.sentiment.metrics import macro_f1
 from sentinel42.sentiment.service import score_pending
 from tests.sentiment.conftest import SHARED_DATA
 

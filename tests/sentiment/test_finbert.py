@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from sentinel42.cli import app
 from sentinel42.errors import ConfigError, ModelError
-from sentinel42.sentiment.bench import macro_f1
 from sentinel42.sentiment.finbert import clear_cache, load_finbert
 from sentinel42.sentiment.finbert_options import FinBertOptions
+from sentinel42.sentiment.metrics import macro_f1
 from sentinel42.sentiment.service import build_scorer
 from sentinel42.settings import load_settings
 from tests.sentiment.conftest import (

@@ -59,7 +59,7 @@ SCORING_FIELDS = (
 
 # --- setup ---------------------------------------------------------------------------------
 def _tickers(n: int) -> list[str]:
-    from sentinel42.market.bench import ticker_name
+    from sentinel42.bench.refresh import ticker_name
 
     return [ticker_name(i) for i in range(n)]
 
@@ -90,7 +90,7 @@ def _write_daily(replay_dir: Path, tickers: list[str]) -> None:
 
 def _new_headlines(tickers: list[str], published: datetime) -> list[dict[str, Any]]:
     """One new 12-30-word headline per ticker, each naming its company."""
-    from sentinel42.sentiment.bench import synthetic_headlines
+    from sentinel42.synthetic import synthetic_headlines
 
     texts = synthetic_headlines(len(tickers), seed=11)
     return [
@@ -214,8 +214,8 @@ def prepare(
     ``bert_overrides`` (``BertConfig`` fields) shrink the sentiment model for smoke tests.
     """
     from sentinel42 import pipeline
+    from sentinel42.bench.sentiment import random_finbert
     from sentinel42.persistence import open_store
-    from sentinel42.sentiment.bench import random_finbert
     from sentinel42.sentiment.finbert import clear_cache
     from sentinel42.sentiment.finbert_options import FinBertOptions
     from sentinel42.sentiment.service import build_scorer

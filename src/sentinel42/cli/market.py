@@ -121,7 +121,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         with user_errors():  # a fresh process: its peak RSS is this benchmark's own
             result = run_isolated(
-                "sentinel42.market.bench:bench_refresh", {"n_tickers": tickers, "days": days}
+                "sentinel42.bench.refresh:bench_refresh", {"n_tickers": tickers, "days": days}
             )
         result["machine"] = machine()
         if as_json:

@@ -243,7 +243,7 @@ def bench(
     get_settings(require_replay_dir=False)  # a bad setting: one line here, not in the child
     with user_errors():  # a fresh process (same environment): its peak RSS is its own
         figures = run_isolated(
-            "sentinel42.model.bench:bench_model",
+            "sentinel42.bench.model:bench_model",
             {"train_tickers": tickers, "sessions": sessions, "infer_tickers": infer_tickers},
         )
     figures["machine"] = machine()

@@ -81,8 +81,8 @@ def check_quantization(
     probability difference and each one's macro-F1."""
     settings = get_settings(require_replay_dir=False)
     with user_errors():
-        from sentinel42.sentiment.bench import macro_f1
         from sentinel42.sentiment.finbert import check_quantization as compare
+        from sentinel42.sentiment.metrics import macro_f1
         from sentinel42.sentiment.service import finbert_options
 
         with labelled_csv.open(encoding="utf-8", newline="") as fh:
@@ -149,7 +149,7 @@ def bench_sentiment(
         from sentinel42.bench.measure import machine, run_isolated
 
         result = run_isolated(  # a fresh process: its peak RSS is this benchmark's own
-            "sentinel42.sentiment.bench:run_benchmark",
+            "sentinel42.bench.sentiment:run_benchmark",
             {
                 "n": n,
                 "threads": threads or settings.sentiment_threads,

@@ -1,74 +1,20 @@
-"""Synthetic bars and the ``sentinel42 bench model`` benchmark (training time, inference latency).
-
-The synthetic series are real inputs for tests and benchmarks, not fixtures of expected output:
-``pattern="sign_product"`` hides a rule no baseline can express (the next return's sign is the
-product of the last two returns' signs with probability ``p``); ``pattern="random_walk"`` has
-nothing to learn.
-"""
+"""The ``sentinel42 bench model`` benchmark (training time, inference latency) on
+:func:`sentinel42.synthetic.synthetic_bars`."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from sentinel42.synthetic import BARS_PER_SESSION, synthetic_bars
 
 logger = logging.getLogger(__name__)
-
-NY = "America/New_York"
-BARS_PER_SESSION = 26  # 09:30-16:00 New York in 15-minute bars
-
-
-def synthetic_bars(
-    tickers: list[str] | tuple[str, ...],
-    sessions: int,
-    *,
-    pattern: Literal["sign_product", "random_walk"] = "sign_product",
-    p: float = 0.7,
-    seed: int = 0,
-    first_day: date = date(2025, 1, 6),
-    sigma: float = 0.002,
-) -> dict[str, pd.DataFrame]:
-    """Domain bar frames of ``sessions`` weekdays of regular-session 15-minute bars per ticker.
-
-    Each session opens at 09:30 New York time (UTC offset follows DST) at the previous close.
-    """
-    days = pd.bdate_range(first_day, periods=sessions)
-    starts = []
-    for d in days:
-        open_ny = pd.Timestamp(year=d.year, month=d.month, day=d.day, hour=9, minute=30, tz=NY)
-        starts.append(
-            open_ny.tz_convert(UTC) + pd.to_timedelta(np.arange(BARS_PER_SESSION) * 15, "m")
-        )
-    index = starts[0].append(starts[1:]).as_unit("ns").rename("ts")
-    n = len(index)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for ticker in tickers:
-        size = np.abs(rng.normal(0.0, sigma, n)) + sigma * 0.05
-        sign = rng.choice([-1.0, 1.0], n)
-        if pattern == "sign_product":
-            keep = rng.random(n) < p
-            for t in range(2, n):
-                rule = sign[t - 1] * sign[t - 2]
-                sign[t] = rule if keep[t] else -rule
-        ret = sign * size
-        close = 100.0 * np.exp(np.cumsum(ret))
-        open_ = np.concatenate(([100.0], close[:-1]))
-        wiggle = np.abs(rng.normal(0.0, sigma / 2, n))
-        high = np.maximum(open_, close) * np.exp(wiggle)
-        low = np.minimum(open_, close) * np.exp(-wiggle)
-        volume = np.round(rng.lognormal(12.0, 0.5, n))
-        out[ticker] = pd.DataFrame(
-            {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-            index=index,
-        )
-    return out
 
 
 def run_benchmark(

@@ -1,4 +1,4 @@
-"""Sentiment throughput benchmark and the fp32-vs-int8 agreement check.
+"""Sentiment throughput benchmark (``sentinel42 news bench``) on synthetic headlines.
 
 The benchmark runs a randomly initialised model of FinBERT's exact architecture (BERT-base,
 12 layers, hidden 768, 3 labels): the same cost as the real weights, no download. Its
@@ -9,7 +9,6 @@ splits a few rare words further; headlines stay far below ``max_length`` either 
 from __future__ import annotations
 
 import logging
-import random
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,34 +17,9 @@ from typing import Any
 
 from sentinel42.sentiment.finbert import FinBertScorer
 from sentinel42.sentiment.finbert_options import FinBertOptions
+from sentinel42.synthetic import synthetic_headlines
 
 logger = logging.getLogger(__name__)
-
-_SUBJECTS = ["Apple", "Microsoft", "Nvidia", "Amazon", "Tesla", "Alphabet", "Meta", "Oracle"]
-_VERBS = ["beats", "misses", "raises", "cuts", "reaffirms", "withdraws", "tops", "trails"]
-_OBJECTS = ["quarterly profit estimates", "full-year revenue guidance", "its dividend"]
-_TAILS = [
-    "as demand for data-centre chips stays strong",
-    "after a slowdown in cloud spending weighs on margins",
-    "while analysts question the pace of AI investment",
-    "and shares move in extended trading on heavy volume",
-    "citing tariffs, a stronger dollar and weaker consumer demand in Europe",
-]
-
-
-def synthetic_headlines(n: int, seed: int = 7) -> list[str]:
-    """``n`` headline-like sentences of 12-30 words (deterministic for a seed)."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
-    out = []
-    for _ in range(n):
-        words = (
-            f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} "
-            f"{rng.choice(_TAILS)}"
-        )
-        if rng.random() < 0.5:
-            words += f" {rng.choice(_TAILS)}"
-        out.append(words)
-    return out
 
 
 def random_finbert(
@@ -155,38 +129,3 @@ def run_benchmark(
             results["steady_refresh_ms"] = round(row["wall_s"] * 1000, 1)
     results["stages"] = stages.figures
     return results
-
-
-def agreement(
-    texts: Sequence[str], options: FinBertOptions, batch_size: int = 32
-) -> dict[str, Any]:
-    """Labels of the fp32 and int8 versions of one model on ``texts``: how often they agree."""
-    from dataclasses import replace
-
-    from sentinel42.sentiment.finbert import load_finbert
-
-    fp32 = load_finbert(replace(options, quantize=False))
-    int8 = load_finbert(replace(options, quantize=True))
-    a = [s.label for s in fp32.score(texts, batch_size)]
-    b = [s.label for s in int8.score(texts, batch_size)]
-    same = sum(x == y for x, y in zip(a, b, strict=True))
-    return {
-        "model": fp32.name,
-        "revision": fp32.revision,
-        "texts": len(texts),
-        "agreement": round(same / len(texts), 4) if texts else None,
-        "fp32_labels": a,
-        "int8_labels": b,
-    }
-
-
-def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    """Unweighted mean of the per-label F1 over the labels present in ``truth``."""
-    labels = sorted(set(truth))
-    scores = []
-    for label in labels:
-        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
-        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
-        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores) if scores else 0.0
