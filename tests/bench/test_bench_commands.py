@@ -9,7 +9,8 @@ import socket
 
 from typer.testing import CliRunner
 
-from sentinel42.bench.cycle import prepare, run_case
+from sentinel42.bench.cycle import run_case
+from sentinel42.bench.cycle_setup import prepare
 from sentinel42.bench.refresh import bench_refresh
 from sentinel42.cli import app
 

@@ -41,7 +41,8 @@ def cycle(
     """
     settings = get_settings(require_replay_dir=False)
     with user_errors():
-        from sentinel42.bench.cycle import bench_cycle, scoring_setup
+        from sentinel42.bench.cycle import bench_cycle
+        from sentinel42.bench.cycle_setup import scoring_setup
 
         doc = bench_cycle(
             tickers,
