@@ -29,6 +29,7 @@ from sentinel42.events import (
     NO_DATA_EVENT,
 )
 from sentinel42.model.ranking import weekly
+from sentinel42.sentiment.service import ScoringResult
 from sentinel42.settings import Settings
 
 RANKING_KINDS = weekly.KINDS
@@ -136,13 +137,13 @@ def refresh_news_task(settings: Settings, as_of: datetime) -> Any:
 
 
 @io_task("score-sentiment")
-def score_sentiment_task(settings: Settings, as_of: datetime) -> pipeline.ScoringResult:
+def score_sentiment_task(settings: Settings, as_of: datetime) -> ScoringResult:
     return pipeline.score_sentiment(settings, as_of)
 
 
 @task(name="summarize-refresh", cache_policy=NO_CACHE)
 def summarize_refresh_task(
-    prices: Any, news: Any, scoring: pipeline.ScoringResult, as_of: datetime
+    prices: Any, news: Any, scoring: ScoringResult, as_of: datetime
 ) -> dict[str, Any]:
     summary = {"as_of": as_of.isoformat(), **pipeline.refresh_summary(prices, news, scoring)}
     failed = summary["failed_tickers"]
@@ -354,7 +355,7 @@ def train_ranking_task(settings: Settings, kind: str, as_of: datetime) -> dict[s
       cache_policy=NO_CACHE)  # fmt: skip
 def publish_ranking_report_task(kind: str, document: dict[str, Any]) -> None:
     """The kind's training report, keyed ``ranking-<kind>`` so its history shows each week."""
-    from sentinel42.model.ranking.report import report_artifact
+    from sentinel42.dashboard.ranking_report import report_artifact
 
     markdown, description = report_artifact(document)
     create_markdown_artifact(key=f"ranking-{kind}", markdown=markdown, description=description)

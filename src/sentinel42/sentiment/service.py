@@ -208,3 +208,44 @@ def score_before_deciding(store: Any, settings: Settings, as_of: datetime) -> in
             + (f" (and {len(still) - 5} more)" if len(still) > 5 else "")
         )
     return stored
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringResult:
+    scored: int
+    scorer: str
+    revision: str
+
+
+def score_stored(
+    settings: Settings, as_of: datetime, *, before_deciding: bool = False
+) -> ScoringResult:
+    """Score every stored headline not yet scored by the current scorer (0 in steady state).
+
+    The store is asked first: with nothing waiting, no scorer is built, so a steady-state
+    refresh neither imports torch nor loads FinBERT; the result then names the scorer of the
+    newest stored score.
+
+    Scores are stamped ``as_of`` (the run's clock). With ``before_deciding`` (``as_of`` is then a
+    decision's clock), it then makes sure every watchlist headline first seen
+    by then, inside the sentiment window, has a stored score: one another process stored but
+    has not scored (yet) is scored here, idempotently.
+
+    Raises:
+        DataError: with ``before_deciding``, a headline still has no score; the message names it.
+    """
+    from sentinel42.persistence import open_store
+
+    with open_store(settings) as store:
+        waiting = backlog(store)
+        if waiting.waiting:
+            scorer = build_scorer(settings)
+            scored = score_pending(store, scorer, settings.sentiment_batch_size, as_of)
+            result = ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
+        else:
+            logger.info("sentiment: no headline waits for scoring; no scorer built")
+            result = ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
+        if before_deciding:
+            more = score_before_deciding(store, settings, as_of)
+            result = ScoringResult(result.scored + more, result.scorer, result.revision)
+    return result

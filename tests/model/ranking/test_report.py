@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from sentinel42.model.ranking import report
+from sentinel42.dashboard import ranking_report as report
 from sentinel42.model.ranking.panel import build_panel
 from sentinel42.model.ranking.train import TRADING_DAYS, TrainRequest, train_ranking
 from tests.model.ranking.conftest import universe

@@ -200,7 +200,7 @@ def refresh_universe_news(
     else ``published_at`` plus ``SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS``), then one at
     ``as_of``. Live: one refresh at ``as_of`` (history is what earlier live refreshes
     stored). Then every unscored headline is scored
-    (:func:`sentinel42.pipeline.score_sentiment`: FinBERT, or the offline fallback with a
+    (:func:`sentinel42.sentiment.service.score_stored`: FinBERT, or the offline fallback with a
     warning when FinBERT cannot be loaded).
 
     Returns:
@@ -209,7 +209,7 @@ def refresh_universe_news(
     from sentinel42.factory import build_news_sources
     from sentinel42.news.refresh import refresh_news
     from sentinel42.persistence import open_store
-    from sentinel42.pipeline import score_sentiment
+    from sentinel42.sentiment.service import score_stored
 
     started = time.perf_counter()
     universe_settings = settings.model_copy(update={"tickers": list(tickers)})
@@ -230,7 +230,7 @@ def refresh_universe_news(
             new += refresh_news(universe_settings, sources, store, clock).headlines_new
     if progress is not None:
         progress(f"news: {new} new headlines over {len(clocks)} refreshes; scoring")
-    scoring = score_sentiment(universe_settings, as_of)
+    scoring = score_stored(universe_settings, as_of)
     report = {
         "headlines_new": new,
         "refreshes": len(clocks),
