@@ -37,10 +37,11 @@ test-slow: ## Heavier tests (model training on real recordings)
 	$(UV) run --frozen pytest -q -m slow $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: ## ruff (lint + format check) and mypy
+lint: ## ruff (lint + format check), mypy and the import layers (lint-imports)
 	$(UV) run --frozen ruff check src flows tests scripts
 	$(UV) run --frozen ruff format --check src flows tests scripts
 	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
 
 .PHONY: format
 format: ## Apply ruff's formatting and safe fixes
