@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentinel42.errors import ConfigError, ModelError
+from sentinel42.market.calendar import SESSION_MINUTES
 from sentinel42.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 SESSIONS_PER_YEAR = 252
-REGULAR_SESSION_MINUTES = 390
 STORE_FILE = "backtest.db"
 # One step per bar (the live trading schedule) or one per session (after its close).
 CADENCES = ("bar", "session")
@@ -226,7 +226,7 @@ def periods_per_year(cadence: str, interval_minutes: int) -> float:
     (``bar``: 390 / interval, 26 for 15 minutes; ``session``: 1)."""
     if cadence not in CADENCES:
         raise ConfigError(f"--cadence: {cadence!r} is not one of {', '.join(CADENCES)}")
-    per_session = 1.0 if cadence == "session" else REGULAR_SESSION_MINUTES / interval_minutes
+    per_session = 1.0 if cadence == "session" else SESSION_MINUTES / interval_minutes
     return SESSIONS_PER_YEAR * per_session
 
 
