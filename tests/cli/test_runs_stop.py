@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sentinel42.ops import runs
+from sentinel42.ops import stale_runs as runs
 from tests.ops.test_runs import _deployment, _now, _running_run, _state, harness, tag
 
 __all__ = ["harness", "tag"]  # the fixtures, imported for pytest

@@ -10,7 +10,8 @@ from uuid import uuid4
 
 import pytest
 
-from sentinel42.ops import processes, runs
+from sentinel42.ops import processes
+from sentinel42.ops import stale_runs as runs
 from sentinel42.ops.processes import RUN_ID_VAR as RUN
 
 API = "http://127.0.0.1:4321/api"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sentinel42.cli import backtest, backup, core, doctor, evaluation, market, model, news, ops
+from sentinel42.cli import backtest, backup, doctor, evaluation, market, model, news, ops, trading
 from sentinel42.cli import bench as bench_cli
 from sentinel42.cli import runs as runs_cli
 from sentinel42.cli.common import setup_logging
@@ -27,7 +27,7 @@ def _root(
     setup_logging(verbose)
 
 
-for _module in (core, market, news, model, backtest, evaluation, ops, doctor, backup, runs_cli):
+for _module in (trading, market, news, model, backtest, evaluation, ops, doctor, backup, runs_cli):
     _module.register(app, bench_app)
 bench_cli.register(app, bench_app)
 

@@ -73,7 +73,7 @@ def cleanup(
     from datetime import UTC, datetime, timedelta
 
     from sentinel42.ops.processes import flow_run_processes
-    from sentinel42.ops.runs import cancel_in_flight, end_runs
+    from sentinel42.ops.stale_runs import cancel_in_flight, end_runs
 
     api_url = _api_url()
     scan = flow_run_processes(api_url)

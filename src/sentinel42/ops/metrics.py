@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sentinel42.ops.prefect_runs import ALWAYS_REPORTED, PrefectUnavailable, read_runs
+from sentinel42.ops.run_figures import ALWAYS_REPORTED, PrefectUnavailable, read_runs
 from sentinel42.persistence import housekeeping, score_ledger
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Core commands: decisions, status, refresh, trade, replay generate."""
+"""Pipeline commands: decisions, status, refresh, trade, replay generate."""
 
 from __future__ import annotations
 
