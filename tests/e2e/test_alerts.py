@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
-import os
 import re
 import threading
 import time
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_prefect_end_to_end import ROOT, TICKERS, _free_port, _run
+from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run, generate_replay_set, stack_env
 
 pytestmark = pytest.mark.e2e
 SENTINEL42 = str(ROOT / ".venv/bin/sentinel42")
@@ -100,22 +100,8 @@ def channels() -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, channels) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("alerts")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL42_", "PREFECT_"))}
-    env |= channels["env"] | {
-        "SENTINEL42_DATA_DIR": str(base / "data"),
-        "SENTINEL42_DATA_SOURCE": "replay",
-        "SENTINEL42_REPLAY_DIR": str(base / "replay"),
-        "SENTINEL42_TICKERS": ",".join(TICKERS),
-        "SENTINEL42_PREFECT_PORT": str(port),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    generate = [SENTINEL42, "replay", "generate", "--out", str(base / "replay")]
-    gen = _run([*generate, "--end", "2026-11-25", "--sessions", "12", "--json"], env, 120)
-    assert gen.returncode == 0, gen.stderr
+    env = stack_env(base, _free_port(), **channels["env"])
+    generate_replay_set(base, env)
     started = _run(["bash", "scripts/start_prefect.sh"], env, 300)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -213,17 +199,6 @@ def _emit(env: dict[str, str], event: str, resource: str, payload: dict[str, Any
     assert out.returncode == 0, out.stderr
 
 
-def test_no_data_event_names_its_tickers(system, channels):
-    webhook: _Inbox = channels["webhook"]
-    webhook.clear()
-    payload = {"as_of": "2026-11-25T15:45:00+00:00", "tickers": TICKERS}
-    _emit(system["env"], "sentinel42.refresh.no-data", "sentinel42.watchlist", payload)
-    notices = _wait_for(webhook, 1, 60)
-    assert len(notices) == 1, notices
-    assert "no new bars" in notices[0]["text"]
-    assert ", ".join(TICKERS) in notices[0]["text"]
-
-
 def test_a_failing_channel_is_recorded_and_the_other_still_delivers(system, channels):
     webhook: _Inbox = channels["webhook"]
     broken = system["env"] | {"SENTINEL42_SMTP_PORT": str(_free_port())}  # nobody listens
@@ -283,12 +258,128 @@ def test_trading_run_with_no_usable_data_fails_and_alerts(system, channels):
     assert len(failed) == 1 and ended in failed[0], webhook.snapshot()
     assert "after 2 attempt(s)" in failed[0]  # the retry happened; only the last try alerted
     assert "no usable bars for any of the 3 watchlist ticker(s)" in failed[0]
+    # The refresh emitted sentinel42.refresh.no-data once per try; its automation sent one
+    # notice (at most one an hour) with the event's reason.
+    emitted = _events(system["env"], "sentinel42.refresh.no-data")
+    assert len(emitted) == 2, emitted
+    first = min(emitted, key=lambda e: e["as_of"])  # the first try's: the one that notified
+    why = first["why"]
+    assert "no usable bars for any of the 3 watchlist ticker(s)" in why, emitted
+    no_data = [
+        n["text"] for n in webhook.snapshot() if "no usable bars for the watchlist" in n["text"]
+    ]
+    assert len(no_data) == 1, webhook.snapshot()
+    assert no_data[0].startswith(
+        f"Sentinel42 alert: no usable bars for the watchlist: No usable bar for any of "
+        f"{', '.join(TICKERS)} at {first['as_of']}: {why}."
+    ), no_data[0]
+
+
+def _events(env: dict[str, str], name: str) -> list[dict[str, Any]]:
+    """The payloads of the server's events of this name, newest first."""
     code = (
-        "from prefect.client.orchestration import get_client; "
+        "import json, sys; from prefect.client.orchestration import get_client; "
         "from prefect.events.filters import EventFilter, EventNameFilter; "
         "c = get_client(sync_client=True).__enter__(); "
-        "f = EventFilter(event=EventNameFilter(name=['sentinel42.refresh.no-data'])); "
-        "print([e.payload.get('why') for e in c.read_events(filter=f, limit=50).events])"
+        "f = EventFilter(event=EventNameFilter(name=[sys.argv[1]])); "
+        "print(json.dumps([e.payload for e in c.read_events(filter=f, limit=50).events]))"
     )
-    out = _run([str(ROOT / ".venv/bin/python"), "-c", code], system["env"], 60)
-    assert "no usable bars for any of the 3 watchlist ticker(s)" in out.stdout, out.stdout
+    out = _run([str(ROOT / ".venv/bin/python"), "-c", code, name], env, 60)
+    assert out.returncode == 0, out.stderr
+    return list(json.loads(out.stdout))
+
+
+def _watch(env: dict[str, str], deployment: str, job_env: dict[str, str], *params: str) -> str:
+    """A run of ``deployment`` with ``job_env`` for it alone, watched to its end; its output."""
+    args = [
+        PREFECT,
+        "deployment",
+        "run",
+        deployment,
+        "--job-variable",
+        "env=" + json.dumps(job_env),
+    ]
+    for param in params:
+        args += ["--param", param]
+    run = _run([*args, "--watch", "--watch-timeout", "400"], env, 450)
+    return run.stdout + run.stderr
+
+
+def _notices(inbox: _Inbox, marker: str, count: int, timeout: float = 60) -> list[str]:
+    """Wait for ``count`` notices whose text holds ``marker``; every such notice, HTML entities
+    undone (the automation's template escapes quotes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [html.unescape(n["text"]) for n in inbox.snapshot() if marker in n["text"]]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_a_training_run_whose_model_the_gate_refuses_notifies(system, channels):
+    """The bootstrap flow trains a model on a fresh data folder (one epoch) under a gate no
+    model passes (99.9999 % confidence): the training task emits sentinel42.model.refused and
+    its automation sends the notice, naming the version and the gate's reason."""
+    webhook: _Inbox = channels["webhook"]
+    webhook.clear()
+    job_env = {
+        "SENTINEL42_DATA_DIR": str(system["base"] / "refused"),
+        "SENTINEL42_MODEL_EPOCHS": "1",
+        "SENTINEL42_MODEL_GATE_CONFIDENCE": "0.999999",
+    }
+    output = _watch(system["env"], "full-system-flow/full-system-production", job_env)
+    assert "Completed" in output, output
+    listed = _run([SENTINEL42, "model", "list", "--json"], system["env"] | job_env, 60)
+    assert listed.returncode == 0, listed.stderr
+    models = json.loads(listed.stdout)
+    assert models["current"] is None and len(models["models"]) == 1, models
+    version, reason = models["models"][0]["version"], models["models"][0]["reason"]
+    notices = _notices(webhook, "not promoted", 1)
+    time.sleep(5)  # a duplicate would arrive by now
+    assert len(_notices(webhook, "not promoted", 1, 0)) == 1, webhook.snapshot()
+    assert notices[0].startswith(
+        f"Sentinel42 alert: model {version} not promoted: Model {version} for "
+        f"{', '.join(TICKERS)} was not promoted: {reason}"
+    ), (notices[0], reason)
+
+
+def test_validate_runs_notify_each_leg_that_degrades_and_then_recovers(system, channels):
+    """A store with a planted history (tests/test_validation.py's: every leg scores with a rank
+    IC of 0.3, then none, then 0.3 again) validated by two forced validate-flow runs, one at the
+    end of the decay and one at the end: each leg's sentinel42.model.degraded, then its
+    sentinel42.model.recovered, reaches the webhook as one notice each."""
+    from sentinel42.persistence import open_store
+    from tests.test_validation import HEALTHY, NAMES, OFF, _leg_history, _leg_settings
+
+    webhook: _Inbox = channels["webhook"]
+    folder = system["base"] / "legs"
+    settings = _leg_settings(folder)
+    with open_store(settings) as store:
+        ends = _leg_history(store, settings)
+    job_env = {  # the settings _leg_settings gives, as the flow run reads them
+        "SENTINEL42_DATA_DIR": str(settings.data_dir),
+        "SENTINEL42_DATABASE_URL": settings.store_url,
+        "SENTINEL42_TICKERS": ",".join(NAMES),
+        "SENTINEL42_MODEL_HORIZON": "1",
+        "SENTINEL42_NEWS_REQUIRES_VALIDATION": "true",
+        "SENTINEL42_MODEL_MAX_AGE_SESSIONS": "260",
+    }
+    legs = ("direction", "ranking_intraday", "news")
+    for as_of, change in ((ends[HEALTHY + OFF - 1], "degraded"), (ends[-1], "recovered")):
+        webhook.clear()
+        run_env = job_env | {"SENTINEL42_REPLAY_AS_OF": as_of.isoformat()}
+        output = _watch(system["env"], "validate-flow/validate-production", run_env, "force=true")
+        assert "Completed" in output, output
+        notices = _notices(webhook, f" {change}: ", len(legs))
+        time.sleep(5)  # a duplicate would arrive by now
+        assert len(_notices(webhook, f" {change}: ", len(legs), 0)) == len(legs), notices
+        subjects = sorted(n.split(": ")[1] for n in notices)
+        versions = {"direction": "m1", "ranking_intraday": "r1", "news": "news@"}
+        assert [s.split(" leg ")[0] for s in subjects] == sorted(legs), subjects
+        for subject in subjects:
+            leg = subject.split(" leg ")[0]
+            assert subject.startswith(f"{leg} leg {versions[leg]}") and subject.endswith(change)
+        if change == "degraded":
+            assert all("fusion weight" in n and "is zero until" in n for n in notices), notices
+        else:
+            assert all("fusion weight" in n and "is back" in n for n in notices), notices
