@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from sentinel42 import dashboard
+from sentinel42.decision_scoring import score_decisions
 from sentinel42.domain import Action, Decision, NewsItem
 from sentinel42.persistence import open_store
 from sentinel42.portfolio import update_portfolio
 from sentinel42.settings import load_settings
-from sentinel42.validation import score_decisions
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)  # 09:30 New York, a Tuesday
 BAR = timedelta(minutes=15)

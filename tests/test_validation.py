@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from sentinel42.decision_scoring import is_model_degraded, score_decisions
 from sentinel42.domain import Action, Decision
 from sentinel42.persistence import open_store, score_ledger
 from sentinel42.portfolio import update_portfolio
 from sentinel42.settings import load_settings
-from sentinel42.validation import is_model_degraded, score_decisions
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)  # 09:30 New York
 BAR = timedelta(minutes=15)

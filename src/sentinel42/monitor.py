@@ -1,7 +1,7 @@
 """Live monitoring statistics: per-bar rank IC and long-short, per-session series, and a CUSUM
 with hysteresis that tells a leg's noise from its decay (issue 17, item 6).
 
-Pure numpy, no I/O, no clock. The validate flow (:mod:`sentinel42.validation`) feeds it each
+Pure numpy, no I/O, no clock. The validate flow (:mod:`sentinel42.decision_scoring`) feeds it each
 leg's scores and realised returns; ``scripts/figures/monitor_power.py`` prints the rule's size on
 noise and its delay on decay from :func:`operating_characteristics`.
 

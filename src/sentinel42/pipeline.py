@@ -410,11 +410,11 @@ def promoted_leg(
 
 def leg_status(settings: Settings, as_of: datetime) -> dict[str, dict[str, Any]]:
     """Which fusion legs would carry weight at ``as_of`` and why, without scoring (``status``)."""
+    from sentinel42.decision_scoring import is_model_degraded
     from sentinel42.errors import StoreError
     from sentinel42.factory import build_calendar
     from sentinel42.model.ranking.news_leg import news_leg_state
     from sentinel42.model.ranking.panel import KINDS
-    from sentinel42.validation import is_model_degraded
 
     calendar = build_calendar(settings)
     try:
@@ -439,7 +439,7 @@ def _model_degraded(store: Any, version: str | None) -> bool:
     when its live hit rate does; see docs/validation.md)."""
     if version is None:
         return False
-    from sentinel42.validation import is_model_degraded
+    from sentinel42.decision_scoring import is_model_degraded
 
     return is_model_degraded(store, version)
 
@@ -476,7 +476,7 @@ def validation_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate
 def validate(settings: Settings, as_of: datetime) -> dict[str, Any]:
     """Score every standing decision whose horizon has passed, and test the model's live skill
     (``sentinel42 validate`` and the validate flow)."""
-    from sentinel42.validation import score_decisions
+    from sentinel42.decision_scoring import score_decisions
 
     with open_store(settings) as store:
         return score_decisions(store, settings, as_of).to_dict()

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from sentinel42.errors import ModelError
-from sentinel42.model.inference import NumpyLSTM
 from sentinel42.model.network import DirectionLSTM, NetworkConfig
+from sentinel42.model.numpy_lstm import NumpyLSTM
 from sentinel42.model.registry import ModelRegistry
 from sentinel42.model.trainer import predict
 from tests.conftest import ROOT

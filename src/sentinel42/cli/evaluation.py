@@ -55,7 +55,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Score past decisions against what the price did next; test the model's live skill."""
-    from sentinel42.validation import score_decisions
+    from sentinel42.decision_scoring import score_decisions
 
     def compute(store: Store, settings: Settings, as_of: datetime) -> dict[str, Any]:
         return score_decisions(store, settings, as_of).to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sentinel42.model.inference import NetworkConfig
+from sentinel42.model.numpy_lstm import NetworkConfig
 
 __all__ = ["DirectionLSTM", "NetworkConfig"]
 

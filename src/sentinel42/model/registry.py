@@ -28,7 +28,7 @@ from urllib.request import url2pathname
 
 from sentinel42.errors import ModelError
 from sentinel42.model.features import FeatureSpec, Normalizer
-from sentinel42.model.inference import NetworkConfig, NumpyLSTM
+from sentinel42.model.numpy_lstm import NetworkConfig, NumpyLSTM
 
 logger = logging.getLogger(__name__)
 

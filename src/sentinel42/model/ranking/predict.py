@@ -2,7 +2,7 @@
 
 The trading run loads the kind's promoted checkpoint (safetensors weights, JSON metadata), builds
 the universe's panel from the stored bars, computes the same features as training and runs the
-LSTM's forward pass in numpy (:class:`~sentinel42.model.inference.NumpyLSTM`). The score of a
+LSTM's forward pass in numpy (:class:`~sentinel42.model.numpy_lstm.NumpyLSTM`). The score of a
 ticker is its cross-sectional rank among the universe's scores at that timestamp, in [-1, 1]:
 +1 is the name the model expects to do best over its horizon, relative to the others.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import ModelError
-from sentinel42.model.inference import NumpyLSTM
+from sentinel42.model.numpy_lstm import NumpyLSTM
 from sentinel42.model.ranking import features as F
 from sentinel42.model.ranking.panel import Panel, build_panel
 
