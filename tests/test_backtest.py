@@ -423,7 +423,7 @@ def small_model(monkeypatch):
 def promote_every_model(monkeypatch):
     """Promote whatever trains, so the decisions below go through the model (the gate's own
     tests are in tests/model; here a refusal would leave nothing to compare)."""
-    from sentinel42.model import training
+    from sentinel42.model import walk_forward as training
 
     real = training.decide
 

@@ -493,7 +493,7 @@ def train_model(
     settings: Settings, now: datetime, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Train on the stored bars, evaluate against the baselines, promote or refuse."""
-    from sentinel42.model.training import train_and_register
+    from sentinel42.model.walk_forward import train_and_register
 
     with open_store(settings) as store:
         bars = store.load_bars(settings.tickers, settings.interval)

@@ -47,7 +47,7 @@ def walk_bars() -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, pattern_bars: dict) -> dict:
     """A registry holding one model trained on the learnable pattern (shared, do not mutate)."""
-    from sentinel42.model.training import train_and_register
+    from sentinel42.model.walk_forward import train_and_register
 
     settings = fast_settings(tmp_path_factory.mktemp("pattern"))
     lines: list[str] = []

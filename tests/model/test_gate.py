@@ -15,7 +15,7 @@ from sentinel42.model.evaluate import hits
 from sentinel42.model.features import FeatureSpec, build_table, samples
 from sentinel42.model.gate import Incumbent, block_bars, decide, mean_bound
 from sentinel42.model.registry import METADATA_FILE, ModelRegistry
-from sentinel42.model.training import train_and_register
+from sentinel42.model.walk_forward import train_and_register
 from sentinel42.synthetic import synthetic_bars
 from tests.model.conftest import NOW, TICKERS, fast_settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel42.model.training import evaluate_model, train_and_register
+from sentinel42.model.walk_forward import evaluate_model, train_and_register
 from sentinel42.settings import load_settings
 from tests.model.conftest import NOW
 

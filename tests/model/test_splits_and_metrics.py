@@ -7,7 +7,7 @@ from sentinel42.errors import ModelError
 from sentinel42.model import baselines
 from sentinel42.model.evaluate import hits, log_losses, metrics, spearman
 from sentinel42.model.features import FeatureSpec, build_table, samples
-from sentinel42.model.training import plan_folds
+from sentinel42.model.walk_forward import plan_folds
 from sentinel42.synthetic import synthetic_bars
 
 SPEC = FeatureSpec(window=8, horizon=4)

@@ -8,7 +8,7 @@ import pytest
 from sentinel42.errors import ModelError
 from sentinel42.model.predictor import NO_MODEL, predict_latest
 from sentinel42.model.registry import METADATA_FILE, WEIGHTS_FILE, ModelRegistry
-from sentinel42.model.training import evaluate_model, train_and_register
+from sentinel42.model.walk_forward import evaluate_model, train_and_register
 from sentinel42.synthetic import synthetic_bars
 from tests.model.conftest import NOW, TICKERS, fast_settings
 

@@ -40,7 +40,7 @@ def run_benchmark(
 
         from sentinel42.model.predictor import predict_latest, predict_with
         from sentinel42.model.storage import open_registry
-        from sentinel42.model.training import train_and_register
+        from sentinel42.model.walk_forward import train_and_register
 
     now = datetime(2025, 4, 1, 21, 0, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="sentinel42-bench-") as tmp:

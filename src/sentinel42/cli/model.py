@@ -187,7 +187,7 @@ def evaluate(
     ),
 ) -> None:
     """Score a registered model and the baselines on bars after its validation window."""
-    from sentinel42.model.training import evaluate_model
+    from sentinel42.model.walk_forward import evaluate_model
 
     settings = get_settings()
     with user_errors():

@@ -107,7 +107,7 @@ def register(
     Sets ``document["version"]`` and ``document["data_end"]``; returns the version.
     """
     from sentinel42.model.registry import new_version_name
-    from sentinel42.model.training import library_versions
+    from sentinel42.model.walk_forward import library_versions
 
     digest = hashlib.sha256(
         f"{request.kind}|{','.join(panel.tickers)}|{int(panel.ts[-1])}".encode()
