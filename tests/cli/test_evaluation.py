@@ -34,7 +34,9 @@ def test_validate_json_scores_once_and_prints_one_document(env) -> None:
     assert first.exit_code == 0, first.output
     doc = json.loads(first.stdout)
     assert (doc["newly_scored"], doc["scored"], doc["pending"]) == (5, 5, 1)
-    assert set(doc["actions"]) == {"BUY", "SELL", "HOLD"}
+    # The five scored decisions: two BUYs (one hit), two SELLs (both hits) and a HOLD (no hit).
+    counts = {action: (v["n"], v["hits"]) for action, v in doc["actions"].items()}
+    assert counts == {"BUY": (2, 1), "SELL": (2, 2), "HOLD": (1, None)}, doc["actions"]
     assert doc["model"]["version"] == "m1"
     second = json.loads(runner.invoke(app, ["validate", "--json"], env=env).stdout)
     assert (second["newly_scored"], second["scored"]) == (0, 5)
