@@ -4,8 +4,10 @@ A Prefect server whose database is PostgreSQL, the Sentinel42 store on PostgreSQ
 database made through ``SENTINEL42_TEST_POSTGRES_URL``'s role, dropped afterwards), the pool and
 deployments from scripts/start_prefect.sh, and a second worker on ``sentinel-pool``. In waves,
 a forced trading run and a refresh run are triggered together (each deployment drops a run that
-collides with its running one, so waves keep one of each in flight) and both workers race to
-claim them: every run must be executed by one worker exactly once, and the decisions the trading
+collides with its running one, so waves keep one of each in flight) and the workers claim them:
+in the first wave the second worker is stopped (SIGSTOP), so the first must run it; in the
+second the first is stopped; in the last both race. Every run must be executed by one worker
+exactly once, each worker must have run the wave the other sat out, and the decisions the trading
 runs record must be numbered without gaps (one standing decision per ticker and bar, then one
 revision per later run), while the refresh runs write the same store.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -190,6 +193,7 @@ def pg_system(tmp_path_factory):
                 yield {
                     "env": env,
                     "base": base,
+                    "second_pid": second.pid,
                     "store_url": store_url,
                     "prefect_db": prefect_db,
                     "upgrade_s": upgrade_s,
@@ -236,20 +240,42 @@ def _decisions_by_bar(store_url) -> dict[tuple[str, object], list[tuple[int, str
 
 
 def test_two_workers_run_every_flow_run_once_and_revisions_have_no_gaps(pg_system):
-    waves = [[[TRADING, {"force": True}, True], [REFRESH, {}, False]]] * WAVES
+    wave = [[TRADING, {"force": True}, True], [REFRESH, {}, False]]
     probe_file = pg_system["base"] / "probe.py"
     probe_file.write_text(_PROBE)
-    probe = _run(
-        [str(ROOT / ".venv/bin/python"), str(probe_file), json.dumps(waves), "600"],
-        pg_system["env"],
-        700,
+    first = int((pg_system["base"] / "data" / "run" / "worker.pid").read_text())
+    first_name = f"sentinel42-{socket.gethostname()}"
+    # Which worker sits each wave out (stopped, so it claims nothing): the second, the first,
+    # then neither.
+    sat_out = [(pg_system["second_pid"], first_name), (first, SECOND_WORKER), (None, None)]
+    runs, waited_s = {}, 0.0
+    for stopped, must_run in sat_out[:WAVES]:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGSTOP)
+        try:
+            probe = _run(
+                [str(ROOT / ".venv/bin/python"), str(probe_file), json.dumps([wave]), "300"],
+                pg_system["env"],
+                400,
+            )
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGCONT)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        report = json.loads(probe.stdout.strip().splitlines()[-1])
+        runs |= report["runs"]
+        waited_s += report["waited_s"]
+        ran = {r["worker"] for r in report["runs"].values() if r["state"] == "COMPLETED"}
+        if must_run is not None:
+            assert ran == {must_run}, (must_run, report["runs"])
+    time.sleep(5)  # the stopped workers' heartbeats resume
+    listed = _run(
+        [str(ROOT / ".venv/bin/python"), str(probe_file), "[]", "60"], pg_system["env"], 120
     )
-    assert probe.returncode == 0, probe.stdout + probe.stderr
-    report = json.loads(probe.stdout.strip().splitlines()[-1])
-    runs = report["runs"]
-    workers = report["workers"]
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    workers = json.loads(listed.stdout.strip().splitlines()[-1])["workers"]
 
-    assert workers.get(SECOND_WORKER) == "ONLINE"
+    assert workers.get(SECOND_WORKER) == "ONLINE" and workers.get(first_name) == "ONLINE"
     assert list(workers.values()).count("ONLINE") == 2
     for run_id, run in runs.items():
         # At most one worker ever started a process for a run, and it ran once.
@@ -278,7 +304,9 @@ def test_two_workers_run_every_flow_run_once_and_revisions_have_no_gaps(pg_syste
     for run in completed.values():
         per_worker[run["worker"]] = per_worker.get(run["worker"], 0) + 1
     histories = sorted({" > ".join(r["history"]) for r in runs.values()})
+    # Both workers ran runs (each the wave the other sat out).
+    assert set(per_worker) == {first_name, SECOND_WORKER}, per_worker
     print(
-        f"{len(completed)} of {len(runs)} runs completed in {report['waited_s']:.1f} s; "
+        f"{len(completed)} of {len(runs)} runs completed in {waited_s:.1f} s; "
         f"runs per worker: {per_worker}; state histories: {histories}"
     )
