@@ -218,7 +218,12 @@ def test_trading_run_page_shows_the_decisions_table_and_the_chart(
     )
     table = [dict(zip(header, row, strict=True)) for row in rows]
     assert sorted(r["ticker"] for r in table) == TICKERS, table
-    assert all(r["action"] in {"BUY", "SELL", "HOLD"} and r["reason"] for r in table), table
+    # The page shows what the run stored: each ticker's action, and a reason that starts with it.
+    args = [str(ROOT / ".venv/bin/sentinel42"), "decisions", "--all-revisions", "--json"]
+    found = json.loads(_run([*args, "--limit", "100"], env, 60).stdout)
+    stored = {r["ticker"]: r["action"] for r in found if r["run_id"] == f"flow-{latest}"}
+    assert {r["ticker"]: r["action"] for r in table} == stored, (table, found)
+    assert all(r["reason"].startswith(f"{r['action']}: ") for r in table), table
 
     summary = f"/artifacts/artifact/{artifacts['trading-summary']['id']}"
     for version, url in (("v2", f"{ui}/v2{summary}"), ("v1", f"{ui}{summary}")):
