@@ -673,14 +673,14 @@ def update_portfolio(store: Store, settings: Settings, as_of: datetime) -> dict[
     cursor = portfolio.decided_through
     # A state saved before pending orders existed applied every decision up to its bar.
     legacy = saved.bar_ts if saved is not None and cursor is None else None
-    after = cursor - _LOOKBACK if cursor is not None else legacy
-    decisions = [
-        d
-        for d in ledger.standing_decisions(store, after=after)
-        if d.decided_at is not None
-        and d.decided_at <= as_of
-        and (cursor is None or d.decided_at > cursor)
-    ]
+    if cursor is not None:  # only what was decided since: one indexed read, not the history
+        decisions = store.standing_decided(cursor, as_of)
+    else:
+        decisions = [
+            d
+            for d in ledger.standing_decisions(store, after=legacy)
+            if d.decided_at is not None and d.decided_at <= as_of
+        ]
     if saved is None and not decisions:
         return portfolio.snapshot(as_of) | _extra(None, 0, [], None, config)
     tickers = sorted(

@@ -231,6 +231,39 @@ class DecisionStore:
             for r in rows
         ]
 
+    def standing_decided(self, after: datetime, until: datetime) -> list[Decision]:
+        """Standing decisions (revision 0) decided in ``(after, until]``, oldest bar first.
+
+        Filtered in SQL on the decision clock, so the portfolio's step reads only what is new
+        to it, however long the history.
+        """
+        query = (
+            select(*_DECISION_COLUMNS)
+            .where(
+                DecisionRow.revision == 0,
+                DecisionRow.decided_at > after,
+                DecisionRow.decided_at <= until,
+            )
+            .order_by(DecisionRow.bar_ts, DecisionRow.ticker)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Decision(
+                ticker=r.ticker,
+                bar_ts=r.bar_ts,
+                action=Action(r.action),
+                confidence=r.confidence,
+                reason=r.reason,
+                inputs=r.inputs,
+                models=r.models,
+                decided_at=r.decided_at,
+                revision=r.revision,
+                run_id=r.run_id,
+            )
+            for r in rows
+        ]
+
     def standing_before(self, bars: Mapping[str, datetime]) -> dict[str, Decision]:
         """Each ticker's newest standing decision for a bar before its own bar, in one query.
 

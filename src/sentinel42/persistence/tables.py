@@ -139,6 +139,7 @@ class DecisionRow(Base):
     __table_args__ = (
         UniqueConstraint("ticker", "bar_ts", "revision", name="uq_decisions_revision"),
         UniqueConstraint("ticker", "bar_ts", "run_id", name="uq_decisions_run"),
+        Index("ix_decisions_decided_at", "decided_at"),  # migration 0006
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
