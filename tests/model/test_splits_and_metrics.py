@@ -39,8 +39,13 @@ def test_short_history_plans_fewer_folds() -> None:
     assert 1 <= len(folds) < 3
 
 
-def test_too_little_history_raises_a_clear_model_error() -> None:
+@pytest.mark.parametrize("sessions", [3, 0])
+def test_too_little_history_raises_a_clear_model_error(sessions: int) -> None:
+    """Even none at all (a backtest that trains on its data's first day): not an IndexError."""
     _, s = _samples(3, tickers=1)
+    if sessions == 0:
+        s = s.subset(np.zeros(len(s), dtype=bool))
+        assert len(s) == 0
     with pytest.raises(ModelError, match="too little history"):
         plan_folds(s, 3)
 

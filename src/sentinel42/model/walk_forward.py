@@ -77,7 +77,7 @@ def plan_folds(all_samples: Samples, n_folds: int = DEFAULT_FOLDS) -> list[Fold]
             ``MIN_EVAL_SAMPLES`` validation and test windows.
     """
     times = np.unique(all_samples.ts)
-    for n in range(max(1, n_folds), 0, -1):
+    for n in range(max(1, n_folds), 0, -1) if len(times) else ():
         frac = 0.2 if n == 1 else 0.45 / n
         folds = []
         for j in range(n):
