@@ -634,7 +634,7 @@ def test_record_universe_writes_replay_files_of_every_ticker(
         "SENTINEL42_DAILY_HISTORY_YEARS": "2",
         "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
     }
-    monkeypatch.setattr("sentinel42.pipeline.datetime", _FrozenClock)
+    monkeypatch.setattr("sentinel42.clock.datetime", _FrozenClock)
     result = CliRunner().invoke(app, ["record", "--out", "rec", "--universe"], env=env)
     assert result.exit_code == 0, result.output
     intraday = [c for c in calls if c["interval"] == "15m"]
