@@ -8,7 +8,6 @@ The generated set ends Tuesday 2026-12-01; the backtests cover the days around T
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,28 +23,15 @@ from sentinel42.market.replay import ReplayPriceSource
 from sentinel42.model.registry import ModelRegistry
 from sentinel42.persistence import open_store
 from sentinel42.settings import load_settings
-from tests.conftest import UNVALIDATED_NEWS_COUNTS
+from tests.test_backtest import _clean_env, _figures
 
 UNIVERSE = ("AAPL", "AMZN", "MSFT", "NVDA")
 WATCHLIST = ("AAPL", "MSFT")
-NOT_FIGURES = ("workdir", "timing", "trainings")
 SMALL_MODEL = {
     "SENTINEL42_MODEL_WINDOW": "8",
     "SENTINEL42_MODEL_EPOCHS": "4",
     "SENTINEL42_MODEL_HIDDEN_SIZE": "8",
 }
-
-
-def _figures(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k not in NOT_FIGURES}
-
-
-def _clean_env(mp: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("SENTINEL42_"):
-            mp.delenv(key)
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv(*UNVALIDATED_NEWS_COUNTS)
 
 
 @pytest.fixture(autouse=True)

@@ -46,6 +46,22 @@ _DECISION_COLUMNS = (
 )
 
 
+def _decision(r: Any) -> Decision:
+    """A :class:`Decision` from a row of ``_DECISION_COLUMNS``."""
+    return Decision(
+        ticker=r.ticker,
+        bar_ts=r.bar_ts,
+        action=Action(r.action),
+        confidence=r.confidence,
+        reason=r.reason,
+        inputs=r.inputs,
+        models=r.models,
+        decided_at=r.decided_at,
+        revision=r.revision,
+        run_id=r.run_id,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SavedDecisions:
     """What one :meth:`DecisionStore.save_decisions` call stored."""
@@ -215,21 +231,7 @@ class DecisionStore:
             query = query.where(DecisionRow.ticker == ticker)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
-        return [
-            Decision(
-                ticker=r.ticker,
-                bar_ts=r.bar_ts,
-                action=Action(r.action),
-                confidence=r.confidence,
-                reason=r.reason,
-                inputs=r.inputs,
-                models=r.models,
-                decided_at=r.decided_at,
-                revision=r.revision,
-                run_id=r.run_id,
-            )
-            for r in rows
-        ]
+        return [_decision(r) for r in rows]
 
     def standing_decided(self, after: datetime, until: datetime) -> list[Decision]:
         """Standing decisions (revision 0) decided in ``(after, until]``, oldest bar first.
@@ -248,21 +250,7 @@ class DecisionStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            Decision(
-                ticker=r.ticker,
-                bar_ts=r.bar_ts,
-                action=Action(r.action),
-                confidence=r.confidence,
-                reason=r.reason,
-                inputs=r.inputs,
-                models=r.models,
-                decided_at=r.decided_at,
-                revision=r.revision,
-                run_id=r.run_id,
-            )
-            for r in rows
-        ]
+        return [_decision(r) for r in rows]
 
     def standing_before(self, bars: Mapping[str, datetime]) -> dict[str, Decision]:
         """Each ticker's newest standing decision for a bar before its own bar, in one query.
@@ -304,21 +292,7 @@ class DecisionStore:
         query = select(earlier).where(earlier.c.newest_first == 1)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return {
-            r.ticker: Decision(
-                ticker=r.ticker,
-                bar_ts=r.bar_ts,
-                action=Action(r.action),
-                confidence=r.confidence,
-                reason=r.reason,
-                inputs=r.inputs,
-                models=r.models,
-                decided_at=r.decided_at,
-                revision=r.revision,
-                run_id=r.run_id,
-            )
-            for r in rows
-        }
+        return {r.ticker: _decision(r) for r in rows}
 
     def count_decisions(self, *, all_revisions: bool = False) -> int:
         """Standing decisions (one per ticker and bar), or every revision."""
