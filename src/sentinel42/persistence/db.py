@@ -18,6 +18,7 @@ import fcntl
 import functools
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,29 @@ def make_engine(
         raise translated from exc
 
 
+def _ensure_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Put the store in WAL mode, waiting out other processes doing the same.
+
+    Several processes opening a fresh store at once all convert it: the conversion needs the
+    exclusive lock, and SQLite answers "database is locked" at once (not after the busy
+    timeout) to a connection that would deadlock waiting for it. Retry until the mode is WAL or
+    the busy timeout has passed; a store already in WAL mode is only read.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.01
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
     parsed = _normalized(url)
     kwargs: dict[str, Any] = {"future": True}
@@ -126,11 +150,11 @@ def _make_engine(url: str, *, readonly: bool, busy_timeout_s: float) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             if not readonly:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _ensure_wal(cursor, busy_timeout_s)
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             if not readonly and path is not None and seen["generation"] is None:
                 seen["generation"] = int(cursor.execute("PRAGMA user_version").fetchone()[0])
             cursor.close()
