@@ -302,10 +302,13 @@ def test_email_channel_is_a_prefect_email_block_that_delivers_and_replaces_the_o
 
     # What the server's SendNotification does: load the saved block, notify, raising on failure.
     block = notify.SMTPEmail.load(notify.EMAIL_BLOCK)
+    # A subject past 78 characters with "Subject: " (a long run name): never folded into a
+    # leading space (it was, for some run names, so the e2e comparison failed by chance).
+    subject = "Sentinel42 alert: trading-flow run undetectable-jackrabbit ended Failed"
     with block.raise_on_failure():
-        asyncio.run(block.notify("Run: x\nState: Failed", "Sentinel42 alert: x ended Failed"))
+        asyncio.run(block.notify("Run: x\nState: Failed", subject))
     [message] = inbox
-    assert message["Subject"] == "Sentinel42 alert: x ended Failed"
+    assert message["Subject"] == subject
     assert message["To"] == "ops@example.org, desk@example.org"
     assert message["From"] == "sentinel42@example.org"
     assert message.get_content().strip().replace("\r\n", "\n") == "Run: x\nState: Failed"

@@ -26,6 +26,7 @@ Secrets (the webhook URL, the SMTP password) are never logged or printed.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import smtplib
 from dataclasses import dataclass
@@ -103,7 +104,9 @@ class SMTPEmail(NotificationBlock):
         """
         from anyio import to_thread
 
-        message = EmailMessage()
+        # RFC 5322 allows 998-character lines: a long subject stays on one line instead of being
+        # folded (a fold right after "Subject:" leaves the subject a leading space when read).
+        message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
         message["Subject"] = subject or ""
         message["From"] = self.email_from
         message["To"] = ", ".join(self.email_to)
