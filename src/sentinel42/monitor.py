@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from sentinel42.model.ranking.metrics import average_ranks
+
 LOOKS_PER_YEAR = 252
 # Siegmund's correction for the overshoot of a Gaussian CUSUM over its threshold.
 _OVERSHOOT = 1.166
@@ -38,25 +40,13 @@ MIN_NAMES = 3
 
 
 # --- per bar ----------------------------------------------------------------------------------
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 of a 1-D array, ties sharing their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_vals = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_vals[1:] != sorted_vals[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b - 1) / 2.0
-    return ranks
-
-
 def spearman_ic(scores: np.ndarray, returns: np.ndarray) -> float:
     """Cross-sectional Spearman rank correlation of ``scores`` and ``returns`` (NaN pairs
     dropped); NaN with fewer than :data:`MIN_NAMES` names or a constant side."""
     ok = np.isfinite(scores) & np.isfinite(returns)
     if ok.sum() < MIN_NAMES:
         return math.nan
-    a, b = average_ranks(scores[ok]), average_ranks(returns[ok])
+    a, b = average_ranks(np.stack((scores[ok], returns[ok])))  # one row each
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b) / den if den > 0 else math.nan

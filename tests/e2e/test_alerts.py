@@ -16,9 +16,9 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +27,7 @@ from tests.e2e.conftest import ROOT, TICKERS, _free_port, _run, generate_replay_
 pytestmark = pytest.mark.e2e
 SENTINEL42 = str(ROOT / ".venv/bin/sentinel42")
 PREFECT = str(ROOT / ".venv/bin/prefect")
+T = TypeVar("T")
 
 
 class _Inbox:
@@ -115,11 +116,21 @@ def system(tmp_path_factory, channels) -> Iterator[dict[str, Any]]:
         print(stopped.stdout, stopped.stderr)
 
 
-def _wait_for(inbox: _Inbox, count: int, timeout: float) -> list[Any]:
+def _poll(
+    read: Callable[[], T], done: Callable[[T], bool], timeout: float, every: float = 0.5
+) -> T:
+    """``read()`` every ``every`` seconds until ``done`` holds of what it read or ``timeout``
+    seconds have passed; the last read (the caller asserts on it)."""
     deadline = time.monotonic() + timeout
-    while len(inbox.snapshot()) < count and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return inbox.snapshot()
+    while True:
+        got = read()
+        if done(got) or time.monotonic() >= deadline:
+            return got
+        time.sleep(every)
+
+
+def _wait_for(inbox: _Inbox, count: int, timeout: float) -> list[Any]:
+    return _poll(inbox.snapshot, lambda items: len(items) >= count, timeout)
 
 
 def _install(env: dict[str, str]) -> dict[str, Any]:
@@ -149,20 +160,12 @@ def test_failed_trading_run_sends_one_notice_to_each_channel(system, channels):
     not_a_folder = system["base"] / "not-a-folder"
     not_a_folder.write_text("")
     t0 = time.monotonic()
-    run = _run(
-        [
-            PREFECT, "deployment", "run", "trading-flow/trading-production",
-            "--param", "force=true",
-            "--job-variable", "env=" + json.dumps({"SENTINEL42_DATA_DIR": str(not_a_folder)}),
-            "--watch", "--watch-timeout", "300",
-        ],
-        system["env"],
-        360,
-    )  # fmt: skip
-    assert "Failed" in run.stdout, run.stdout + run.stderr
-    name = re.search(r"Created flow run '([^']+)'", run.stdout)
-    run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout)
-    assert name and run_id, run.stdout
+    job_env = {"SENTINEL42_DATA_DIR": str(not_a_folder)}
+    output = _watch(system["env"], "trading-flow/trading-production", job_env, "force=true")
+    assert "Failed" in output, output
+    name = re.search(r"Created flow run '([^']+)'", output)
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert name and run_id, output
     notices = _wait_for(webhook, 1, 60)
     mails = _wait_for(mail, 1, 60)
     time.sleep(15)  # anything more (a notice per try, a duplicate) would arrive by now
@@ -215,12 +218,12 @@ def test_a_failing_channel_is_recorded_and_the_other_still_delivers(system, chan
         "f = EventFilter(event=EventNameFilter(name=['prefect.automation.action.failed'])); "
         "print([e.payload.get('reason') for e in c.read_events(filter=f, limit=50).events])"
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        out = _run([str(ROOT / ".venv/bin/python"), "-c", code], system["env"], 60)
-        if "Notification failed" in out.stdout:
-            break
-        time.sleep(2)
+    out = _poll(
+        lambda: _run([str(ROOT / ".venv/bin/python"), "-c", code], system["env"], 60),
+        lambda out: "Notification failed" in out.stdout,
+        60,
+        every=2,
+    )
     assert "Notification failed" in out.stdout, out.stdout + out.stderr
 
 
@@ -236,23 +239,13 @@ def test_trading_run_with_no_usable_data_fails_and_alerts(system, channels):
     shutil.copytree(system["base"] / "replay", no_prices)
     shutil.rmtree(no_prices / "prices")
     (no_prices / "prices").mkdir()
-    run = _run(
-        [
-            PREFECT, "deployment", "run", "trading-flow/trading-production",
-            "--param", "force=true",
-            "--job-variable", "env=" + json.dumps({"SENTINEL42_REPLAY_DIR": str(no_prices)}),
-            "--watch", "--watch-timeout", "300",
-        ],
-        system["env"],
-        360,
-    )  # fmt: skip
-    assert "Failed" in run.stdout, run.stdout + run.stderr
-    name = re.search(r"Created flow run '([^']+)'", run.stdout)
-    assert name, run.stdout
+    job_env = {"SENTINEL42_REPLAY_DIR": str(no_prices)}
+    output = _watch(system["env"], "trading-flow/trading-production", job_env, "force=true")
+    assert "Failed" in output, output
+    name = re.search(r"Created flow run '([^']+)'", output)
+    assert name, output
     ended = f"trading-flow run {name.group(1)} ended Failed"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(ended in n["text"] for n in webhook.snapshot()):
-        time.sleep(0.5)
+    _notices(webhook, ended, 1)
     time.sleep(10)  # a duplicate (a notice per try) would arrive by now
     failed = [n["text"] for n in webhook.snapshot() if "ended Failed" in n["text"]]
     assert len(failed) == 1 and ended in failed[0], webhook.snapshot()
@@ -308,12 +301,11 @@ def _watch(env: dict[str, str], deployment: str, job_env: dict[str, str], *param
 def _notices(inbox: _Inbox, marker: str, count: int, timeout: float = 60) -> list[str]:
     """Wait for ``count`` notices whose text holds ``marker``; every such notice, HTML entities
     undone (the automation's template escapes quotes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [html.unescape(n["text"]) for n in inbox.snapshot() if marker in n["text"]]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+    return _poll(
+        lambda: [html.unescape(n["text"]) for n in inbox.snapshot() if marker in n["text"]],
+        lambda found: len(found) >= count,
+        timeout,
+    )
 
 
 def test_a_training_run_whose_model_the_gate_refuses_notifies(system, channels):

@@ -27,7 +27,7 @@ from sentinel42.persistence import (
     open_store,
     score_ledger,
 )
-from sentinel42.persistence.db import MIGRATIONS_DIR
+from sentinel42.persistence.db import MIGRATIONS_DIR, head_revision
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 BAR = timedelta(minutes=15)
@@ -66,21 +66,11 @@ def _health(**changes) -> ModelHealth:
     return replace(health, **changes)
 
 
-def _head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    assert head is not None
-    return head
-
-
 def test_migration_0004_creates_the_ledger_tables_and_downgrades_cleanly(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     try:
         migrate(engine)
-        assert current_revision(engine) == _head_revision() >= "0004"
+        assert current_revision(engine) == head_revision() >= "0004"
         assert set(inspect(engine).get_table_names()) >= LEDGER_TABLES
         with engine.begin() as conn:
             config = Config()
@@ -90,7 +80,7 @@ def test_migration_0004_creates_the_ledger_tables_and_downgrades_cleanly(tmp_pat
         assert current_revision(engine) == "0003"
         assert not LEDGER_TABLES & set(inspect(engine).get_table_names())
         migrate(engine)
-        assert current_revision(engine) == _head_revision()
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
 

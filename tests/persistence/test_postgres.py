@@ -30,27 +30,18 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from sentinel42.domain import (
-    Action,
-    Decision,
-    DecisionScore,
-    EquityPoint,
-    GroupStats,
-    ModelHealth,
-    NewsItem,
-    SavedPortfolio,
-)
+from sentinel42.domain import Action, Decision, EquityPoint, GroupStats, NewsItem, SavedPortfolio
 from sentinel42.errors import StoreError
-from sentinel42.persistence import (
+from sentinel42.persistence import ledger, open_store, score_ledger
+from sentinel42.persistence.db import (
+    _PG_MIGRATION_LOCK_KEY,
     current_revision,
-    ledger,
+    head_revision,
     make_engine,
     migrate,
-    open_store,
-    score_ledger,
 )
-from sentinel42.persistence.db import _PG_MIGRATION_LOCK_KEY, head_revision
 from sentinel42.persistence.tables import Base, DecisionRow, NewsTickerRow
+from tests.persistence.test_ledger import _health, _score
 
 # Read at import: the autouse fixture in tests/conftest.py clears SENTINEL42_* for each test.
 ADMIN_URL = os.environ.get("SENTINEL42_TEST_POSTGRES_URL")
@@ -434,28 +425,12 @@ def test_ledger_tables_upsert_once_and_keep_a_degraded_verdict(store) -> None:
     points = [EquityPoint(T0 + BAR * i, 1000.0 + i, 900.0, 1000.0) for i in range(3)]
     ledger.save_equity_points(store, points)
     ledger.save_equity_points(store, [replace(points[0], equity=5.0)])
-    score = DecisionScore(
-        "AAPL",
-        T0,
-        Action.BUY,
-        100.0,
-        T0 + BAR,
-        101.0,
-        1,
-        0.01,
-        True,
-        1,
-        True,
-        None,
-        None,
-        "m1",
-        T0 + 2 * BAR,
-    )
+    score = _score(ticker="AAPL")
     first = score_ledger.save_decision_scores(
         store, [score, replace(score, ticker="MSFT", hit=False)]
     )
     second = score_ledger.save_decision_scores(store, [replace(score, hit=False, close=1.0)])
-    health = ModelHealth("m1", True, 40, 100, 0.6, 0.58, 0.001, T0)
+    health = _health(degraded=True, live_hits=40, p_value=0.001)
     score_ledger.save_model_health(store, health)
     score_ledger.save_model_health(
         store, replace(health, degraded=False, live_hits=90, at=T0 + BAR)
