@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sentinel42.cli import app
 from sentinel42.persistence import open_store
-from tests.test_validation import BAR, CLOSES, DECISIONS, T0, _bars
+from tests.test_decision_scoring import BAR, CLOSES, DECISIONS, T0, _bars
 
 
 @pytest.fixture

@@ -336,12 +336,12 @@ def test_a_training_run_whose_model_the_gate_refuses_notifies(system, channels):
 
 
 def test_validate_runs_notify_each_leg_that_degrades_and_then_recovers(system, channels):
-    """A store with a planted history (tests/test_validation.py's: every leg scores with a rank
-    IC of 0.3, then none, then 0.3 again) validated by two forced validate-flow runs, one at the
-    end of the decay and one at the end: each leg's sentinel42.model.degraded, then its
+    """A store with a planted history (tests/test_decision_scoring.py's: every leg scores with a
+    rank IC of 0.3, then none, then 0.3 again) validated by two forced validate-flow runs, one at
+    the end of the decay and one at the end: each leg's sentinel42.model.degraded, then its
     sentinel42.model.recovered, reaches the webhook as one notice each."""
     from sentinel42.persistence import open_store
-    from tests.test_validation import HEALTHY, NAMES, OFF, _leg_history, _leg_settings
+    from tests.test_decision_scoring import HEALTHY, NAMES, OFF, _leg_history, _leg_settings
 
     webhook: _Inbox = channels["webhook"]
     folder = system["base"] / "legs"

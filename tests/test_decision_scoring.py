@@ -1,5 +1,6 @@
-"""Validation: decisions scored once from their fill against what the price did next; every
-leg monitored, degraded on decay and recovered, with its events."""
+"""Decision scoring (``sentinel42.decision_scoring``, the validate flow's work): decisions scored
+once from their fill against what the price did next; every leg monitored, degraded on decay and
+recovered, with its events."""
 
 from __future__ import annotations
 
