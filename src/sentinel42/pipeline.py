@@ -220,6 +220,7 @@ def decide(
     """
     from sentinel42.factory import build_calendar
     from sentinel42.fusion import FusionConfig, Standing, fuse
+    from sentinel42.model.config import InferenceConfig
     from sentinel42.model.predictor import (
         PredictionResult,
         inference_start,
@@ -234,7 +235,7 @@ def decide(
     run_id = run_id or f"cli-{uuid.uuid4()}"
     interval = timedelta(minutes=settings.interval_minutes)
     calendar = build_calendar(settings)
-    loaded, skip_reason = load_promoted(settings, as_of, calendar)
+    loaded, skip_reason = load_promoted(InferenceConfig.from_settings(settings), as_of, calendar)
     # The model's feature spec says how many bars its newest window needs; without a model
     # only the newest bar matters.
     bars_needed = loaded.spec.inference_bars if loaded is not None else 1
@@ -386,9 +387,10 @@ def promoted_leg(
     ``SENTINEL42_MODEL_MAX_AGE_SESSIONS`` sessions before ``as_of``; with ``store``, also off
     (``degraded`` True, the model still returned for scoring at weight 0) while the live
     monitor has this version degraded."""
+    from sentinel42.model.config import RegistryConfig
     from sentinel42.model.ranking.predict import load_promoted
 
-    model, why = load_promoted(settings, kind)
+    model, why = load_promoted(RegistryConfig.from_settings(settings), kind)
     if model is None:
         return None, {"live": False, "why": why}
     leg = {"live": True, "version": model.version, "rank_ic": model.validated.get("rank_ic_mean"),
@@ -493,12 +495,14 @@ def train_model(
     settings: Settings, now: datetime, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Train on the stored bars, evaluate against the baselines, promote or refuse."""
+    from sentinel42.model.config import TrainingConfig
     from sentinel42.model.walk_forward import train_and_register
 
     with open_store(settings) as store:
         bars = store.load_bars(settings.tickers, settings.interval)
         daily = store.load_bars(settings.tickers, "1d")
-    report = train_and_register(settings, bars, now=now, daily=daily or None, progress=progress)
+    config = TrainingConfig.from_settings(settings)
+    report = train_and_register(config, bars, now=now, daily=daily or None, progress=progress)
     with open_store(settings) as store:
         store.record_event(
             "model_promoted" if report.get("promoted") else "model_refused",

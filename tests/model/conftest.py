@@ -47,9 +47,11 @@ def walk_bars() -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, pattern_bars: dict) -> dict:
     """A registry holding one model trained on the learnable pattern (shared, do not mutate)."""
+    from sentinel42.model.config import TrainingConfig
     from sentinel42.model.walk_forward import train_and_register
 
     settings = fast_settings(tmp_path_factory.mktemp("pattern"))
     lines: list[str] = []
-    doc = train_and_register(settings, pattern_bars, now=NOW, progress=lines.append, n_folds=1)
+    config = TrainingConfig.from_settings(settings)
+    doc = train_and_register(config, pattern_bars, now=NOW, progress=lines.append, n_folds=1)
     return {"settings": settings, "doc": doc, "progress": lines}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from sentinel42.model import gate as gate_module
+from sentinel42.model.config import TrainingConfig
 from sentinel42.model.evaluate import hits
 from sentinel42.model.features import FeatureSpec, build_table, samples
 from sentinel42.model.gate import Incumbent, block_bars, decide, mean_bound
@@ -177,7 +178,7 @@ def test_a_random_walk_is_never_promoted(
     names = list(NAMES[:tickers])
     bars = synthetic_bars(names, sessions, pattern="random_walk", seed=seed, sigma=sigma)
     settings = fast_settings(tmp_path, tickers=names, model_horizon=horizon, model_window=window)
-    doc = train_and_register(settings, bars, now=NOW, n_folds=folds)
+    doc = train_and_register(TrainingConfig.from_settings(settings), bars, now=NOW, n_folds=folds)
     gate = doc["gate"]
     assert doc["promoted"] is False, doc["reason"]
     assert gate["promoted"] is False and gate["block"] == "test"
@@ -239,7 +240,7 @@ def test_the_incumbent_is_judged_only_on_test_windows_after_its_data_end(
     )
     # six more sessions than the incumbent saw: its test block straddles the incumbent's data end
     bars = synthetic_bars(TICKERS, 46, pattern="sign_product", p=0.7, seed=5)
-    doc = train_and_register(settings, bars, now=NOW, n_folds=1)
+    doc = train_and_register(TrainingConfig.from_settings(settings), bars, now=NOW, n_folds=1)
     gate, inc = doc["gate"], doc["gate"]["incumbent"]
     assert inc is not None and inc["version"] == incumbent
     assert inc["data_end"] == trained["doc"]["data_end"]
@@ -253,7 +254,7 @@ def test_the_incumbent_is_judged_only_on_test_windows_after_its_data_end(
 def test_an_incompatible_incumbent_does_not_defend(trained: dict, tmp_path: Path) -> None:
     settings, registry, incumbent = _registry_with_incumbent(trained, tmp_path, model_window=6)
     bars = synthetic_bars(TICKERS, 46, pattern="sign_product", p=0.7, seed=5)
-    doc = train_and_register(settings, bars, now=NOW, n_folds=1)
+    doc = train_and_register(TrainingConfig.from_settings(settings), bars, now=NOW, n_folds=1)
     assert doc["gate"]["incumbent"] is None
     assert f"incumbent {incumbent} does not defend: incompatible" in doc["reason"]
     assert doc["promoted"] is True and registry.current_version() == doc["version"]
@@ -266,6 +267,6 @@ def test_an_expired_incumbent_does_not_defend(trained: dict, tmp_path: Path) -> 
         trained, tmp_path, model_max_age_sessions=15
     )
     bars = synthetic_bars(TICKERS, 46, pattern="sign_product", p=0.7, seed=5)
-    doc = train_and_register(settings, bars, now=NOW, n_folds=1)
+    doc = train_and_register(TrainingConfig.from_settings(settings), bars, now=NOW, n_folds=1)
     assert doc["gate"]["incumbent"] is None
     assert f"incumbent {incumbent} does not defend: expired" in doc["reason"]

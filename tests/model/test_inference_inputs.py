@@ -13,6 +13,7 @@ import pytest
 from sentinel42 import pipeline
 from sentinel42.factory import build_calendar
 from sentinel42.market.calendar import SESSION_MINUTES, NyseCalendar
+from sentinel42.model.config import InferenceConfig
 from sentinel42.model.features import FeatureSpec, build_table
 from sentinel42.model.predictor import inference_start, load_promoted, model_data_end
 from sentinel42.model.registry import ModelRegistry
@@ -74,14 +75,16 @@ def promoted(tmp_path, trained):
 
 def test_a_model_within_its_age_limit_is_used(promoted):
     loaded, reason = load_promoted(
-        promoted, _data_end(promoted) + timedelta(days=2), NyseCalendar()
+        InferenceConfig.from_settings(promoted),
+        _data_end(promoted) + timedelta(days=2),
+        NyseCalendar(),
     )
     assert reason is None and loaded is not None
 
 
 def test_a_model_older_than_the_limit_stops_deciding_until_retrained(promoted):
     late = _data_end(promoted) + timedelta(days=40)
-    loaded, reason = load_promoted(promoted, late, NyseCalendar())
+    loaded, reason = load_promoted(InferenceConfig.from_settings(promoted), late, NyseCalendar())
     assert loaded is None
     assert "expired" in reason and "SENTINEL42_MODEL_MAX_AGE_SESSIONS" in reason
 
@@ -89,7 +92,9 @@ def test_a_model_older_than_the_limit_stops_deciding_until_retrained(promoted):
 def test_a_model_trained_on_another_interval_is_not_used(promoted, tmp_path):
     settings = load_settings(require_replay_dir=False, data_dir=promoted.data_dir,
                              tickers=list(promoted.tickers), interval="5m")  # fmt: skip
-    loaded, reason = load_promoted(settings, _data_end(promoted), NyseCalendar())
+    loaded, reason = load_promoted(
+        InferenceConfig.from_settings(settings), _data_end(promoted), NyseCalendar()
+    )
     assert loaded is None and "15-minute bars" in reason
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel42.model.config import RegistryConfig, TrainingConfig
 from sentinel42.model.walk_forward import evaluate_model, train_and_register
 from sentinel42.settings import load_settings
 from tests.model.conftest import NOW
@@ -39,7 +40,7 @@ def load_real_bars() -> tuple[dict, dict]:
 def test_real_15_minute_bars_train_and_evaluate_out_of_sample(tmp_path: Path) -> None:
     bars, daily = load_real_bars()
     settings = load_settings(data_dir=tmp_path, tickers=list(bars), require_replay_dir=False)
-    doc = train_and_register(settings, bars, now=NOW, daily=daily)
+    doc = train_and_register(TrainingConfig.from_settings(settings), bars, now=NOW, daily=daily)
     print(json.dumps({k: doc[k] for k in ("model", "baselines", "gate", "data_end")}, indent=1))
     for fold in doc["folds"]:
         print(fold["fold"], fold["ranges"]["test"], fold["model"], fold["baselines"])
@@ -52,5 +53,7 @@ def test_real_15_minute_bars_train_and_evaluate_out_of_sample(tmp_path: Path) ->
     if gate["promoted"]:  # whatever the luck of the data, a promotion needs a significant edge
         assert gate["edge_lower_bound"] > 0
         assert gate["model_log_loss"] <= gate["best_baseline_log_loss"]
-    again = evaluate_model(settings, bars, version=doc["version"], daily=daily)
+    again = evaluate_model(
+        RegistryConfig.from_settings(settings), bars, version=doc["version"], daily=daily
+    )
     assert again["model"]["accuracy"] == pytest.approx(doc["model"]["accuracy"], abs=1e-6)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from sentinel42.errors import ModelError
+from sentinel42.model.config import InferenceConfig, RegistryConfig, TrainingConfig
 from sentinel42.model.predictor import NO_MODEL, predict_latest
 from sentinel42.model.registry import METADATA_FILE, WEIGHTS_FILE, ModelRegistry
 from sentinel42.model.walk_forward import evaluate_model, train_and_register
@@ -33,9 +34,16 @@ def test_random_walk_is_refused_and_the_promoted_model_stays(
 ) -> None:
     settings = fast_settings(tmp_path)
     registry = ModelRegistry(settings.models_dir)
-    first = train_and_register(settings, synthetic_bars(TICKERS, 40, seed=3), now=NOW, n_folds=1)
+    first = train_and_register(
+        TrainingConfig.from_settings(settings),
+        synthetic_bars(TICKERS, 40, seed=3),
+        now=NOW,
+        n_folds=1,
+    )
     assert first["promoted"] is True
-    doc = train_and_register(settings, walk_bars, now=NOW + timedelta(days=7), n_folds=1)
+    doc = train_and_register(
+        TrainingConfig.from_settings(settings), walk_bars, now=NOW + timedelta(days=7), n_folds=1
+    )
     assert doc["promoted"] is False
     assert "baseline" in doc["reason"]
     # same dates as the incumbent's data: no test window is out of sample for it
@@ -51,7 +59,10 @@ def test_random_walk_is_refused_and_the_promoted_model_stays(
 def test_one_seed_gives_identical_metrics(tmp_path, walk_bars: dict) -> None:
     docs = [
         train_and_register(
-            fast_settings(tmp_path / str(i), model_epochs=3), walk_bars, now=NOW, n_folds=1
+            TrainingConfig.from_settings(fast_settings(tmp_path / str(i), model_epochs=3)),
+            walk_bars,
+            now=NOW,
+            n_folds=1,
         )
         for i in range(2)
     ]
@@ -62,7 +73,7 @@ def test_one_seed_gives_identical_metrics(tmp_path, walk_bars: dict) -> None:
 def test_evaluate_reproduces_the_test_metrics_from_the_saved_checkpoint(
     trained: dict, pattern_bars: dict
 ) -> None:
-    doc = evaluate_model(trained["settings"], pattern_bars)
+    doc = evaluate_model(RegistryConfig.from_settings(trained["settings"]), pattern_bars)
     trained_doc = trained["doc"]
     assert doc["version"] == trained_doc["version"] and doc["promoted"] is True
     for key in ("accuracy", "log_loss", "brier", "ic"):
@@ -76,7 +87,7 @@ def test_evaluate_reproduces_the_test_metrics_from_the_saved_checkpoint(
 def test_evaluate_without_out_of_sample_bars_says_so(trained: dict, pattern_bars: dict) -> None:
     early = {t: f.iloc[: 26 * 20] for t, f in pattern_bars.items()}
     with pytest.raises(ModelError, match="no out-of-sample windows"):
-        evaluate_model(trained["settings"], early)
+        evaluate_model(RegistryConfig.from_settings(trained["settings"]), early)
 
 
 def test_predict_latest_batches_every_ticker_with_version_and_accuracy(
@@ -85,7 +96,7 @@ def test_predict_latest_batches_every_ticker_with_version_and_accuracy(
     frame = pattern_bars["AAA"]
     as_of = frame.index[-3].to_pydatetime() + timedelta(minutes=20)  # mid-bar
     bars = dict(pattern_bars, NEW=frame.iloc[:10])
-    result = predict_latest(trained["settings"], bars, as_of)
+    result = predict_latest(InferenceConfig.from_settings(trained["settings"]), bars, as_of)
     version = trained["doc"]["version"]
     assert result.model_version == version
     assert set(result.predictions) == set(TICKERS)
@@ -99,7 +110,7 @@ def test_predict_latest_batches_every_ticker_with_version_and_accuracy(
 
 
 def test_predict_latest_without_a_promoted_model_skips_every_ticker(tmp_path, walk_bars) -> None:
-    result = predict_latest(fast_settings(tmp_path), walk_bars, NOW)
+    result = predict_latest(InferenceConfig.from_settings(fast_settings(tmp_path)), walk_bars, NOW)
     assert result.predictions == {} and result.model_version is None
     assert result.skipped == {t: NO_MODEL for t in TICKERS}
 

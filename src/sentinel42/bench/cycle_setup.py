@@ -14,7 +14,11 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sentinel42.model.config import TrainingConfig
+    from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -101,29 +105,26 @@ def _rewrite_news(replay_dir: Path, tickers: list[str], previous: datetime) -> l
     return [str(r["title"]) for r in records]
 
 
-def _register_random_lstm(models_dir: Path, settings: Any, data_end: datetime) -> str:
+def _register_random_lstm(config: TrainingConfig, data_end: datetime) -> str:
     """A random-weight LSTM of the configured size, saved and promoted like a trained one."""
     import torch
 
     from sentinel42.model.features import FeatureSpec
     from sentinel42.model.network import DirectionLSTM, NetworkConfig
-    from sentinel42.model.storage import open_registry
 
     torch.manual_seed(0)
-    spec = FeatureSpec(
-        settings.model_window, settings.model_horizon, interval_minutes=settings.interval_minutes
-    )
+    spec = FeatureSpec(config.window, config.horizon, interval_minutes=config.interval_minutes)
     n = len(spec.names)
-    config = NetworkConfig(n, settings.model_hidden_size, settings.model_layers, 0.1)
-    registry = open_registry(models_dir)
+    network = NetworkConfig(n, config.hidden_size, config.layers, 0.1)
+    registry = config.registry.open()
     version = "bench-random-lstm"
     registry.save(
         version,
-        DirectionLSTM(config),
+        DirectionLSTM(network),
         {
             "created_at": data_end.isoformat(),
             "feature_spec": spec.to_dict(),
-            "network": config.to_dict(),
+            "network": network.to_dict(),
             "normalization": {"mean": [0.0] * n, "std": [1.0] * n, "target_std": 0.002},
             "data_end": data_end.isoformat(),
             "gate": {"model_accuracy": 0.53, "edge": 0.02},
@@ -149,7 +150,7 @@ def _score_backlog(store: Any, scorer_name: str, revision: str, at: datetime) ->
     return int(store.save_scores(scores, at))
 
 
-def case_settings(case: dict[str, Any], data_dir: str) -> Any:
+def case_settings(case: dict[str, Any], data_dir: str) -> Settings:
     """The settings both ways run with (explicit values win over the environment)."""
     from sentinel42.settings import load_settings
 
@@ -167,7 +168,7 @@ def case_settings(case: dict[str, Any], data_dir: str) -> Any:
     )
 
 
-def scoring_setup(settings: Any | None = None) -> dict[str, Any]:
+def scoring_setup(settings: Settings | None = None) -> dict[str, Any]:
     """The scorer settings a cycle runs with (:data:`SCORING_FIELDS`): ``settings``' values,
     or the defaults."""
     from sentinel42.settings import Settings
@@ -192,6 +193,7 @@ def prepare(
     """
     from sentinel42 import pipeline
     from sentinel42.bench.sentiment import random_finbert
+    from sentinel42.model.config import TrainingConfig
     from sentinel42.persistence import open_store
     from sentinel42.sentiment.finbert import clear_cache
     from sentinel42.sentiment.finbert_options import FinBertOptions
@@ -234,7 +236,7 @@ def prepare(
     batched_dir = workdir / "batched"
     settings = case_settings(case, str(batched_dir))
     say("setup: random-weight LSTM registered; store warmed up to one bar before the clock")
-    case["lstm_version"] = _register_random_lstm(settings.models_dir, settings, previous)
+    case["lstm_version"] = _register_random_lstm(TrainingConfig.from_settings(settings), previous)
     if scoring["sentiment_runtime"] == "onnx":  # once per model and host, as after install
         say("setup: FinBERT exported to ONNX (once per model)")
         started = time.perf_counter()

@@ -8,17 +8,20 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentinel42.synthetic import BARS_PER_SESSION, synthetic_bars
 
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 
 def run_benchmark(
-    settings: Any,
+    settings: Settings,
     *,
     train_tickers: int = 10,
     sessions: int = 60,
@@ -38,6 +41,7 @@ def run_benchmark(
     with stages.stage("imports"):
         import torch
 
+        from sentinel42.model.config import InferenceConfig, TrainingConfig
         from sentinel42.model.predictor import predict_latest, predict_with
         from sentinel42.model.storage import open_registry
         from sentinel42.model.walk_forward import train_and_register
@@ -48,7 +52,13 @@ def run_benchmark(
         names = [f"T{i:03d}" for i in range(max(train_tickers, infer_tickers))]
         bars = synthetic_bars(names[:train_tickers], sessions, seed=1)
         with stages.stage("train") as row:
-            doc = train_and_register(bench_settings, bars, now=now, progress=progress, n_folds=1)
+            doc = train_and_register(
+                TrainingConfig.from_settings(bench_settings),
+                bars,
+                now=now,
+                progress=progress,
+                n_folds=1,
+            )
         train_s = row["wall_s"]
         registry = open_registry(bench_settings.models_dir)
         version = doc["version"]
@@ -65,7 +75,7 @@ def run_benchmark(
                 result = predict_with(loaded, many, as_of, interval_minutes=15)
                 batch.append(time.perf_counter() - t0)
         with stages.stage("inference_with_model_load") as row:
-            full = predict_latest(bench_settings, many, as_of)
+            full = predict_latest(InferenceConfig.from_settings(bench_settings), many, as_of)
         with_load = row["wall_s"]
         # The naive way, same work: one call (features + forward pass) per ticker.
         with stages.stage("inference_naive_per_ticker") as row:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from sentinel42.bench.measure import peak_rss_mb
 from sentinel42.domain import BAR_COLUMNS
 from sentinel42.market.base import PriceBatch, empty_bars, interval_minutes
 from sentinel42.market.calendar import NyseCalendar
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
 
 # A fixed, ordinary stretch of sessions, so figures do not depend on the day the bench runs.
 BENCH_END = datetime(2026, 11, 20, 20, 30, tzinfo=UTC)  # Friday 15:30 New York
@@ -93,7 +96,7 @@ class SyntheticPriceSource:
 
 
 def _phase(
-    settings: Any,
+    settings: Settings,
     source: SyntheticPriceSource,
     store: Any,
     calendar: NyseCalendar,

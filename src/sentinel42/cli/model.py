@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
 
 _METRICS = ("accuracy", "log_loss", "brier", "ic", "n")
 
@@ -55,7 +58,7 @@ def _gate_line(gate: dict[str, Any]) -> str:
     return line
 
 
-def _load(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _load(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     from sentinel42.persistence import open_store
 
     with open_store(settings, create=False) as store:  # evaluating creates no store
@@ -187,12 +190,14 @@ def evaluate(
     ),
 ) -> None:
     """Score a registered model and the baselines on bars after its validation window."""
+    from sentinel42.model.config import RegistryConfig
     from sentinel42.model.walk_forward import evaluate_model
 
     settings = get_settings()
     with user_errors():
         bars, daily = _load(settings)
-        document = evaluate_model(settings, bars, version=version, daily=daily or None)
+        registry = RegistryConfig.from_settings(settings)
+        document = evaluate_model(registry, bars, version=version, daily=daily or None)
     if json_output:
         emit_json(document)
         return

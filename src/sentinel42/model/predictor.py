@@ -14,9 +14,9 @@ import pandas as pd
 from sentinel42.domain import Prediction
 from sentinel42.errors import ModelError
 from sentinel42.market.calendar import SESSION_MINUTES
+from sentinel42.model.config import InferenceConfig
 from sentinel42.model.features import build_table, windows
 from sentinel42.model.registry import LoadedModel
-from sentinel42.model.storage import open_registry
 
 logger = logging.getLogger(__name__)
 
@@ -96,16 +96,16 @@ def predict_with(
 
 
 def load_promoted(
-    settings: Any, as_of: datetime, calendar: Any | None = None
+    config: InferenceConfig, as_of: datetime, calendar: Any | None = None
 ) -> tuple[LoadedModel | None, str | None]:
     """The promoted model if it may decide at ``as_of``, else None and the reason.
 
     A model is refused when there is none, when its checkpoint cannot be loaded, when it was
     trained on another bar interval than the watchlist runs at, and when its training data
-    ended more than ``settings.model_max_age_sessions`` NYSE sessions before ``as_of``
+    ended more than ``config.max_age_sessions`` NYSE sessions before ``as_of``
     (counted on ``calendar``; without one the age is not checked).
     """
-    registry = open_registry(settings.models_location)
+    registry = config.registry.open()
     version = registry.current_version()
     if version is None:
         return None, NO_MODEL
@@ -114,10 +114,10 @@ def load_promoted(
     except ModelError as exc:
         logger.error("promoted model %s cannot be used: %s", version, exc)
         return None, f"model {version} unusable: {exc}"
-    if loaded.spec.interval_minutes != settings.interval_minutes:
+    if loaded.spec.interval_minutes != config.interval_minutes:
         return None, (
             f"model {version} was trained on {loaded.spec.interval_minutes}-minute bars, the "
-            f"watchlist runs at {settings.interval}; retrain with `sentinel42 model train`"
+            f"watchlist runs at {config.interval_minutes}m; retrain with `sentinel42 model train`"
         )
     data_end = model_data_end(loaded)
     if calendar is not None and data_end is not None:
@@ -127,11 +127,11 @@ def load_promoted(
                 f"clock {as_of.isoformat()}"
             )
         age = calendar.sessions_since(data_end, as_of)
-        if age > settings.model_max_age_sessions:
+        if age > config.max_age_sessions:
             return None, (
                 f"model {version} expired: its data ends {data_end.date().isoformat()}, "
                 f"{age} sessions ago (limit SENTINEL42_MODEL_MAX_AGE_SESSIONS="
-                f"{settings.model_max_age_sessions}); retrain with `sentinel42 model train`"
+                f"{config.max_age_sessions}); retrain with `sentinel42 model train`"
             )
     return loaded, None
 
@@ -150,25 +150,23 @@ def model_edge(loaded: LoadedModel) -> float | None:
 
 
 def predict_latest(
-    settings: Any,
+    config: InferenceConfig,
     bars: Mapping[str, pd.DataFrame],
     as_of: datetime,
     *,
     daily: Mapping[str, pd.DataFrame] | None = None,
     calendar: Any | None = None,
 ) -> PredictionResult:
-    """Predict with the promoted model from ``settings.models_dir``.
+    """Predict with the promoted model of ``config.registry``.
 
     With no usable promoted model every ticker is skipped with the reason and nothing raises,
     so a trading run can go on with sentiment alone. The caller passes every bar (and the daily
     bars a daily-feature model needs): this function opens no store.
     """
-    loaded, reason = load_promoted(settings, as_of, calendar)
+    loaded, reason = load_promoted(config, as_of, calendar)
     if loaded is None:
         return PredictionResult({}, dict.fromkeys(bars, reason or NO_MODEL), None)
-    return predict_with(
-        loaded, bars, as_of, interval_minutes=settings.interval_minutes, daily=daily
-    )
+    return predict_with(loaded, bars, as_of, interval_minutes=config.interval_minutes, daily=daily)
 
 
 def inference_start(

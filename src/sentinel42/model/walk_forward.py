@@ -23,6 +23,7 @@ import pandas as pd
 
 from sentinel42.errors import ModelError
 from sentinel42.model import baselines as bl
+from sentinel42.model.config import RegistryConfig, TrainingConfig
 from sentinel42.model.evaluate import metrics
 from sentinel42.model.features import (
     FeatureSpec,
@@ -35,7 +36,6 @@ from sentinel42.model.features import (
 )
 from sentinel42.model.gate import decide, incumbent_forecasts
 from sentinel42.model.registry import ModelRegistry, new_version_name
-from sentinel42.model.storage import open_registry
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +134,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _net_and_train_config(settings: Any, n_features: int) -> tuple[Any, Any]:
+def _net_and_train_config(config: TrainingConfig, n_features: int) -> tuple[Any, Any]:
     from sentinel42.model.network import NetworkConfig
     from sentinel42.model.trainer import TrainConfig
 
     return (
-        NetworkConfig(n_features, settings.model_hidden_size, settings.model_layers,
-                      settings.model_dropout),
-        TrainConfig(settings.model_epochs, settings.model_patience, settings.model_batch_size,
-                    settings.model_learning_rate, settings.model_seed),
+        NetworkConfig(n_features, config.hidden_size, config.layers, config.dropout),
+        TrainConfig(config.epochs, config.patience, config.batch_size, config.learning_rate,
+                    config.seed),
     )  # fmt: skip
 
 
@@ -170,14 +169,14 @@ def score_split(
 
 
 def _fit_fold(
-    settings: Any, table: FeatureTable, spec: FeatureSpec, fold: Fold,
+    config: TrainingConfig, table: FeatureTable, spec: FeatureSpec, fold: Fold,
     progress: Callable[[str], None] | None,
 ) -> tuple[Any, Normalizer, dict[str, Any], dict[str, Any]]:  # fmt: skip
     from sentinel42.model.trainer import train_network
 
     normalizer = Normalizer.fit(table, fold.train)  # training window only (see Normalizer.fit)
     feats = normalizer.apply(table.features)
-    net_config, train_config = _net_and_train_config(settings, len(spec.names))
+    net_config, train_config = _net_and_train_config(config, len(spec.names))
     result = train_network(
         net_config, train_config,
         windows(feats, fold.train.ends, spec.window), fold.train.target / normalizer.target_std,
@@ -207,12 +206,10 @@ def _prefixed(progress: Callable[[str], None] | None, prefix: str) -> Callable[[
 
 
 def _expired(
-    registry: ModelRegistry, version: str | None, settings: Any, now: datetime
+    registry: ModelRegistry, version: str | None, config: TrainingConfig, now: datetime
 ) -> str | None:
     """Why the incumbent may not defend because it is past its age limit (as it is then no longer
     used for decisions either), else None."""
-    from sentinel42.factory import build_calendar
-
     if version is None:
         return None
     try:
@@ -221,17 +218,17 @@ def _expired(
         return None  # the gate says why it cannot defend
     if end is None:
         return None
-    age = build_calendar(settings).sessions_since(end, now)
-    if age <= settings.model_max_age_sessions:
+    age = config.calendar.sessions_since(end, now)
+    if age <= config.max_age_sessions:
         return None
     return (
         f"incumbent {version} does not defend: expired, its data ended {age} sessions ago "
-        f"(limit {settings.model_max_age_sessions})"
+        f"(limit {config.max_age_sessions})"
     )
 
 
 def train_and_register(
-    settings: Any,
+    config: TrainingConfig,
     bars: Mapping[str, pd.DataFrame],
     *,
     now: datetime,
@@ -242,7 +239,7 @@ def train_and_register(
     """Train on every ticker's bars, evaluate walk-forward, save, and promote if it earns it.
 
     Args:
-        settings: ``Settings`` (model_* fields, models_dir).
+        config: the training stage's settings (``TrainingConfig.from_settings``).
         bars: ticker -> domain bar frame (regular-session 15-minute bars).
         now: tz-aware creation time (names the version).
         daily: ticker -> daily bars; when given for every ticker, daily features are used and
@@ -263,10 +260,10 @@ def train_and_register(
         raise ModelError("now must be timezone-aware")
     use_daily = daily is not None and all(t in daily and len(daily[t]) > 0 for t in bars)
     spec = FeatureSpec(
-        settings.model_window,
-        settings.model_horizon,
+        config.window,
+        config.horizon,
         use_daily=use_daily,
-        interval_minutes=settings.interval_minutes,
+        interval_minutes=config.interval_minutes,
     )
     table = build_table(bars, spec, daily=daily if use_daily else None)
     all_samples = samples(table, spec)
@@ -277,7 +274,7 @@ def train_and_register(
         if progress is not None:
             progress(f"{prefix}train {len(fold.train)} val {len(fold.val)} test {len(fold.test)}")
         network, normalizer, params, report = _fit_fold(
-            settings, table, spec, fold, _prefixed(progress, prefix)
+            config, table, spec, fold, _prefixed(progress, prefix)
         )
         fold_reports.append(
             {"fold": i, **report["test"], "ranges": report["ranges"],
@@ -285,25 +282,25 @@ def train_and_register(
         )  # fmt: skip
     final, deciding = report, folds[-1].test
     data_end = _iso(all_samples.target_end.max())
-    registry = open_registry(settings.models_location)
+    registry = config.registry.open()
     previous = registry.current_version()
     fp = fingerprint(bars, daily if use_daily else None)
     version = new_version_name(now, fp)
     while version in registry.versions():
         version += "b"
     incumbent, ignored = incumbent_forecasts(registry, previous, spec, table, deciding)
-    expired = _expired(registry, previous, settings, now) if ignored is None else None
+    expired = _expired(registry, previous, config, now) if ignored is None else None
     if expired is not None:
         incumbent, ignored = None, expired
     forecasts = final["test_forecasts"]
     gate = decide(
         forecasts["model"][0], {name: forecasts[name][0] for name in bl.BASELINES},
         deciding.target, deciding.ts, horizon=spec.horizon,
-        confidence=settings.model_gate_confidence, seed=settings.model_seed,
+        confidence=config.gate_confidence, seed=config.seed,
         incumbent=incumbent, incumbent_ignored=ignored,
     )  # fmt: skip
     promoted, reason = bool(gate["promoted"]), str(gate["reason"])
-    net_config, train_config = _net_and_train_config(settings, len(spec.names))
+    net_config, train_config = _net_and_train_config(config, len(spec.names))
     meta = {
         "created_at": now.astimezone(UTC).isoformat(),
         "feature_spec": spec.to_dict(),
@@ -323,7 +320,7 @@ def train_and_register(
         "libraries": library_versions(),
         "gate": gate,
         "promotion": {"promoted": promoted, "reason": reason, "previous_version": previous,
-                      "confidence": settings.model_gate_confidence},
+                      "confidence": config.gate_confidence},
     }  # fmt: skip
     registry.save(version, network, meta)
     registry.record_decision(
@@ -353,7 +350,7 @@ def train_and_register(
 
 
 def evaluate_model(
-    settings: Any,
+    registry_config: RegistryConfig,
     bars: Mapping[str, pd.DataFrame],
     *,
     version: str | None = None,
@@ -366,12 +363,13 @@ def evaluate_model(
     decided the gate. Only windows after ``data_end`` are a fresh check of that decision.
 
     Args:
+        registry_config: where the registry is (``RegistryConfig.from_settings``).
         version: a registered version; default the promoted one, else the newest.
 
     Raises:
         ModelError: no model, an incompatible checkpoint, or no out-of-sample windows.
     """
-    registry = open_registry(settings.models_location)
+    registry = registry_config.open()
     version = version or registry.current_version() or registry.newest_version()
     if version is None:
         raise ModelError("no trained model yet; run `sentinel42 model train` first")

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentinel42.model.config import RegistryConfig
 from sentinel42.model.ranking import features as F
 from sentinel42.model.ranking.gate import decide
 from sentinel42.model.ranking.metrics import evaluate, rank_ic
@@ -27,6 +29,35 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "news_leg.json"
 MIN_PERIODS = 20  # sessions with at least five names with news
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class NewsLegConfig:
+    """The news leg's gate and its standing (``SENTINEL42_NEWS_REQUIRES_VALIDATION`` and the
+    model gate's settings, which the news leg shares)."""
+
+    registry: RegistryConfig  # the verdict lives in ``ranking-news`` under the models location
+    requires_validation: bool  # False: news has weight without passing the gate
+    max_age_sessions: int  # a verdict older than this many sessions has expired
+    gate_window_days: int
+    gate_confidence: float
+    cost_bps: float
+    seed: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NewsLegConfig:
+        return cls(
+            registry=RegistryConfig.from_settings(settings),
+            requires_validation=settings.news_requires_validation,
+            max_age_sessions=settings.model_max_age_sessions,
+            gate_window_days=settings.model_gate_window_days,
+            gate_confidence=settings.model_gate_confidence,
+            cost_bps=settings.cost_bps,
+            seed=settings.model_seed,
+        )
 
 
 def evaluate_news(
@@ -68,8 +99,12 @@ def evaluate_news(
             "n_periods": int(rows.size)}  # fmt: skip
 
 
-def validate_news(settings: Any, *, now: datetime, as_of: datetime) -> dict[str, Any]:
-    """Test the stored news of the universe and record the verdict (``news validate``)."""
+def validate_news(settings: Settings, *, now: datetime, as_of: datetime) -> dict[str, Any]:
+    """Test the stored news of the universe and record the verdict (``news validate``).
+
+    ``settings`` is the whole of them (the universe and the store read their parts); the gate
+    reads its :class:`NewsLegConfig`.
+    """
     from sentinel42.factory import build_calendar
     from sentinel42.market.universe import resolve_universe
     from sentinel42.model.ranking.news import news_features_from_frame, session_closes
@@ -80,8 +115,9 @@ def validate_news(settings: Any, *, now: datetime, as_of: datetime) -> dict[str,
     with open_store(settings) as store:
         bars = store.load_bars(tickers, "1d", end=as_of)
         frame = store.headlines(tickers)
-    registry = registry_for(settings, "news")
-    attempts = attempts_in_window(registry, now, settings.model_gate_window_days)
+    config = NewsLegConfig.from_settings(settings)
+    registry = registry_for(config.registry, "news")
+    attempts = attempts_in_window(registry, now, config.gate_window_days)
     if not bars:
         verdict: dict[str, Any] = {"validated": False, "n_periods": 0,
                                    "reason": "no stored daily bars for the universe"}  # fmt: skip
@@ -94,9 +130,8 @@ def validate_news(settings: Any, *, now: datetime, as_of: datetime) -> dict[str,
                        "reason": "no stored headlines for the universe"}  # fmt: skip
         else:
             verdict = evaluate_news(
-                panel, feats["news_sentiment"], cost_bps=settings.cost_bps,
-                confidence=settings.model_gate_confidence, attempts=attempts,
-                seed=settings.model_seed,
+                panel, feats["news_sentiment"], cost_bps=config.cost_bps,
+                confidence=config.gate_confidence, attempts=attempts, seed=config.seed,
             )  # fmt: skip
     verdict |= {"attempts": attempts, "at": now.isoformat(), "as_of": as_of.isoformat()}
     registry.record_decision({"kind": "news", "promoted": verdict["validated"],
@@ -107,11 +142,15 @@ def validate_news(settings: Any, *, now: datetime, as_of: datetime) -> dict[str,
     return verdict
 
 
-def news_validation(settings: Any) -> dict[str, Any] | None:
-    """The news leg's stored verdict (``news_leg.json``), or None when absent or unreadable."""
+def news_validation(where: RegistryConfig | Settings) -> dict[str, Any] | None:
+    """The news leg's stored verdict (``news_leg.json``), or None when absent or unreadable.
+
+    Args:
+        where: the registry's config, or the settings it is built from.
+    """
     from sentinel42.model.ranking.service import registry_for
 
-    path = registry_for(settings, "news").models_dir / STATE_FILE
+    path = registry_for(where, "news").models_dir / STATE_FILE
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -120,19 +159,21 @@ def news_validation(settings: Any) -> dict[str, Any] | None:
 
 
 def news_leg_state(
-    settings: Any, as_of: datetime, calendar: Any, store: Any = None
+    settings: Settings, as_of: datetime, calendar: Any, store: Any = None
 ) -> tuple[bool, str]:
     """Whether the news leg has weight now, and why (for the fusion and ``status``).
 
     A validated leg that the live monitor found degraded (``leg_health``, leg ``news``, version
     ``news@<validation time>``) has none until it recovers; ``store`` is the open store to read
-    that from (one is opened read-only when None).
+    that from (one is opened read-only from ``settings`` when None); the rest of what it reads
+    is the :class:`NewsLegConfig`.
     """
-    if not settings.news_requires_validation:
+    config = NewsLegConfig.from_settings(settings)
+    if not config.requires_validation:
         return True, "news weight without validation (SENTINEL42_NEWS_REQUIRES_VALIDATION=false)"
     from sentinel42.model.ranking.service import registry_for
 
-    path = registry_for(settings, "news").models_dir / STATE_FILE
+    path = registry_for(config.registry, "news").models_dir / STATE_FILE
     if not path.is_file():
         return False, "news leg not validated: run `sentinel42 model validate-news`"
     try:
@@ -143,7 +184,7 @@ def news_leg_state(
     if not state.get("validated"):
         return False, f"news leg refused: {state.get('reason')}"
     age = calendar.sessions_since(at, as_of)
-    if age > settings.model_max_age_sessions:
+    if age > config.max_age_sessions:
         return (
             False,
             f"news validation expired ({age} sessions old); run `sentinel42 model validate-news`",
@@ -154,7 +195,7 @@ def news_leg_state(
     return True, f"news leg validated: {state.get('reason')}"
 
 
-def _live_health(settings: Any, store: Any, version: str) -> Any:
+def _live_health(settings: Settings, store: Any, version: str) -> Any:
     from sentinel42.errors import StoreError
     from sentinel42.persistence import open_store
     from sentinel42.persistence.leg_health import latest_leg_health

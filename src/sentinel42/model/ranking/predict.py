@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel42.errors import ModelError
+from sentinel42.model.config import RegistryConfig
 from sentinel42.model.numpy_lstm import NumpyLSTM
 from sentinel42.model.ranking import features as F
 from sentinel42.model.ranking.panel import Panel, build_panel
@@ -94,11 +95,9 @@ def load(registry: Any, version: str) -> RankingModel:
     )  # fmt: skip
 
 
-def load_promoted(settings: Any, kind: str) -> tuple[RankingModel | None, str]:
+def load_promoted(registry_config: RegistryConfig, kind: str) -> tuple[RankingModel | None, str]:
     """The kind's promoted model, or None and why there is none."""
-    from sentinel42.model.ranking.service import registry_for
-
-    registry = registry_for(settings, kind)
+    registry = registry_config.open(kind)
     version = registry.current_version()
     if version is None:
         return None, f"no promoted {kind} ranking model"

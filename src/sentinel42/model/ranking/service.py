@@ -13,11 +13,15 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sentinel42.model.config import RegistryConfig, TrainingConfig
 from sentinel42.model.ranking.panel import KINDS, Panel, build_panel
 from sentinel42.model.ranking.train import TrainRequest, data_end, train_ranking
+
+if TYPE_CHECKING:
+    from sentinel42.model.registry import ModelRegistry
+    from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +29,14 @@ MODEL_PROMOTED_EVENT = "model_promoted"
 MODEL_REFUSED_EVENT = "model_refused"
 
 
-def registry_for(settings: Any, kind: str) -> Any:
-    """The registry of one kind: ``ranking-<kind>`` under the models location."""
-    from sentinel42.model.storage import open_registry
+def registry_for(where: RegistryConfig | Settings, kind: str) -> ModelRegistry:
+    """The registry of one kind: ``ranking-<kind>`` under the models location.
 
-    location = settings.models_location
-    sub = f"ranking-{kind}"
-    if isinstance(location, Path):
-        return open_registry(location / sub)
-    return open_registry(f"{str(location).rstrip('/')}/{sub}")
+    Args:
+        where: the registry's config, or the settings it is built from.
+    """
+    config = where if isinstance(where, RegistryConfig) else RegistryConfig.from_settings(where)
+    return config.open(kind)
 
 
 def attempts_in_window(registry: Any, now: datetime, days: int) -> int:
@@ -56,14 +59,18 @@ def public(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_kind(
-    settings: Any,
+    settings: Settings,
     request: TrainRequest,
     *,
     now: datetime,
     as_of: datetime,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Bring the universe's bars up to date, train one kind, gate it and register it."""
+    """Bring the universe's bars up to date, train one kind, gate it and register it.
+
+    ``settings`` is the whole of them: the universe, the store and the news refresh read their
+    own parts; the training reads its :class:`~sentinel42.model.config.TrainingConfig`.
+    """
     from sentinel42.market.universe import load_universe_bars, resolve_universe
     from sentinel42.persistence import open_store
 
@@ -76,8 +83,9 @@ def train_kind(
         progress(f"universe: {len(universe.tickers)} tickers; loading {request.kind} bars")
     bars = load_universe_bars(settings, list(universe.tickers), request.kind, as_of)
     panel = build_panel(bars, request.kind)
-    registry = registry_for(settings, request.kind)
-    attempts = attempts_in_window(registry, now, settings.model_gate_window_days)
+    config = TrainingConfig.from_settings(settings)
+    registry = registry_for(config.registry, request.kind)
+    attempts = attempts_in_window(registry, now, config.gate_window_days)
     news, news_report = None, None
     if request.kind == "daily":  # the universe's headlines, refreshed and scored, per session
         from sentinel42.model.ranking.news import load_news_features

@@ -13,28 +13,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sentinel42.model.config import TrainingConfig
 from sentinel42.model.ranking.panel import KINDS
 from sentinel42.model.ranking.train import TrainRequest
+
+if TYPE_CHECKING:
+    from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["KINDS", "failed", "outcome", "ranking_request", "summary", "train"]
 
 
-def ranking_request(settings: Any, kind: str) -> TrainRequest:
-    """The request of one kind: the settings' cost, gate confidence and seed; defaults else."""
+def ranking_request(config: TrainingConfig, kind: str) -> TrainRequest:
+    """The request of one kind: the config's cost, gate confidence and seed; defaults else."""
     return TrainRequest(
         kind=kind,
-        cost_bps=settings.cost_bps,
-        confidence=settings.model_gate_confidence,
-        seed=settings.model_seed,
+        cost_bps=config.cost_bps,
+        confidence=config.gate_confidence,
+        seed=config.seed,
     )
 
 
 def train(
-    settings: Any,
+    settings: Settings,
     kind: str,
     *,
     now: datetime,
@@ -51,8 +55,8 @@ def train(
     """
     from sentinel42.model.ranking.service import train_kind
 
-    document = train_kind(settings, ranking_request(settings, kind), now=now, as_of=as_of,
-                          progress=progress)  # fmt: skip
+    request = ranking_request(TrainingConfig.from_settings(settings), kind)
+    document = train_kind(settings, request, now=now, as_of=as_of, progress=progress)
     return {k: v for k, v in document.items() if k != "_network"}
 
 
