@@ -58,7 +58,7 @@ def data_refresh_flow(as_of: datetime | None = None) -> dict[str, Any]:
         prices = refresh_prices_task(settings, as_of)
         news = refresh_news_task(settings, as_of)
         scoring = score_sentiment_task(settings, as_of)
-        return summarize_refresh_task(prices, news, scoring, as_of)
+        return summarize_refresh_task(prices, news, scoring, as_of).to_dict()
 
 
 @flow(name="trading-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)
@@ -75,13 +75,16 @@ def trading_flow(force: bool = False) -> dict[str, Any]:
         refresh = data_refresh_flow.with_options(retries=0)(as_of=as_of)
         # No usable bars for any ticker fails the run (after its retry); a partial failure
         # decides on the rest and names the failed tickers.
-        require_usable_data_task(refresh)
+        require_usable_data_task(refresh["no_usable_data"])
         result = decide_task(settings, as_of, force)
         portfolio = update_portfolio_task(settings, as_of)
         document = publish_decisions_task(result)
         # The dashboard is for people: a chart that fails to draw must not fail the decisions.
         publish_dashboard_task(settings, as_of, document, portfolio, return_state=True)
-        return document | {"portfolio": portfolio, "failed_tickers": refresh["failed_tickers"]}
+        return document | {
+            "portfolio": portfolio.to_dict(),
+            "failed_tickers": refresh["failed_tickers"],
+        }
 
 
 @flow(name="validate-flow", retries=1, retry_delay_seconds=60, timeout_seconds=15 * MINUTE)
@@ -96,7 +99,7 @@ def validate_flow(force: bool = False) -> dict[str, Any]:
             return {"as_of": as_of.isoformat(), "skipped": gate.reason}
         report = validate_task(settings, as_of)
         publish_validate_report_task(settings, report, return_state=True)
-        return report
+        return report.to_dict()
 
 
 @flow(name="model-training-flow", retries=1, retry_delay_seconds=300, timeout_seconds=90 * MINUTE)

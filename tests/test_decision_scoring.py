@@ -370,14 +370,14 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
     calendar = build_calendar(settings)
 
     healthy = validate_task.fn(settings, ends[HEALTHY - 1])
-    assert {k for k, v in healthy["legs"].items() if v["monitor"]["tested"]} == legs
-    assert not any(v["degraded"] for v in healthy["legs"].values()) and events() == []
-    assert healthy["legs"]["ranking_intraday"]["live_ic"] == pytest.approx(PLANTED_IC, abs=0.1)
+    assert {k for k, v in healthy.legs.items() if v["monitor"]["tested"]} == legs
+    assert not any(v["degraded"] for v in healthy.legs.values()) and events() == []
+    assert healthy.legs["ranking_intraday"]["live_ic"] == pytest.approx(PLANTED_IC, abs=0.1)
 
     decayed = validate_task.fn(settings, ends[HEALTHY + OFF - 1])
     assert sorted(events()) == sorted((MODEL_DEGRADED_EVENT, leg) for leg in legs)
-    assert all(decayed["legs"][leg]["newly_degraded"] for leg in legs)
-    assert decayed["degraded_model"] == "m1" and decayed["newly_degraded"] is True
+    assert all(decayed.legs[leg]["newly_degraded"] for leg in legs)
+    assert decayed.degraded_model == "m1" and decayed.newly_degraded is True
     with open_store(settings) as store:
         assert pipeline._model_degraded(store, "m1") is True
         assert score_ledger.model_health(store, "m1").degraded is True  # type: ignore[union-attr]
@@ -393,8 +393,8 @@ def test_validate_task_degrades_each_leg_on_decay_and_recovers_it_with_its_event
 
     back = validate_task.fn(settings, ends[-1])
     assert sorted(events()) == sorted((MODEL_RECOVERED_EVENT, leg) for leg in legs)
-    assert all(back["legs"][leg]["newly_recovered"] for leg in legs)
-    assert not any(back["legs"][leg]["degraded"] for leg in legs)
+    assert all(back.legs[leg]["newly_recovered"] for leg in legs)
+    assert not any(back.legs[leg]["degraded"] for leg in legs)
     with open_store(settings) as store:
         assert pipeline._model_degraded(store, "m1") is False
         assert score_ledger.model_health(store, "m1").degraded is False  # type: ignore[union-attr]

@@ -20,13 +20,13 @@ def test_replay_clock_defaults_to_the_end_of_the_data(replay_env):
 def test_a_second_refresh_stores_and_scores_nothing_new(replay_env):
     settings = load_settings()
     first = pipeline.refresh_all(settings, CLOSE)
-    assert all(row["bars_new"] > 0 for row in first["tickers"])
-    assert first["headlines_new"] > 0
-    assert first["headlines_scored"] > 0
+    assert all(row["bars_new"] > 0 for row in first.tickers)
+    assert first.headlines_new > 0
+    assert first.headlines_scored > 0
     second = pipeline.refresh_all(settings, CLOSE)
-    assert [row["bars_new"] + row["bars_updated"] for row in second["tickers"]] == [0, 0, 0]
-    assert second["headlines_new"] == 0
-    assert second["headlines_scored"] == 0
+    assert [row["bars_new"] + row["bars_updated"] for row in second.tickers] == [0, 0, 0]
+    assert second.headlines_new == 0
+    assert second.headlines_scored == 0
 
 
 def test_the_replay_clock_hides_later_data(replay_env):
@@ -73,7 +73,7 @@ def test_a_ticker_without_data_is_reported_and_the_rest_decide(replay_env, monke
     monkeypatch.setenv("SENTINEL42_TICKERS", "AAPL,ZZZZ")
     settings = load_settings()
     summary = pipeline.refresh_all(settings, CLOSE)
-    errors = {row["ticker"]: row["error"] for row in summary["tickers"]}
+    errors = {row["ticker"]: row["error"] for row in summary.tickers}
     assert errors["AAPL"] is None
     assert errors.get("ZZZZ")
     result = pipeline.decide(settings, CLOSE, forced=True)
@@ -270,3 +270,34 @@ def test_the_previous_standing_decisions_of_a_universe_sized_watchlist_come_in_o
     for i, t in enumerate(tickers):
         expected = (t0, Action.BUY) if i % 2 else (t1, Action.SELL)
         assert (previous[t].bar_ts, previous[t].action) == expected, t
+
+
+def test_typed_refresh_and_portfolio_results_print_the_json_they_always_did(replay_env):
+    """The refresh and portfolio reports cross layers typed; their ``to_dict`` is the JSON the
+    CLI and the flows printed before: the same keys in the same order, the same values."""
+    import json
+    from datetime import timedelta
+
+    from sentinel42.domain import PortfolioUpdate
+    from sentinel42.portfolio import update_portfolio
+
+    settings = load_settings()
+    earlier = CLOSE - timedelta(days=1)
+    summary = pipeline.refresh_all(settings, earlier)
+    assert list(summary.to_dict()) == [
+        "as_of", "tickers", "no_data", "failed_tickers", "no_usable_data", "headlines_new",
+        "headlines_scored", "scorer", "problems",
+    ]  # fmt: skip
+    assert summary.to_dict()["as_of"] == earlier.isoformat()
+    assert [row["ticker"] for row in summary.to_dict()["tickers"]] == list(settings.tickers)
+    pipeline.decide(settings, earlier, forced=True)
+    first = pipeline.update_portfolio(settings, earlier)
+    pipeline.refresh_all(settings, CLOSE)
+    pipeline.decide(settings, CLOSE, forced=True)
+    with open_store(settings) as store:
+        raw = update_portfolio(store, settings, CLOSE)  # the untyped snapshot, as JSON
+    assert first.pending and raw["positions"] and raw["trades"]  # every part is exercised
+    again = PortfolioUpdate.from_snapshot(raw)
+    assert json.dumps(again.to_dict()) == json.dumps(raw)  # keys, order and values
+    assert again.ts == CLOSE and again.applied == raw["applied"] > 0
+    assert first.ts == earlier and first.to_dict()["ts"] == earlier.isoformat()

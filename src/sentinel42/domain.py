@@ -205,3 +205,133 @@ class GroupStats:
     @property
     def hit_rate(self) -> float | None:
         return None if self.hits is None or self.n == 0 else self.hits / self.n
+
+
+# --- reports that cross layers (pipeline -> tasks, flows, CLI) --------------------------------
+@dataclass(frozen=True, slots=True)
+class RefreshSummary:
+    """One refresh of prices, news and sentiment (``sentinel42 refresh --json``, the data-refresh
+    flow's ``data-refresh`` artifact).
+
+    Attributes:
+        as_of: the refresh's clock.
+        tickers: one row per watchlist ticker, as the price refresh reports it (``ticker``,
+            ``bars_new``, ``error``, ``newest_bar_ts``, ...) plus ``headlines_new``.
+        no_data: with the market open, no ticker got a bar of the session.
+        failed_tickers: each watchlist ticker whose price refresh failed.
+        no_usable_data: why no watchlist ticker has usable bars; None while one has. A trading
+            run refuses to decide on such a refresh.
+        headlines_new: headlines stored for the first time.
+        headlines_scored: headlines the sentiment step scored.
+        scorer: the scorer's name (None: no scoring step).
+        problems: the news refresh's skipped input lines.
+    """
+
+    as_of: datetime
+    tickers: tuple[dict[str, Any], ...]
+    no_data: bool
+    failed_tickers: tuple[str, ...]
+    no_usable_data: str | None
+    headlines_new: int
+    headlines_scored: int
+    scorer: str | None
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, in the order the CLI has always printed."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "tickers": [dict(row) for row in self.tickers],
+            "no_data": self.no_data,
+            "failed_tickers": list(self.failed_tickers),
+            "no_usable_data": self.no_usable_data,
+            "headlines_new": self.headlines_new,
+            "headlines_scored": self.headlines_scored,
+            "scorer": self.scorer,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioUpdate:
+    """The paper portfolio after one update (``trade --json``'s ``portfolio``, the trading
+    flow's result and dashboard): the book marked at ``ts`` and what this update did.
+
+    Attributes:
+        ts: the update's clock.
+        starting_cash, cash, equity: USD.
+        total_return: ``equity / starting_cash - 1`` (``return`` in the JSON).
+        positions: ticker -> ``quantity``, ``avg_price``, ``last_price``, ``market_value``,
+            ``unrealized_pnl``.
+        realized_pnl, unrealized_pnl, fees_paid, borrow_paid, borrow_owed: USD.
+        pending: orders waiting for their fill bar, oldest decision first.
+        bar_ts: the saved state's key, the newest event taken in (None: nothing saved yet).
+        applied: decisions taken in by this update.
+        trades: fills made by this update.
+        buy_and_hold_equity, buy_and_hold_return: the watchlist benchmark (None before the
+            first decision).
+    """
+
+    ts: datetime
+    starting_cash: float
+    cash: float
+    equity: float
+    total_return: float
+    positions: dict[str, dict[str, float]]
+    realized_pnl: float
+    unrealized_pnl: float
+    fees_paid: float
+    borrow_paid: float
+    borrow_owed: float
+    pending: tuple[dict[str, Any], ...]
+    bar_ts: datetime | None
+    applied: int
+    trades: tuple[dict[str, Any], ...]
+    buy_and_hold_equity: float | None
+    buy_and_hold_return: float | None
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> PortfolioUpdate:
+        """From the portfolio's JSON snapshot (:func:`sentinel42.portfolio.update_portfolio`)."""
+        bar_ts = snapshot["bar_ts"]
+        return cls(
+            ts=datetime.fromisoformat(snapshot["ts"]),
+            starting_cash=snapshot["starting_cash"],
+            cash=snapshot["cash"],
+            equity=snapshot["equity"],
+            total_return=snapshot["return"],
+            positions={t: dict(p) for t, p in snapshot["positions"].items()},
+            realized_pnl=snapshot["realized_pnl"],
+            unrealized_pnl=snapshot["unrealized_pnl"],
+            fees_paid=snapshot["fees_paid"],
+            borrow_paid=snapshot["borrow_paid"],
+            borrow_owed=snapshot["borrow_owed"],
+            pending=tuple(snapshot["pending"]),
+            bar_ts=datetime.fromisoformat(bar_ts) if bar_ts else None,
+            applied=snapshot["applied"],
+            trades=tuple(snapshot["trades"]),
+            buy_and_hold_equity=snapshot["buy_and_hold_equity"],
+            buy_and_hold_return=snapshot["buy_and_hold_return"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the snapshot it was read from, key for key."""
+        return {
+            "ts": self.ts.isoformat(),
+            "starting_cash": self.starting_cash,
+            "cash": self.cash,
+            "equity": self.equity,
+            "return": self.total_return,
+            "positions": {t: dict(p) for t, p in self.positions.items()},
+            "realized_pnl": self.realized_pnl,
+            "unrealized_pnl": self.unrealized_pnl,
+            "fees_paid": self.fees_paid,
+            "borrow_paid": self.borrow_paid,
+            "borrow_owed": self.borrow_owed,
+            "pending": [dict(o) for o in self.pending],
+            "bar_ts": self.bar_ts.isoformat() if self.bar_ts else None,
+            "applied": self.applied,
+            "trades": [dict(t) for t in self.trades],
+            "buy_and_hold_equity": self.buy_and_hold_equity,
+            "buy_and_hold_return": self.buy_and_hold_return,
+        }

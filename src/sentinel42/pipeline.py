@@ -12,12 +12,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sentinel42.domain import Decision
+from sentinel42.domain import Decision, PortfolioUpdate, RefreshSummary
 from sentinel42.persistence import open_store
 from sentinel42.sentiment.service import ScoringResult, score_stored
 from sentinel42.settings import Settings
+
+if TYPE_CHECKING:
+    from sentinel42.decision_scoring import ValidationReport
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -85,8 +88,11 @@ def score_sentiment(
     return score_stored(settings, as_of, before_deciding=before_deciding)
 
 
-def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> dict[str, Any]:
-    """One JSON-able report of a whole refresh (``sentinel42 refresh --json``).
+def refresh_summary(
+    prices: Any, news: Any, scoring: ScoringResult | None, as_of: datetime
+) -> RefreshSummary:
+    """One report of a whole refresh at ``as_of`` (``sentinel42 refresh --json`` prints its
+    :meth:`~sentinel42.domain.RefreshSummary.to_dict`).
 
     ``failed_tickers`` names each watchlist ticker whose price refresh failed. ``no_usable_data``
     says why no watchlist ticker has usable bars (None while one has): every ticker failed or
@@ -117,26 +123,27 @@ def refresh_summary(prices: Any, news: Any, scoring: ScoringResult | None) -> di
             f"no new bar for any of the {len(tickers)} watchlist ticker(s) during the session "
             f"at {price_doc['as_of']} (newest stored bar {newest})"
         )
-    return {
-        "tickers": tickers,
-        "no_data": no_data,
-        "failed_tickers": [row["ticker"] for row in failed],
-        "no_usable_data": why,
-        "headlines_new": int(getattr(news, "headlines_new", 0)) if news is not None else 0,
-        "headlines_scored": scoring.scored if scoring else 0,
-        "scorer": scoring.scorer if scoring else None,
-        "problems": list(getattr(news, "problems", [])) if news is not None else [],
-    }
+    return RefreshSummary(
+        as_of=as_of,
+        tickers=tuple(tickers),
+        no_data=no_data,
+        failed_tickers=tuple(row["ticker"] for row in failed),
+        no_usable_data=why,
+        headlines_new=int(getattr(news, "headlines_new", 0)) if news is not None else 0,
+        headlines_scored=scoring.scored if scoring else 0,
+        scorer=scoring.scorer if scoring else None,
+        problems=tuple(getattr(news, "problems", [])) if news is not None else (),
+    )
 
 
 def refresh_all(
     settings: Settings, as_of: datetime, progress: Progress | None = None
-) -> dict[str, Any]:
+) -> RefreshSummary:
     """Prices, news and sentiment in one go (the CLI's in-process refresh)."""
     prices = refresh_prices(settings, as_of, progress)
     news = refresh_news(settings, as_of)
     scoring = score_sentiment(settings, as_of)
-    return {"as_of": as_of.isoformat(), **refresh_summary(prices, news, scoring)}
+    return refresh_summary(prices, news, scoring, as_of)
 
 
 # --- trading --------------------------------------------------------------------------------
@@ -451,12 +458,12 @@ def _as_counts(saved: Any) -> dict[str, int]:
 
 
 # --- looking back: portfolio and validation ----------------------------------------------
-def update_portfolio(settings: Settings, as_of: datetime) -> dict[str, Any]:
+def update_portfolio(settings: Settings, as_of: datetime) -> PortfolioUpdate:
     """Apply the standing decisions not yet applied to the paper portfolio; its snapshot."""
     from sentinel42.portfolio import update_portfolio as _update
 
     with open_store(settings) as store:
-        return _update(store, settings, as_of)
+        return PortfolioUpdate.from_snapshot(_update(store, settings, as_of))
 
 
 def validation_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
@@ -475,13 +482,13 @@ def validation_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate
     return Gate(False, False, f"{why}; nothing to validate")
 
 
-def validate(settings: Settings, as_of: datetime) -> dict[str, Any]:
+def validate(settings: Settings, as_of: datetime) -> ValidationReport:
     """Score every standing decision whose horizon has passed, and test the model's live skill
-    (``sentinel42 validate`` and the validate flow)."""
+    (the validate flow; ``sentinel42 validate`` prints its ``to_dict()``)."""
     from sentinel42.decision_scoring import score_decisions
 
     with open_store(settings) as store:
-        return score_decisions(store, settings, as_of).to_dict()
+        return score_decisions(store, settings, as_of)
 
 
 # --- model ----------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from sentinel42 import clock, pipeline
+from sentinel42.decision_scoring import ValidationReport
+from sentinel42.domain import PortfolioUpdate, RefreshSummary
 from sentinel42.errors import ModelError, TemporarySourceError, is_retryable
 from sentinel42.events import (
     DECISION_ACTIONABLE_EVENT,
@@ -120,7 +122,7 @@ def resolve_as_of_task(settings: Settings) -> datetime:
 @io_task("refresh-prices")
 def refresh_prices_task(settings: Settings, as_of: datetime) -> Any:
     report = pipeline.refresh_prices(settings, as_of, progress=get_run_logger().info)
-    why = pipeline.refresh_summary(report, None, None)["no_usable_data"]
+    why = pipeline.refresh_summary(report, None, None, as_of).no_usable_data
     if why:
         emit_event(
             event=NO_DATA_EVENT,
@@ -144,32 +146,33 @@ def score_sentiment_task(settings: Settings, as_of: datetime) -> ScoringResult:
 @task(name="summarize-refresh", cache_policy=NO_CACHE)
 def summarize_refresh_task(
     prices: Any, news: Any, scoring: ScoringResult, as_of: datetime
-) -> dict[str, Any]:
-    summary = {"as_of": as_of.isoformat(), **pipeline.refresh_summary(prices, news, scoring)}
-    failed = summary["failed_tickers"]
+) -> RefreshSummary:
+    summary = pipeline.refresh_summary(prices, news, scoring, as_of)
+    failed = summary.failed_tickers
     if failed:
         get_run_logger().warning("price refresh failed for %d of %d ticker(s): %s", len(failed),
-                                 len(summary["tickers"]), ", ".join(failed))  # fmt: skip
+                                 len(summary.tickers), ", ".join(failed))  # fmt: skip
     create_table_artifact(
         key="data-refresh",
-        table=summary["tickers"],
-        description=f"Refresh at {as_of.isoformat()}: {summary['headlines_new']} new headlines, "
-        f"{summary['headlines_scored']} scored by {summary['scorer']}"
+        table=[dict(row) for row in summary.tickers],
+        description=f"Refresh at {as_of.isoformat()}: {summary.headlines_new} new headlines, "
+        f"{summary.headlines_scored} scored by {summary.scorer}"
         + (f"; failed: {', '.join(failed)}" if failed else "")
-        + (f". {summary['no_usable_data']}" if summary["no_usable_data"] else ""),
+        + (f". {summary.no_usable_data}" if summary.no_usable_data else ""),
     )
     return summary
 
 
 @task(name="require-usable-data", cache_policy=NO_CACHE)
-def require_usable_data_task(summary: dict[str, Any]) -> None:
-    """Fail the trading run when its refresh got no usable bars for any watchlist ticker.
+def require_usable_data_task(no_usable_data: str | None) -> None:
+    """Fail the trading run when its refresh got no usable bars for any watchlist ticker
+    (``no_usable_data``: the refresh summary's reason, None while a ticker is usable).
 
     Raised as a temporary source error, so the run's retries get their chance (the data may
     arrive); the run then ends Failed, which alerts. A partial failure passes.
     """
-    if summary.get("no_usable_data"):
-        raise TemporarySourceError(f"trading run refused: {summary['no_usable_data']}")
+    if no_usable_data:
+        raise TemporarySourceError(f"trading run refused: {no_usable_data}")
 
 
 @task(name="market-gate", cache_policy=NO_CACHE)
@@ -211,7 +214,7 @@ def publish_decisions_task(result: pipeline.TradingResult) -> dict[str, Any]:
 
 
 @io_task("update-portfolio")
-def update_portfolio_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+def update_portfolio_task(settings: Settings, as_of: datetime) -> PortfolioUpdate:
     return pipeline.update_portfolio(settings, as_of)
 
 
@@ -223,13 +226,13 @@ def validation_gate_task(settings: Settings, as_of: datetime, force: bool) -> pi
 
 
 @io_task("validate-decisions")
-def validate_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
+def validate_task(settings: Settings, as_of: datetime) -> ValidationReport:
     """Score, monitor every leg, and emit ``sentinel42.model.degraded`` for each leg that
     degraded in this run and ``sentinel42.model.recovered`` for each that recovered (payload:
     the leg, its version and its figures)."""
     report = pipeline.validate(settings, as_of)
     log = _run_logger()
-    for change in report.get("events", []):
+    for change in report.events:
         degraded = change["event"] == "degraded"
         emit_event(
             event=MODEL_DEGRADED_EVENT if degraded else MODEL_RECOVERED_EVENT,
@@ -280,22 +283,23 @@ def prune_task(settings: Settings, as_of: datetime) -> dict[str, Any]:
 
 @task(name="publish-dashboard", cache_policy=NO_CACHE)
 def publish_dashboard_task(
-    settings: Settings, as_of: datetime, document: dict[str, Any], portfolio: dict[str, Any] | None
+    settings: Settings, as_of: datetime, document: dict[str, Any], portfolio: PortfolioUpdate | None
 ) -> None:
     """The run's summary for people: portfolio, data freshness, the model's validated and live
     skill, what changed since the last run, and a chart embedded in the markdown."""
     from sentinel42 import dashboard
 
-    markdown, description = dashboard.trading_dashboard(settings, as_of, document, portfolio)
+    book = portfolio.to_dict() if portfolio is not None else None
+    markdown, description = dashboard.trading_dashboard(settings, as_of, document, book)
     create_markdown_artifact(key="trading-summary", markdown=markdown, description=description)
 
 
 @task(name="publish-validate-report", cache_policy=NO_CACHE)
-def publish_validate_report_task(settings: Settings, report: dict[str, Any]) -> None:
+def publish_validate_report_task(settings: Settings, report: ValidationReport) -> None:
     """The validate report, keyed ``validate-report`` so its history shows the trend."""
     from sentinel42 import dashboard
 
-    markdown, description = dashboard.validate_dashboard(settings, report)
+    markdown, description = dashboard.validate_dashboard(settings, report.to_dict())
     create_markdown_artifact(key="validate-report", markdown=markdown, description=description)
 
 

@@ -376,6 +376,7 @@ def _report(rows, *, no_data=False):
 def test_refresh_summary_says_why_no_watchlist_ticker_is_usable(rows, no_data, why):
     from sentinel42 import pipeline
 
-    summary = pipeline.refresh_summary(_report(rows, no_data=no_data), None, None)
-    assert summary["no_usable_data"] == why
-    assert summary["failed_tickers"] == [t for t, err, _ in rows if err]
+    as_of = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    summary = pipeline.refresh_summary(_report(rows, no_data=no_data), None, None, as_of)
+    assert summary.no_usable_data == why
+    assert summary.failed_tickers == tuple(t for t, err, _ in rows if err)

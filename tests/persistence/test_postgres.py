@@ -521,7 +521,7 @@ def _run_pipeline(settings: Any) -> dict[str, Any]:
             for d in s.decisions(limit=1000, all_revisions=True)
         ]
         equity = [round(p.equity, 6) for p in ledger.equity_curve(s)]
-    return {"decisions": decisions, "equity": equity, "scored": report.get("scored")}
+    return {"decisions": decisions, "equity": equity, "scored": report.scored}
 
 
 def test_the_pipeline_on_postgres_stores_what_it_stores_on_sqlite(

@@ -156,7 +156,7 @@ def run_case(case: dict[str, Any], way: str) -> dict[str, Any]:
         raise ValueError(f"unknown way {way!r}: batched or naive")
     with stages.stage("portfolio"):
         snapshot = pipeline.update_portfolio(settings, as_of)
-    counts["portfolio_applied"] = int(snapshot.get("applied") or 0)
+    counts["portfolio_applied"] = snapshot.applied
     return {
         "way": way,
         "scorer": {"name": scorer.name, "revision": scorer.revision},

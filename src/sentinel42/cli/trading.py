@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sentinel42.cli.common import emit_json, fail, get_settings, user_errors
+
+if TYPE_CHECKING:
+    from sentinel42.domain import RefreshSummary
 
 replay_app = typer.Typer(help="Replay folders for the offline mode.", no_args_is_help=True)
 
@@ -208,28 +211,28 @@ def refresh(
         summary = pipeline.refresh_all(
             settings, as_of, progress=lambda line: typer.echo(line, err=True)
         )
-    failed = [row for row in summary["tickers"] if row.get("error")]
+    failed = [row for row in summary.tickers if row.get("error")]
     if as_json:
-        emit_json(summary)
+        emit_json(summary.to_dict())
     else:
         _print_refresh(summary)
-    if failed and len(failed) == len(summary["tickers"]):
+    if failed and len(failed) == len(summary.tickers):
         first = failed[0]
         fail(f"every ticker failed ({len(failed)}), e.g. {first['ticker']}: {first['error']}", 1)
 
 
-def _print_refresh(summary: dict[str, Any]) -> None:
-    typer.echo(f"refresh as of {summary['as_of']}")
-    for row in summary["tickers"]:
+def _print_refresh(summary: RefreshSummary) -> None:
+    typer.echo(f"refresh as of {summary.as_of.isoformat()}")
+    for row in summary.tickers:
         extra = f"  error: {row['error']}" if row.get("error") else ""
         typer.echo(
             f"{row['ticker']:<6} bars +{row['bars_new']} ~{row['bars_updated']} "
             f"rejected {row['bars_rejected']} flagged {row['bars_flagged']}  "
             f"daily +{row.get('daily_bars_new', 0)}  headlines +{row['headlines_new']}{extra}"
         )
-    typer.echo(f"headlines scored: {summary['headlines_scored']} by {summary['scorer']}")
-    skipped_rows = [line for row in summary["tickers"] for line in row.get("problems", [])]
-    # The news problems (summary["problems"]) are not repeated: the news refresh logged each
+    typer.echo(f"headlines scored: {summary.headlines_scored} by {summary.scorer}")
+    skipped_rows = [line for row in summary.tickers for line in row.get("problems", [])]
+    # The news problems (summary.problems) are not repeated: the news refresh logged each
     # once on stderr (issue 18: a bad news line was printed three times).
     for problem in skipped_rows:
         typer.echo(f"note: {problem}", err=True)
@@ -267,17 +270,17 @@ def trade(
                 summary = pipeline.refresh_all(
                     settings, as_of, progress=lambda s: typer.echo(s, err=True)
                 )
-                if summary["no_usable_data"]:
-                    fail(f"no decision: {summary['no_usable_data']}", 1)
-                failed = summary["failed_tickers"]
-                for row in summary["tickers"]:
+                if summary.no_usable_data:
+                    fail(f"no decision: {summary.no_usable_data}", 1)
+                failed = list(summary.failed_tickers)
+                for row in summary.tickers:
                     if row.get("error"):
                         typer.echo(
                             f"note: {row['ticker']} refresh failed: {row['error']}", err=True
                         )
             document = pipeline.decide(settings, as_of, forced=force).to_dict()
             document["failed_tickers"] = failed
-            document["portfolio"] = pipeline.update_portfolio(settings, as_of)
+            document["portfolio"] = pipeline.update_portfolio(settings, as_of).to_dict()
     if as_json:
         emit_json(document)
         return
