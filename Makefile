@@ -90,6 +90,38 @@ replay: ## Generate a synthetic replay folder in ./replay (offline mode)
 figures-ranking: ## Ranking models' evidence on ../shared/data (S&P 500 daily and 15-minute, StockNet): markdown tables
 	UV="$(UV)" $(UV) run --frozen python scripts/figures/ranking_evidence.py
 
+# Every figure the docs quote, each set under a heading: the scripts/figures/*.py (not the _helpers),
+# --quick where a script has it, then the bench commands (their figures: docs/benchmarks.md). Slow
+# (the full backtests alone take about half an hour); not part of make test or CI. Data sets absent
+# from SHARED_DATA are skipped by the scripts that need them; a failing command is named at the end.
+SHARED_DATA ?= ../shared/data
+
+.PHONY: docs-figures
+docs-figures: ## Print every figure the docs quote (scripts/figures/*.py --quick, then the benches; slow)
+	@failed=""; \
+	for f in scripts/figures/[!_]*.py; do \
+		args=""; grep -q '"--quick"' "$$f" && args="--quick"; \
+		printf '\n## %s %s\n\n' "$$f" "$$args"; \
+		UV="$(UV)" $(UV) run --frozen python "$$f" $$args || failed="$$failed $$f"; \
+	done; \
+	replay=$$(mktemp -d); trap 'rm -rf "$$replay"' EXIT; mkdir -p "$$replay/daily" "$$replay/prices"; \
+	ln -s "$$(realpath -m $(SHARED_DATA))/universe/sp500_daily_2013-02-08_2018-02-07.csv.gz" "$$replay/daily/sp500.csv.gz"; \
+	ln -s "$$(realpath -m $(SHARED_DATA))/universe/sp500_15m_2026-01-26_2026-03-31.csv.gz" "$$replay/prices/sp500.csv.gz"; \
+	bench() { printf '\n## %s\n\n' "$$*"; env "$$@" || failed="$$failed [$$*]"; }; \
+	bench $(UV) run --frozen sentinel42 bench refresh --tickers 500; \
+	bench $(UV) run --frozen sentinel42 bench sentiment; \
+	bench $(UV) run --frozen sentinel42 bench model; \
+	for n in 10 50 500; do bench $(UV) run --frozen sentinel42 bench cycle --tickers $$n; done; \
+	bench SENTINEL42_SENTIMENT_QUANTIZE=true $(UV) run --frozen sentinel42 bench cycle --tickers 50 --no-naive; \
+	bench SENTINEL42_SENTIMENT_QUANTIZE=true $(UV) run --frozen sentinel42 bench cycle --tickers 500 --no-naive; \
+	if [ -e "$$replay/daily/sp500.csv.gz" ]; then \
+		bench $(UV) run --frozen sentinel42 bench ranking --replay-dir "$$replay"; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$replay" --tickers 484 --start 2026-01-26 --end 2026-03-31 --cadence session; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$replay" --tickers 100 --start 2026-02-02 --end 2026-02-27 --cadence bar; \
+	else printf '\n## bench ranking, bench backtest: skipped, no %s/universe\n' "$(SHARED_DATA)"; fi; \
+	printf '\n## bench trigger: not run here, it needs a running stack (docs/benchmarks.md)\n'; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+
 .PHONY: bench
 bench: ## Run the benchmarks and print figures
 	$(UV) run --frozen sentinel42 bench refresh --tickers 500
