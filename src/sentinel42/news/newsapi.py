@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from sentinel42.news.normalize import COMPANY_NAMES, make_item
 
 if TYPE_CHECKING:
     import requests
+    from pydantic import SecretStr
 
     from sentinel42.settings import Settings
 
@@ -110,11 +112,24 @@ def parse_everything(
     return batch
 
 
+@dataclass(frozen=True, slots=True)
+class NewsApiConfig:
+    """The NewsAPI adapter's settings (``SENTINEL42_NEWSAPI_KEY``, ``..._DAILY_REQUESTS``)."""
+
+    key: SecretStr | None  # None: the source is skipped; its repr is masked
+    daily_requests: int  # requests per UTC day, spread over the day
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NewsApiConfig:
+        return cls(key=settings.newsapi_key, daily_requests=settings.newsapi_daily_requests)
+
+
 class NewsApiSource:
     """``/v2/everything`` per ticker, within the daily request budget.
 
     Args:
-        settings: ``newsapi_key`` (secret), ``newsapi_daily_requests``.
+        config: the key and the daily budget (:class:`NewsApiConfig`), or the settings it is
+            built from.
         store: optional; counts the requests of each UTC day across processes.
         session: optional ``requests.Session`` (tests point it at a local server).
     """
@@ -122,9 +137,14 @@ class NewsApiSource:
     name = SOURCE
 
     def __init__(
-        self, settings: Settings, store: Any = None, session: requests.Session | None = None
+        self,
+        config: NewsApiConfig | Settings,
+        store: Any = None,
+        session: requests.Session | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = (
+            config if isinstance(config, NewsApiConfig) else NewsApiConfig.from_settings(config)
+        )
         self.store = store
         self._session = session
         self._local_counts: dict[str, int] = {}
@@ -143,7 +163,7 @@ class NewsApiSource:
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
         """Query as many tickers as the budget allows now; see ``NewsSource.fetch``."""
         batch = NewsBatch()
-        if self.settings.newsapi_key is None:
+        if self.config.key is None:
             if SOURCE not in _warned_no_key:
                 _warned_no_key.add(SOURCE)
                 logger.warning("NewsAPI skipped: no key (set SENTINEL42_NEWSAPI_KEY to enable it)")
@@ -154,7 +174,7 @@ class NewsApiSource:
 
         as_of = as_of.astimezone(UTC)
         spent = self._spent(as_of)
-        allowed = allowed_requests(self.settings.newsapi_daily_requests, as_of)
+        allowed = allowed_requests(self.config.daily_requests, as_of)
         if spent >= allowed or not tickers:
             logger.info("newsapi: %d of %d requests used so far today; waiting", spent, allowed)
             return batch
@@ -166,9 +186,7 @@ class NewsApiSource:
         statuses: list[int] = []
         session = self._session or requests.Session()
         session.hooks["response"].append(lambda r, *a, **k: statuses.append(r.status_code))
-        client = NewsApiClient(
-            api_key=self.settings.newsapi_key.get_secret_value(), session=session
-        )
+        client = NewsApiClient(api_key=self.config.key.get_secret_value(), session=session)
         errors: list[SourceError] = []
         try:
             for ticker in order:

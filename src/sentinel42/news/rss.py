@@ -175,12 +175,32 @@ def parse_feed(
     return batch
 
 
+@dataclass(frozen=True, slots=True)
+class RssConfig:
+    """The RSS adapter's settings (``SENTINEL42_RSS_*``, ``SENTINEL42_HTTP_TIMEOUT_SECONDS``,
+    ``SENTINEL42_FEED_MAX_BYTES``)."""
+
+    ticker_feeds: tuple[str, ...]  # URL templates with ``{ticker}``
+    market_feeds: tuple[str, ...]
+    timeout_seconds: float
+    max_bytes: int  # a larger feed body is refused
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RssConfig:
+        return cls(
+            ticker_feeds=tuple(settings.rss_ticker_feeds),
+            market_feeds=tuple(settings.rss_market_feeds),
+            timeout_seconds=settings.http_timeout_seconds,
+            max_bytes=settings.feed_max_bytes,
+        )
+
+
 class RssNewsSource:
-    """Per-ticker feed templates plus market feeds, all from settings.
+    """Per-ticker feed templates plus market feeds.
 
     Args:
-        settings: ``rss_ticker_feeds`` (templates with ``{ticker}``), ``rss_market_feeds``,
-            ``http_timeout_seconds``, ``feed_max_bytes``.
+        config: the feeds, timeout and size limit (:class:`RssConfig`), or the settings it is
+            built from.
         store: optional; gives each feed's stored ETag/Last-Modified for a conditional
             request (the new ones come back in :attr:`NewsBatch.feed_states`).
         client: optional httpx client (tests point it at a local server).
@@ -189,9 +209,9 @@ class RssNewsSource:
     name = "rss"
 
     def __init__(
-        self, settings: Settings, store: Any = None, client: httpx.Client | None = None
+        self, config: RssConfig | Settings, store: Any = None, client: httpx.Client | None = None
     ) -> None:
-        self.settings = settings
+        self.config = config if isinstance(config, RssConfig) else RssConfig.from_settings(config)
         self.store = store
         self._client = client
 
@@ -200,14 +220,14 @@ class RssNewsSource:
         out = [
             FeedRequest(template.replace("{ticker}", quote(t, safe="")), t)
             for t in tickers
-            for template in self.settings.rss_ticker_feeds
+            for template in self.config.ticker_feeds
         ]
-        out += [FeedRequest(url) for url in self.settings.rss_market_feeds]
+        out += [FeedRequest(url) for url in self.config.market_feeds]
         return out
 
     def fetch(self, tickers: Sequence[str], as_of: datetime) -> NewsBatch:
         """Fetch and parse every feed; see :class:`~sentinel42.news.base.NewsSource`."""
-        client = self._client or httpx.Client(timeout=self.settings.http_timeout_seconds)
+        client = self._client or httpx.Client(timeout=self.config.timeout_seconds)
         batch = NewsBatch()
         errors: list[SourceError] = []
         requests = self.requests_for(tickers)
@@ -247,7 +267,7 @@ class RssNewsSource:
         fetched = fetch_feed(
             client,
             request.url,
-            max_bytes=self.settings.feed_max_bytes,
+            max_bytes=self.config.max_bytes,
             etag=etag,
             last_modified=modified,
         )
