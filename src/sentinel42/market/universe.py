@@ -55,7 +55,7 @@ def resolve_universe(settings: Settings, source: PriceSource | None = None) -> U
     Args:
         settings: ``universe``, ``tickers`` (the watchlist), ``data_source``, ``replay_dir``.
         source: where ``all`` and the check of known tickers look (replay mode); default the
-            source the settings pick. Live mode checks no ticker (yfinance has no listing).
+            settings' replay folder. Live mode checks no ticker (yfinance has no listing).
 
     Returns:
         The universe; every problem is logged too, once.
@@ -118,10 +118,11 @@ class ListsTickers(Protocol):
 
 
 def _replay_source(settings: Settings, source: PriceSource | None) -> ListsTickers:
-    if source is None:
-        from sentinel42.factory import build_price_source
+    if source is None:  # replay mode: the listing is the replay folder's
+        from sentinel42.market.replay import ReplayPriceSource
 
-        source = build_price_source(settings)
+        assert settings.replay_dir is not None  # load_settings guarantees it in replay mode
+        source = ReplayPriceSource(settings.replay_dir, interval=settings.interval)
     if not isinstance(source, ListsTickers):
         raise ConfigError(f"{SETTING}: the {source.name} source cannot list its tickers")
     return source
