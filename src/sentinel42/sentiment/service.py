@@ -19,6 +19,7 @@ from sentinel42.errors import ConfigError, ModelError
 from sentinel42.sentiment.base import SentimentScorer
 
 if TYPE_CHECKING:
+    from sentinel42.sentiment.finbert_options import FinBertOptions
     from sentinel42.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,18 +60,11 @@ def backlog(store: Any) -> Backlog:
     return Backlog(bool(store.pending_texts(scorer, revision, limit=1)), scorer, revision)
 
 
-def finbert_options(settings: Settings) -> Any:
-    """FinBERT load options from settings."""
+def finbert_options(settings: Settings) -> FinBertOptions:
+    """FinBERT load options from settings (:meth:`FinBertOptions.from_settings`)."""
     from sentinel42.sentiment.finbert_options import FinBertOptions
 
-    return FinBertOptions(
-        model=settings.finbert_model,
-        revision=settings.finbert_revision,
-        max_length=settings.sentiment_max_length,
-        threads=settings.sentiment_threads,
-        quantize=settings.sentiment_quantize,
-        onnx_dir=str(settings.finbert_onnx_dir) if settings.sentiment_runtime == "onnx" else None,
-    )
+    return FinBertOptions.from_settings(settings)
 
 
 def build_scorer(settings: Settings) -> SentimentScorer:
