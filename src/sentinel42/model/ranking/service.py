@@ -71,6 +71,7 @@ def train_kind(
     ``settings`` is the whole of them: the universe, the store and the news refresh read their
     own parts; the training reads its :class:`~sentinel42.model.config.TrainingConfig`.
     """
+    from sentinel42.factory import build_price_source
     from sentinel42.market.universe import load_universe_bars, resolve_universe
     from sentinel42.persistence import open_store
 
@@ -81,9 +82,13 @@ def train_kind(
         logger.warning("universe: %s", line)
     if progress is not None:
         progress(f"universe: {len(universe.tickers)} tickers; loading {request.kind} bars")
-    bars = load_universe_bars(settings, list(universe.tickers), request.kind, as_of)
-    panel = build_panel(bars, request.kind)
     config = TrainingConfig.from_settings(settings)
+    source = build_price_source(settings)
+    tickers = list(universe.tickers)
+    bars = load_universe_bars(
+        settings, tickers, request.kind, as_of, source=source, calendar=config.calendar
+    )
+    panel = build_panel(bars, request.kind)
     registry = registry_for(config.registry, request.kind)
     attempts = attempts_in_window(registry, now, config.gate_window_days)
     news, news_report = None, None
