@@ -6,7 +6,6 @@ type), so a field read from the wrong setting shows here.
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -73,11 +72,8 @@ EARLY = date(2026, 12, 29)
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("SENTINEL42_"):
-            monkeypatch.delenv(key)
+    """On top of tests/conftest.py's clean environment (data dir ``tmp_path / "data"``)."""
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("SENTINEL42_DATA_DIR", str(tmp_path / "data"))
     for name, (value, _) in MODEL_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SENTINEL42_EXTRA_CLOSURES", CLOSED.isoformat())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 
 import pytest
@@ -18,11 +17,8 @@ KEY = "k3y-that-never-shows"
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("SENTINEL42_"):
-            monkeypatch.delenv(key)
+    """On top of tests/conftest.py's clean environment."""
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("SENTINEL42_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SENTINEL42_RSS_TICKER_FEEDS", TICKER_FEEDS)
     monkeypatch.setenv("SENTINEL42_RSS_MARKET_FEEDS", MARKET_FEEDS)
     monkeypatch.setenv("SENTINEL42_HTTP_TIMEOUT_SECONDS", "7.5")

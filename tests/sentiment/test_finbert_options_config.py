@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 
 import pytest
@@ -22,11 +21,8 @@ ENV = {
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith("SENTINEL42_"):
-            monkeypatch.delenv(key)
+    """On top of tests/conftest.py's clean environment (data dir ``tmp_path / "data"``)."""
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("SENTINEL42_DATA_DIR", str(tmp_path))
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
 
@@ -40,7 +36,7 @@ def test_finbert_options_take_every_field_from_its_env_name(monkeypatch, tmp_pat
         max_length=96,
         threads=3,
         quantize=True,
-        onnx_dir=str(tmp_path / "cache" / "finbert-onnx"),
+        onnx_dir=str(tmp_path / "data" / "cache" / "finbert-onnx"),
     )
     assert {f.name for f in fields(FinBertOptions)} == {
         "model",
