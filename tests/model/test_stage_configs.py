@@ -139,3 +139,9 @@ def test_stage_configs_are_frozen(tmp_path):
     config = RegistryConfig(Path(tmp_path))
     with pytest.raises(AttributeError):
         config.models_location = "elsewhere"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_news_leg_config_follows_news_requires_validation_either_way(monkeypatch, value):
+    monkeypatch.setenv("SENTINEL42_NEWS_REQUIRES_VALIDATION", str(value).lower())
+    assert NewsLegConfig.from_settings(load_settings()).requires_validation is value
