@@ -91,7 +91,7 @@ figures-ranking: ## Ranking models' evidence on ../shared/data (S&P 500 daily an
 	UV="$(UV)" $(UV) run --frozen python scripts/figures/ranking_evidence.py
 
 # Every figure the docs quote, each set under a heading: the scripts/figures/*.py (not the _helpers),
-# --quick where a script has it, then the bench commands (their figures: docs/benchmarks.md). Slow
+# --quick where a script has it, then the bench commands and scripts/bench_universe.py. Slow
 # (the full backtests alone take about half an hour); not part of make test or CI. Data sets absent
 # from SHARED_DATA are skipped by the scripts that need them; a failing command is named at the end.
 SHARED_DATA ?= ../shared/data
@@ -104,21 +104,27 @@ docs-figures: ## Print every figure the docs quote (scripts/figures/*.py --quick
 		printf '\n## %s %s\n\n' "$$f" "$$args"; \
 		UV="$(UV)" $(UV) run --frozen python "$$f" $$args || failed="$$failed $$f"; \
 	done; \
-	replay=$$(mktemp -d); trap 'rm -rf "$$replay"' EXIT; mkdir -p "$$replay/daily" "$$replay/prices"; \
-	ln -s "$$(realpath -m $(SHARED_DATA))/universe/sp500_daily_2013-02-08_2018-02-07.csv.gz" "$$replay/daily/sp500.csv.gz"; \
-	ln -s "$$(realpath -m $(SHARED_DATA))/universe/sp500_15m_2026-01-26_2026-03-31.csv.gz" "$$replay/prices/sp500.csv.gz"; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; data=$$(realpath -m $(SHARED_DATA))/universe; \
+	mkdir -p "$$tmp/both/daily" "$$tmp/both/prices" "$$tmp/daily/daily" "$$tmp/15m/prices"; \
+	for d in both daily; do ln -s "$$data/sp500_daily_2013-02-08_2018-02-07.csv.gz" "$$tmp/$$d/daily/sp500.csv.gz"; done; \
+	for d in both 15m; do ln -s "$$data/sp500_15m_2026-01-26_2026-03-31.csv.gz" "$$tmp/$$d/prices/sp500.csv.gz"; done; \
 	bench() { printf '\n## %s\n\n' "$$*"; env "$$@" || failed="$$failed [$$*]"; }; \
+	bench $(UV) run --frozen pytest -q tests/model/test_real_data.py -m slow -s; \
+	git show d0fbefe:src/sentinel42/sentiment/data/fallback.npz > "$$tmp/fallback_first.npz" \
+		&& bench $(UV) run --frozen python scripts/train_fallback_sentiment.py --evaluate --compare "$$tmp/fallback_first.npz"; \
 	bench $(UV) run --frozen sentinel42 bench refresh --tickers 500; \
 	bench $(UV) run --frozen sentinel42 bench sentiment; \
 	bench $(UV) run --frozen sentinel42 bench model; \
 	for n in 10 50 500; do bench $(UV) run --frozen sentinel42 bench cycle --tickers $$n; done; \
 	bench SENTINEL42_SENTIMENT_QUANTIZE=true $(UV) run --frozen sentinel42 bench cycle --tickers 50 --no-naive; \
 	bench SENTINEL42_SENTIMENT_QUANTIZE=true $(UV) run --frozen sentinel42 bench cycle --tickers 500 --no-naive; \
-	if [ -e "$$replay/daily/sp500.csv.gz" ]; then \
-		bench $(UV) run --frozen sentinel42 bench ranking --replay-dir "$$replay"; \
-		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$replay" --tickers 484 --start 2026-01-26 --end 2026-03-31 --cadence session; \
-		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$replay" --tickers 100 --start 2026-02-02 --end 2026-02-27 --cadence bar; \
-	else printf '\n## bench ranking, bench backtest: skipped, no %s/universe\n' "$(SHARED_DATA)"; fi; \
+	if [ -e "$$tmp/both/daily/sp500.csv.gz" ] && [ -e "$$tmp/both/prices/sp500.csv.gz" ]; then \
+		bench $(UV) run --frozen python scripts/bench_universe.py "$$tmp/daily" daily; \
+		bench $(UV) run --frozen python scripts/bench_universe.py "$$tmp/15m" intraday; \
+		bench $(UV) run --frozen sentinel42 bench ranking --replay-dir "$$tmp/both"; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 484 --start 2026-01-26 --end 2026-03-31 --cadence session; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 100 --start 2026-02-02 --end 2026-02-27 --cadence bar; \
+	else printf '\n## bench_universe, bench ranking, bench backtest: skipped, no S&P 500 files in %s\n' "$$data"; fi; \
 	printf '\n## bench trigger: not run here, it needs a running stack (docs/benchmarks.md)\n'; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
