@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -238,18 +238,8 @@ class RefreshSummary:
     problems: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able, in the order the CLI has always printed."""
-        return {
-            "as_of": self.as_of.isoformat(),
-            "tickers": [dict(row) for row in self.tickers],
-            "no_data": self.no_data,
-            "failed_tickers": list(self.failed_tickers),
-            "no_usable_data": self.no_usable_data,
-            "headlines_new": self.headlines_new,
-            "headlines_scored": self.headlines_scored,
-            "scorer": self.scorer,
-            "problems": list(self.problems),
-        }
+        """JSON-able: the fields in their order (the CLI's since the first release)."""
+        return _jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,23 +305,22 @@ class PortfolioUpdate:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: the snapshot it was read from, key for key."""
-        return {
-            "ts": self.ts.isoformat(),
-            "starting_cash": self.starting_cash,
-            "cash": self.cash,
-            "equity": self.equity,
-            "return": self.total_return,
-            "positions": {t: dict(p) for t, p in self.positions.items()},
-            "realized_pnl": self.realized_pnl,
-            "unrealized_pnl": self.unrealized_pnl,
-            "fees_paid": self.fees_paid,
-            "borrow_paid": self.borrow_paid,
-            "borrow_owed": self.borrow_owed,
-            "pending": [dict(o) for o in self.pending],
-            "bar_ts": self.bar_ts.isoformat() if self.bar_ts else None,
-            "applied": self.applied,
-            "trades": [dict(t) for t in self.trades],
-            "buy_and_hold_equity": self.buy_and_hold_equity,
-            "buy_and_hold_return": self.buy_and_hold_return,
-        }
+        """JSON-able: the snapshot it was read from, key for key (``total_return`` as
+        ``return``)."""
+        return _jsonable(self, total_return="return")
+
+
+def _jsonable(report: Any, **renamed: str) -> dict[str, Any]:
+    """A report dataclass's fields in their order, JSON-able: datetimes as ISO strings, tuples as
+    lists, containers copied; ``renamed`` maps a field to the key it is written under."""
+    return {renamed.get(f.name, f.name): _plain(getattr(report, f.name)) for f in fields(report)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
