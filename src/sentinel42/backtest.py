@@ -7,9 +7,13 @@ trading run runs: :func:`sentinel42.pipeline.refresh_all`, then
 of its own (store, model registry), and the replay sources serve nothing that ended after the
 clock, nor a headline before Sentinel42 could have seen it (its recorded ``first_seen_at``, else
 ``published_at`` + ``SENTINEL42_REPLAY_NEWS_LATENCY_SECONDS``; the summary's ``news_latency``
-says which for how many). The model is retrained walk-forward before every
+says which for how many). The models are retrained walk-forward before every
 ``retrain_sessions``-th session, on the store's bars up to the previous close, so a model never
-saw the bars it decides.
+saw the bars it decides: the direction LSTM (``direction``, as ``model train``) and/or the
+cross-sectional ranking kinds (``intraday``, ``daily``, as the weekly training flow trains them
+over the universe). The promotion gate decides as live; ``ungated`` trades every trained model
+whether or not the gate promoted it (an evaluation of the model, not what the product would do;
+the summary's ``gate`` says which ran).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ SESSIONS_PER_YEAR = 252
 STORE_FILE = "backtest.db"
 # One step per bar (the live trading schedule) or one per session (after its close).
 CADENCES = ("bar", "session")
+# What the walk-forward trains: the direction LSTM and the ranking kinds (model.ranking.panel).
+MODEL_KINDS = ("direction", "intraday", "daily")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +167,19 @@ def step_clocks(
     return steps
 
 
-def backtest_settings(replay_dir: Path, workdir: Path, tickers: Sequence[str]) -> Settings:
+def backtest_settings(
+    replay_dir: Path,
+    workdir: Path,
+    tickers: Sequence[str],
+    universe: Sequence[str] | None = None,
+) -> Settings:
     """Settings of a backtest: the replay sources and a store and models of its own.
 
-    Everything else (thresholds, model, portfolio) comes from the environment as in live runs.
+    ``universe`` (default: the environment's ``SENTINEL42_UNIVERSE``) is what the ranking
+    kinds train and rank over. Everything else (thresholds, model, portfolio) comes from the
+    environment as in live runs.
     """
+    overrides: dict[str, Any] = {"universe": ",".join(universe)} if universe else {}
     return load_settings(
         data_source="replay",
         replay_dir=replay_dir,
@@ -173,6 +187,7 @@ def backtest_settings(replay_dir: Path, workdir: Path, tickers: Sequence[str]) -
         data_dir=workdir,
         tickers=list(tickers),
         replay_as_of=None,
+        **overrides,
     )
 
 
@@ -332,24 +347,76 @@ def versus_benchmarks(
 
 # --- the run -----------------------------------------------------------------------------------
 def _train(
-    settings: Settings, calendar: NyseCalendar, step: Step, *, store_empty: bool
-) -> dict[str, Any]:
-    """Train on the bars up to the close before ``step``'s session (a live after-close run)."""
+    settings: Settings,
+    calendar: NyseCalendar,
+    step: Step,
+    *,
+    store_empty: bool,
+    models: Sequence[str] = ("direction",),
+    ungated: bool = False,
+) -> list[dict[str, Any]]:
+    """Train each of ``models`` on the bars up to the close before ``step``'s session (a live
+    after-close run); one entry per model, with what the gate said and whether it trades."""
     from sentinel42 import pipeline
 
     at = calendar.previous_close(step.clock)
     if store_empty:  # the first training: backfill what a live store would hold by then
         pipeline.refresh_all(settings, at)
+    entries = []
+    for kind in models:
+        if kind == "direction":
+            entries.append(_train_direction(settings, at, ungated=ungated))
+        else:
+            entries.append(_train_ranking(settings, kind, at, ungated=ungated))
+    return entries
+
+
+def _train_direction(settings: Settings, at: datetime, *, ungated: bool) -> dict[str, Any]:
+    from sentinel42 import pipeline
+    from sentinel42.model.storage import open_registry
+
+    entry: dict[str, Any] = {"kind": "direction", "at": at.isoformat()}
     try:
         report = pipeline.train_model(settings, now=at)
     except ModelError as exc:
-        logger.warning("backtest: no model trained at %s: %s", at.isoformat(), exc)
-        return {"at": at.isoformat(), "version": None, "promoted": False, "reason": str(exc)}
-    return {
-        "at": at.isoformat(),
-        "version": report.get("version"),
-        "promoted": bool(report.get("promoted")),
+        logger.warning("backtest: no direction model trained at %s: %s", at.isoformat(), exc)
+        return entry | {"version": None, "promoted": False, "traded": False, "reason": str(exc)}
+    version, promoted = report.get("version"), bool(report.get("promoted"))
+    if ungated and version is not None and not promoted:
+        open_registry(settings.models_location).promote(version)
+    return entry | {
+        "version": version,
+        "promoted": promoted,
+        "traded": version is not None and (promoted or ungated),
         "reason": report.get("reason"),
+    }
+
+
+def _train_ranking(settings: Settings, kind: str, at: datetime, *, ungated: bool) -> dict[str, Any]:
+    """One ranking kind, trained over the universe as the weekly flow trains it."""
+    from sentinel42.model.ranking import weekly
+    from sentinel42.model.ranking.service import registry_for
+
+    entry: dict[str, Any] = {"kind": kind, "at": at.isoformat()}
+    try:
+        document = weekly.train(settings, kind, now=at, as_of=at)
+    except ModelError as exc:
+        logger.warning("backtest: no %s model trained at %s: %s", kind, at.isoformat(), exc)
+        return entry | {"version": None, "promoted": False, "traded": False, "reason": str(exc)}
+    version, promoted = document["version"], bool(document["promoted"])
+    if ungated and not promoted:
+        registry_for(settings, kind).promote(version)
+    figures = document.get("model", {})
+    return entry | {
+        "version": version,
+        "promoted": promoted,
+        "traded": promoted or ungated,
+        "reason": document["reason"],
+        "test": document.get("test"),
+        "rank_ic_mean": figures.get("rank_ic_mean"),
+        "rank_ic_lower": figures.get("rank_ic_lower"),
+        "long_short_net_annual": figures.get("long_short_net_annual"),
+        "train_s": document.get("timing", {}).get("train_s"),
     }
 
 
@@ -450,6 +517,8 @@ def run_backtest(
     progress_every: int = 26,
     cadence: str = "bar",
     universe: Sequence[str] | None = None,
+    models: Sequence[str] = ("direction",),
+    ungated: bool = False,
 ) -> BacktestResult:
     """Replay ``[start, end]`` step by step through the live trading path.
 
@@ -461,13 +530,18 @@ def run_backtest(
         retrain_sessions: retrain every this many sessions; default
             ``settings.backtest_retrain_sessions``.
         use_model: False decides on sentiment alone (no training; much faster).
+        models: what the walk-forward trains (:data:`MODEL_KINDS`): ``direction`` (the LSTM of
+            ``model train``), ``intraday`` and ``daily`` (the ranking kinds, over
+            ``settings.universe``, as the weekly flow trains them).
+        ungated: trade every trained model, promoted by the gate or not (evaluates the
+            models; the product trades only promoted ones).
         progress: receives a line every ``progress_every`` steps.
         cadence: ``bar`` (every bar, as live) or ``session`` (one step after each close).
         universe: the market benchmark's tickers (equal weight, bought once); default the
             watchlist. The watchlist is always part of it.
 
     Raises:
-        ConfigError: no bar of any session ends in the period, or an unknown cadence.
+        ConfigError: no bar of any session ends in the period, an unknown cadence or model.
     """
     from sentinel42 import pipeline
     from sentinel42.factory import build_calendar
@@ -478,6 +552,10 @@ def run_backtest(
         calendar, start, end, settings.interval_minutes, settings.trading_delay_minutes, cadence
     )
     periods = periods_per_year(cadence, settings.interval_minutes)
+    unknown = [m for m in models if m not in MODEL_KINDS]
+    if unknown:
+        raise ConfigError(f"--models: {', '.join(unknown)} not among {', '.join(MODEL_KINDS)}")
+    models = list(dict.fromkeys(models)) if use_model else []
     if not steps:
         raise ConfigError(f"no NYSE bar ends between {start.isoformat()} and {end.isoformat()}")
     with open_store(settings) as store:
@@ -494,8 +572,10 @@ def run_backtest(
     trained_session = -1
     began = time.perf_counter()
     for i, step in enumerate(steps):
-        if use_model and step.session % every == 0 and step.session != trained_session:
-            trainings.append(_train(settings, calendar, step, store_empty=i == 0))
+        if models and step.session % every == 0 and step.session != trained_session:
+            trainings += _train(
+                settings, calendar, step, store_empty=i == 0, models=models, ungated=ungated
+            )
             trained_session = step.session
         pipeline.refresh_all(settings, step.clock)
         # A run id fixed by the clock: a rerun of the same backtest records the same rows.
@@ -523,7 +603,7 @@ def run_backtest(
                     close=float(d.inputs["close"]),
                     fused=float(d.inputs.get("fused", 0.0)),
                     sentiment=d.inputs.get("sentiment"),
-                    with_model=d.inputs.get("p_up") is not None,
+                    with_model=d.inputs.get("p_up") is not None or "ranking" in d.inputs,
                 )
             )
         if progress is not None and ((i + 1) % progress_every == 0 or i + 1 == len(steps)):
@@ -553,7 +633,10 @@ def run_backtest(
         "workdir": str(settings.data_dir),
         "models_trained": sum(t["version"] is not None for t in trainings),
         "models_promoted": sum(t["promoted"] for t in trainings),
-        "retrain_sessions": every if use_model else None,
+        "models_traded": sum(t["traded"] for t in trainings),
+        "models": models,
+        "gate": "ignored: every trained model trades (--ungated)" if ungated else "enforced",
+        "retrain_sessions": every if models else None,
         "news_latency": news_latency(settings, steps[-1].clock),
         "cadence": cadence,
         "periods_per_year": periods,
@@ -570,7 +653,7 @@ def run_backtest(
             for t in tickers
         },
         "trainings": trainings,
-        "portfolio": live_book,
+        "portfolio": live_book.to_dict(),
         "timing": {
             "seconds": round(elapsed, 3),
             "seconds_per_step": round(elapsed / len(steps), 4),

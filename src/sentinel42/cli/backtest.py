@@ -44,7 +44,8 @@ def _print_table(summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     console.print(
-        f"models trained {summary['models_trained']} (promoted {summary['models_promoted']}); "
+        f"models trained {summary['models_trained']} (promoted {summary['models_promoted']}, "
+        f"traded {summary['models_traded']}; gate {summary['gate']}); "
         f"decisions with a model {summary['n_with_model']}, with news {summary['n_with_news']}; "
         f"work folder {summary['workdir']}"
     )
@@ -109,6 +110,18 @@ def backtest(
         "default: <data dir>/backtests/<UTC time>.",
     ),
     no_model: bool = typer.Option(False, "--no-model", help="Decide on news sentiment alone."),
+    models: str = typer.Option(
+        "direction",
+        "--models",
+        help="What the walk-forward trains, comma-separated: direction (the LSTM), intraday, "
+        "daily (the ranking kinds, over the universe).",
+    ),
+    ungated: bool = typer.Option(
+        False,
+        "--ungated",
+        help="Trade every trained model, promoted or not: evaluates the models (the product "
+        "trades only promoted ones). The summary's gate says so.",
+    ),
     retrain_sessions: int | None = typer.Option(
         None,
         "--retrain-sessions",
@@ -150,7 +163,9 @@ def backtest(
         package.setLevel(logging.WARNING)  # one INFO line per ticker and step otherwise
     try:
         with user_errors():
-            settings = backtest_settings(source, folder, watchlist)
+            settings = backtest_settings(
+                source, folder, watchlist, market if market != watchlist else None
+            )
             calendar = build_calendar(settings)
             first = parse_bound(start, calendar, end=False)
             last = parse_bound(end, calendar, end=True)
@@ -167,6 +182,8 @@ def backtest(
                 progress_every=progress_every,
                 cadence=cadence,
                 universe=market,
+                models=[m.strip() for m in models.split(",") if m.strip()],
+                ungated=ungated,
             )
     finally:
         package.setLevel(quiet)
