@@ -56,6 +56,8 @@ def backtest_case(
     use_model: bool,
     workdir: str,
     progress: Progress | None = None,
+    models: list[str] | None = None,
+    ungated: bool = False,
 ) -> dict[str, Any]:
     """One backtest (run in a fresh process by :func:`bench_backtest`): its timing and counts."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -71,6 +73,8 @@ def backtest_case(
         use_model=use_model,
         cadence=cadence,
         progress=progress,
+        models=models or ["direction"],
+        ungated=ungated,
     )
     summary = result.summary
     return {
@@ -81,6 +85,24 @@ def backtest_case(
         "n_decisions": summary["n_decisions"],
         "n_trades": summary["n_trades"],
         "models_trained": summary["models_trained"],
+        "models_traded": summary["models_traded"],
+        "trainings_s": round(sum(t.get("train_s") or 0.0 for t in summary["trainings"]), 1),
+        # The trading figures too, so one timed run also gives them (see docs/backtest.md).
+        "figures": {
+            k: summary[k]
+            for k in (
+                "total_return",
+                "buy_and_hold_return",
+                "market_return",
+                "excess_return_vs_market",
+                "turnover",
+                "sharpe",
+                "max_drawdown",
+                "n_buy",
+                "n_sell",
+                "n_with_model",
+            )
+        },
         "steps_s": summary["timing"]["seconds"],
         "case_wall_s": round(time.perf_counter() - wall0, 3),
         "case_cpu_s": round(time.process_time() - cpu0, 3),
@@ -96,6 +118,8 @@ def bench_backtest(
     cadence: str = "bar",
     use_model: bool = False,
     timeout_s: float = 3600,
+    models: list[str] | None = None,
+    ungated: bool = False,
 ) -> dict[str, Any]:
     """Time one backtest in a fresh process; see the module.
 
@@ -119,6 +143,8 @@ def bench_backtest(
                 "cadence": cadence,
                 "use_model": use_model,
                 "workdir": str(Path(tmp) / "work"),
+                "models": models or ["direction"],
+                "ungated": ungated,
             },
             timeout_s=timeout_s,
         )
@@ -135,6 +161,8 @@ def bench_backtest(
         "end": end,
         "cadence": cadence,
         "use_model": use_model,
+        "models": (models or ["direction"]) if use_model else [],
+        "ungated": ungated,
         "steps": steps,
         "sessions": case["sessions"],
         "ticker_steps": ticker_steps,
@@ -147,6 +175,9 @@ def bench_backtest(
         "n_decisions": case["n_decisions"],
         "n_trades": case["n_trades"],
         "models_trained": case["models_trained"],
+        "models_traded": case["models_traded"],
+        "trainings_s": case["trainings_s"],
+        "figures": case["figures"],
         "target": TARGETS[cadence],
         "machine": {"before": before, "after": after},
     }
@@ -159,10 +190,16 @@ def lines(doc: dict[str, Any]) -> list[str]:
     return [
         f"backtest of {doc['tickers']} tickers ({doc['first_ticker']} .. {doc['last_ticker']}), "
         f"{doc['start']} .. {doc['end']}, cadence {doc['cadence']}, "
-        f"{'with' if doc['use_model'] else 'without'} the model",
+        + (
+            f"models {','.join(doc['models'])}{' (ungated)' if doc['ungated'] else ''}"
+            if doc["models"]
+            else "without a model"
+        ),
         f"  steps {doc['steps']} over {doc['sessions']} sessions, "
         f"{doc['ticker_steps']} ticker-steps, {doc['n_decisions']} decisions, "
-        f"{doc['n_trades']} trades, {doc['models_trained']} models trained",
+        f"{doc['n_trades']} trades, {doc['models_trained']} models trained "
+        f"({doc['trainings_s']:.0f} s training), {doc['models_traded']} traded",
+        "  figures: " + ", ".join(f"{k} {v}" for k, v in doc["figures"].items()),
         f"  total {doc['total_s']:.1f} s (steps alone {doc['steps_s']:.1f} s, CPU "
         f"{doc['cpu_s']:.1f} s), per step {doc['per_step_s']:.3f} s, per ticker-step "
         f"{doc['per_ticker_step_ms']:.3f} ms, peak RSS {doc['peak_rss_mb']:.0f} MiB",

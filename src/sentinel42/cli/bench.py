@@ -118,6 +118,13 @@ def backtest(
     model: Annotated[
         bool, typer.Option("--model/--no-model", help="Train walk-forward, as backtest does.")
     ] = False,
+    models: Annotated[
+        str,
+        typer.Option("--models", help="With --model: direction, intraday, daily (as backtest)."),
+    ] = "direction",
+    ungated: Annotated[
+        bool, typer.Option("--ungated", help="Trade every trained model (as backtest).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Time one backtest over a universe in a fresh process (figures, not a test).
@@ -130,7 +137,9 @@ def backtest(
     with user_errors():
         from sentinel42.bench.backtest import bench_backtest, lines
 
-        doc = bench_backtest(replay_dir, tickers, start, end, cadence=cadence, use_model=model)
+        doc = bench_backtest(replay_dir, tickers, start, end, cadence=cadence, use_model=model,
+            models=[m.strip() for m in models.split(",") if m.strip()], ungated=ungated,
+        )  # fmt: skip
     if as_json:
         emit_json(doc)
         return
