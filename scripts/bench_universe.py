@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from sentinel42.clock import resolve_as_of
+from sentinel42.factory import build_calendar, build_price_source
 from sentinel42.market.universe import load_universe_bars, resolve_universe
 from sentinel42.persistence import open_store
 from sentinel42.settings import load_settings
@@ -44,10 +45,13 @@ def main() -> None:
             f"clock {as_of.isoformat()}, universe of {len(universe.tickers)} tickers "
             f"({len(universe.problems)} problems), resolved in {time.perf_counter() - start:.1f} s"
         )
+        inputs = {"source": build_price_source(settings), "calendar": build_calendar(settings)}
         with open_store(settings) as store:
             for run in ("first", "second"):
                 wall, cpu = time.perf_counter(), time.process_time()
-                bars = load_universe_bars(settings, universe.tickers, args.kind, as_of, store=store)
+                bars = load_universe_bars(
+                    settings, universe.tickers, args.kind, as_of, store=store, **inputs
+                )
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 print(
                     f"{run} {args.kind} load: {len(bars)} tickers, "

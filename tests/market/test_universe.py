@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sentinel42.factory import build_calendar, build_price_source
 from sentinel42.market.base import PriceBatch
 from sentinel42.market.replay import ReplayPriceSource, write_price_csv
 from sentinel42.persistence.store import UpsertCounts
@@ -515,11 +516,12 @@ def test_load_universe_bars_is_idempotent(tmp_path: Path, kind: str) -> None:
             return counts
 
         store.upsert_bars_many = counting  # type: ignore[method-assign]
-        first = load_universe_bars(settings, tickers, kind, as_of, store=store)
+        inputs = {"source": build_price_source(settings), "calendar": build_calendar(settings)}
+        first = load_universe_bars(settings, tickers, kind, as_of, store=store, **inputs)
         stored = store.count_bars()
         assert sum(written) == stored > 0 and set(first) == set(TICKERS)
         written.clear()
-        second = load_universe_bars(settings, tickers, kind, as_of, store=store)
+        second = load_universe_bars(settings, tickers, kind, as_of, store=store, **inputs)
         assert sum(written) == 0 and store.count_bars() == stored
     for ticker in TICKERS:
         pd.testing.assert_frame_equal(second[ticker], first[ticker])
@@ -555,7 +557,15 @@ def test_daily_universe_loads_from_a_replay_dir_of_daily_files_only(
     assert as_of == pd.Timestamp(newest.frames["KO"].index[-1]).tz_convert(
         "America/New_York"
     ).replace(hour=16)
-    bars = load_universe_bars(settings, resolve_universe(settings).tickers, "daily", as_of)
+    tickers = resolve_universe(settings).tickers
+    bars = load_universe_bars(
+        settings,
+        tickers,
+        "daily",
+        as_of,
+        source=build_price_source(settings),
+        calendar=build_calendar(settings),
+    )
     assert set(bars) == set(TICKERS)
     assert all(len(frame) == 120 for frame in bars.values())
 

@@ -182,9 +182,9 @@ def load_universe_bars(
     kind: Literal["intraday", "daily"] | str,
     as_of: datetime,
     *,
+    source: PriceSource,
+    calendar: NyseCalendar,
     store: Store | None = None,
-    source: PriceSource | None = None,
-    calendar: NyseCalendar | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Bring the store up to date for ``tickers`` and return their bars.
@@ -200,9 +200,10 @@ def load_universe_bars(
         kind: ``intraday`` or ``daily``.
         as_of: tz-aware clock (e.g. :func:`sentinel42.clock.resolve_as_of`); nothing that
             ends after it is fetched or returned.
+        source: where the bars come from (``factory.build_price_source(settings)``; the
+            caller builds it, since market sits below the factory).
+        calendar: the NYSE calendar (``factory.build_calendar(settings)``).
         store: default: the settings' store, opened for this call.
-        source: default: the settings' price source.
-        calendar: default: the settings' NYSE calendar.
         progress: one human line per step.
 
     Returns:
@@ -232,14 +233,11 @@ def load_universe_bars(
                 calendar=calendar,
                 progress=progress,
             )
-    from sentinel42.factory import build_calendar, build_price_source
     from sentinel42.market.refresh import refresh_prices
 
     tickers = list(dict.fromkeys(tickers))
     if not tickers:
         return {}
-    source = source or build_price_source(settings)
-    calendar = calendar or build_calendar(settings)
     daily = kind == "daily"
     history_start = daily_history_start(as_of, settings.daily_history_years)
     report = refresh_prices(
