@@ -41,18 +41,42 @@ def test_features_at_t_do_not_change_when_later_bars_do(kind: str) -> None:
     np.testing.assert_array_equal(a.grid[: cut + 1], b.grid[: cut + 1])
 
 
-def test_intraday_targets_never_cross_the_close() -> None:
+def test_intraday_targets_start_at_the_fill_and_never_cross_the_close() -> None:
+    """Row t's target runs from the open of row t+2 (its order's fill: row t+1 began before
+    the decision) to the close of row t+1+h, inside t's session."""
     panel = build_panel(universe("intraday", seed=1, n_sessions=5, n_tickers=6), "intraday")
+    lag = F.INTRADAY_FILL_LAG
+    assert lag == 1
     for h in (1, 4):
         fwd, end_ts = F.forward_log_return(panel, h)
         has = np.isfinite(fwd).any(axis=1)
         for t in np.flatnonzero(has):
-            assert panel.session[t + h] == panel.session[t]
-            assert end_ts[t] == panel.ts[t + h]
-        # The last h bars of every session have no target.
+            assert panel.session[t + lag + h] == panel.session[t]
+            assert end_ts[t] == panel.ts[t + lag + h]
+            expected = np.log(panel.close[t + lag + h] / panel.open[t + lag + 1])
+            np.testing.assert_allclose(fwd[t], expected)
+        # The last h + 1 bars of every session have no target.
         last = np.r_[panel.session[1:] != panel.session[:-1], True]
         for t in np.flatnonzero(last):
-            assert not has[t - h + 1 : t + 1].any()
+            assert not has[t - h - lag + 1 : t + 1].any()
+            assert has[t - h - lag].all()
+
+
+def test_the_bar_that_began_before_the_decision_is_not_in_its_target() -> None:
+    """A jump inside row t+1 (open to close) leaves row t's target alone: no decision on row t
+    can trade it. It moves the target of row t-1, whose order fills at row t+1's open."""
+    for seed in (3, 4):
+        bars = universe("intraday", seed=seed, n_sessions=4, n_tickers=5)
+        t = 30  # in the second session, away from its ends
+        jumped = {k: f.copy() for k, f in bars.items()}
+        frame = jumped["T002"]
+        frame.iloc[t + 1, frame.columns.get_loc("close")] *= 1.05
+        frame.iloc[t + 1, frame.columns.get_loc("high")] *= 1.05
+        a, _ = F.forward_log_return(build_panel(bars, "intraday"), 1)
+        b, _ = F.forward_log_return(build_panel(jumped, "intraday"), 1)
+        j = 2
+        assert a[t, j] == b[t, j]
+        assert b[t - 1, j] > a[t - 1, j]
 
 
 def test_excess_target_has_zero_cross_sectional_mean_and_the_dead_zone_drops() -> None:
@@ -68,15 +92,18 @@ def test_excess_target_has_zero_cross_sectional_mean_and_the_dead_zone_drops() -
         F.target(fwd, "log")
 
 
-def test_seasonality_is_the_mean_same_slot_return_of_the_previous_ten_sessions() -> None:
+def test_seasonality_is_the_mean_same_slot_target_of_the_previous_ten_sessions() -> None:
+    """The same slot's target (open of the bar after next to its close, for h = 1) on each of
+    the ten sessions before."""
     bars = universe("intraday", seed=6, n_sessions=16, n_tickers=5)
     panel = build_panel(bars, "intraday")
     block = F.compute(panel, 1)
     close = pd.DataFrame(panel.close, columns=panel.tickers)
+    open_ = pd.DataFrame(panel.open, columns=panel.tickers)
     day = pd.Series(panel.session)
     slot = pd.Series(panel.slot())
-    same_day = np.broadcast_to((day.shift(-1) == day).to_numpy()[:, None], close.shape)
-    nxt = np.log(close.shift(-1) / close).where(same_day)
+    same_day = np.broadcast_to((day.shift(-2) == day).to_numpy()[:, None], close.shape)
+    nxt = np.log(close.shift(-2) / open_.shift(-2)).where(same_day)
     for t in (26 * 12 + 3, 26 * 15 + 10):
         same = (slot == slot[t]) & (day < day[t]) & (day >= np.unique(panel.session)[
             np.searchsorted(np.unique(panel.session), day[t]) - 10])  # fmt: skip

@@ -162,25 +162,40 @@ def seasonal_history(panel: Panel, values: np.ndarray, sessions: int) -> np.ndar
     return prev[day, slot]
 
 
-def forward_log_return(panel: Panel, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """[T, N] log return from row t's close to row t+h's close, and [T] the end row's ts.
+# An intraday decision on row t is taken once row t has ended (plus the trading delay), when
+# row t+1 has already begun: its order fills at the open of row t+2 (portfolio.fill_bar).
+INTRADAY_FILL_LAG = 1
 
-    Intraday: only within one session. A flagged bar in (t, t+h] voids the target.
+
+def forward_log_return(panel: Panel, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """[T, N] the log return row t's decision can earn over ``horizon`` rows, and [T] the end
+    row's ts.
+
+    Intraday: from the open of row t+2, where the decision's order fills (row t+1 began before
+    the decision), to the close of row t+1+h, all within row t's session; a flagged bar in
+    rows t+2 .. t+1+h voids it. Daily: from the close of row t to the close of row t+h (a
+    flagged bar in t+1 .. t+h voids it).
     """
     c = panel.close
     n_t = c.shape[0]
-    ahead = np.arange(n_t) + horizon
+    lag = INTRADAY_FILL_LAG if panel.kind == "intraday" else 0
+    ahead = np.arange(n_t) + lag + horizon
     ok = ahead < n_t
     ahead_c = np.minimum(ahead, n_t - 1)
     if panel.kind == "intraday":
         ok &= panel.session[ahead_c] == panel.session
+        entry = panel.open[np.minimum(np.arange(n_t) + lag + 1, n_t - 1)]
+    else:
+        entry = c
     with np.errstate(invalid="ignore", divide="ignore"):
-        fwd = np.where(ok[:, None], np.log(c[ahead_c] / c), np.nan)
+        fwd = np.where(ok[:, None], np.log(c[ahead_c] / entry), np.nan)
     bad = panel.flagged.astype(np.float64)
-    # flagged anywhere in rows t+1 .. t+h
+    # flagged anywhere in rows t+1+lag .. t+lag+h
     s, _ = _rolling(bad, horizon, 0)
     bad_ahead = np.full_like(s, 0.0)
-    bad_ahead[: n_t - horizon] = s[horizon:] if horizon < n_t else 0.0
+    shift = lag + horizon
+    if shift < n_t:
+        bad_ahead[: n_t - shift] = s[shift:]
     fwd = np.where(bad_ahead > 0, np.nan, fwd)
     end_ts = np.where(ok, panel.ts[ahead_c], -1)
     return fwd, end_ts

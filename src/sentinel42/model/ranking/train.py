@@ -110,7 +110,9 @@ def plan_folds(ds: Dataset, request: TrainRequest) -> list[dict[str, Any]]:
     if test_days.size == 0:
         raise ModelError("the test period holds no session of the data")
     chunks = [c for c in np.array_split(test_days, max(1, request.folds)) if c.size]
-    gap = 2 * ds.horizon  # purge + embargo, in rows
+    # purge + embargo, in rows: an intraday target ends horizon + the fill lag rows ahead.
+    lag = F.INTRADAY_FILL_LAG if ds.panel.kind == "intraday" else 0
+    gap = 2 * (ds.horizon + lag)
     folds = []
     for chunk in chunks:
         test_rows = np.flatnonzero(_rows_of(session, chunk))
