@@ -65,3 +65,20 @@ def test_bench_backtest_refuses_more_tickers_than_the_folder_holds(replay, tmp_p
     args = ["bench", "backtest", "--replay-dir", str(tmp_path / "nothing"), "--tickers", "1"]
     missing = CliRunner().invoke(app, [*args, "--start", "2026-11-24", "--end", "2026-11-25"])
     assert missing.exit_code != 0 and "no such folder" in missing.output
+
+
+def test_bench_backtest_keeps_its_store_in_workdir_and_reports_the_trading_figures(
+    replay, tmp_path
+):
+    kept = tmp_path / "kept"
+    result = _bench(replay, "--tickers", "2", "--cadence", "session", "--json", "--workdir",
+                    str(kept))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (kept / "backtest.db").is_file()  # sentinel42 validate can score its decisions
+    assert doc["models"] == [] and doc["ungated"] is False
+    figures = doc["figures"]
+    assert figures["n_with_model"] == 0 and figures["turnover"] == 0
+    assert figures["market_return"] == figures["buy_and_hold_return"]
+    again = _bench(replay, "--tickers", "2", "--cadence", "session", "--workdir", str(kept))
+    assert again.exit_code == 2 and "is not empty" in again.output

@@ -120,17 +120,23 @@ def bench_backtest(
     timeout_s: float = 3600,
     models: list[str] | None = None,
     ungated: bool = False,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
-    """Time one backtest in a fresh process; see the module.
+    """Time one backtest in a fresh process; see the module. ``keep``: an empty or new folder
+    that keeps the backtest's store and models (for ``sentinel42 validate`` on them); default a
+    temporary folder, removed.
 
     Raises:
-        ConfigError: an unknown cadence, or fewer tickers in the folder than asked for.
+        ConfigError: an unknown cadence, fewer tickers in the folder than asked for, or a
+            ``keep`` folder that is not empty.
     """
     from sentinel42.backtest import CADENCES
 
     if cadence not in CADENCES:
         raise ConfigError(f"--cadence: {cadence!r} is not one of {', '.join(CADENCES)}")
     names = chosen_tickers(replay_dir, tickers)
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise ConfigError(f"--workdir {keep} is not empty (a backtest starts from an empty store)")
     before = machine()
     with tempfile.TemporaryDirectory(prefix="sentinel42-bench-backtest-") as tmp:
         case = run_isolated(
@@ -142,7 +148,7 @@ def bench_backtest(
                 "end": end,
                 "cadence": cadence,
                 "use_model": use_model,
-                "workdir": str(Path(tmp) / "work"),
+                "workdir": str(keep.absolute() if keep else Path(tmp) / "work"),
                 "models": models or ["direction"],
                 "ungated": ungated,
             },

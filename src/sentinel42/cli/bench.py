@@ -125,6 +125,10 @@ def backtest(
     ungated: Annotated[
         bool, typer.Option("--ungated", help="Trade every trained model (as backtest).")
     ] = False,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Keep the store and models here (empty or new folder)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Time one backtest over a universe in a fresh process (figures, not a test).
@@ -137,9 +141,17 @@ def backtest(
     with user_errors():
         from sentinel42.bench.backtest import bench_backtest, lines
 
-        doc = bench_backtest(replay_dir, tickers, start, end, cadence=cadence, use_model=model,
-            models=[m.strip() for m in models.split(",") if m.strip()], ungated=ungated,
-        )  # fmt: skip
+        doc = bench_backtest(
+            replay_dir,
+            tickers,
+            start,
+            end,
+            cadence=cadence,
+            use_model=model,
+            models=[m.strip() for m in models.split(",") if m.strip()],
+            ungated=ungated,
+            keep=workdir,
+        )
     if as_json:
         emit_json(doc)
         return
