@@ -101,5 +101,6 @@ def test_prefect_task_overhead_compares_mapped_tasks_with_one() -> None:
     out = run_script("prefect_task_overhead.py", "--items", "20", "--repeats", "1")
     rows = table(out, "| flow | task runs |")
     assert [(row[0], row[1]) for row in rows] == [("mapped", "20"), ("one task", "1")]
-    assert all(float(row[3]) > 0 for row in rows)
+    mapped, single = (float(row[3]) for row in rows)
+    assert mapped > single >= 0  # 20 task runs cost more than one (the one may round to 0.000)
     assert "Cost per extra task run:" in out

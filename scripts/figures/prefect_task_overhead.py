@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"### Prefect task overhead ({n} items, {repeats} repeat(s), load {load})\n")
     print("| flow | task runs | task wall s (each call) | median s |\n|---|---:|---|---:|")
     for name, runs, walls in (("mapped", n, mapped), ("one task", 1, single)):
-        each = ", ".join(f"{w:.2f}" for w in walls)
-        print(f"| {name} | {runs} | {each} | {statistics.median(walls):.2f} |")
+        each = ", ".join(f"{w:.3f}" for w in walls)
+        print(f"| {name} | {runs} | {each} | {statistics.median(walls):.3f} |")
     print(f"\nCost per extra task run: {min(per_task):.1f}-{max(per_task):.1f} ms "
           f"(median {statistics.median(per_task):.1f} ms).")  # fmt: skip
     return 0
