@@ -39,7 +39,10 @@ def _bars(end: datetime, n: int = 4) -> pd.DataFrame:
 
 def _decision(ticker: str, bar_ts: datetime, action: Action, confidence: float) -> Decision:
     models = {"lstm": VERSION, "lstm_validated_accuracy": 0.56}
-    return Decision(ticker, bar_ts, action, confidence, "test", {"close": 100.0}, models, NOW)
+    decided_at = bar_ts + timedelta(minutes=17)  # the bar's end plus the trading delay, as live
+    return Decision(
+        ticker, bar_ts, action, confidence, "test", {"close": 100.0}, models, decided_at
+    )
 
 
 def _score(i: int, hit: bool) -> DecisionScore:

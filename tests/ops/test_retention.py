@@ -113,7 +113,7 @@ def test_headlines_the_sentiment_window_still_reads_are_kept(tmp_path) -> None:
 def test_an_unscored_standing_decision_keeps_its_bars_until_it_is_scored(settings, store) -> None:
     decided = AS_OF - 35 * DAY  # past the window, within validation's look-back
     store.upsert_bars("AAPL", "15m", _bars(decided - 2 * BAR, 8))
-    d = Decision("AAPL", decided, Action.BUY, 0.6, "test", {}, {}, decided)
+    d = Decision("AAPL", decided, Action.BUY, 0.6, "test", {}, {}, decided + timedelta(minutes=17))
     store.save_decisions([d], run_id="run-1")
 
     held = prune(store, settings, AS_OF)

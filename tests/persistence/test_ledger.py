@@ -171,7 +171,10 @@ def test_a_portfolio_step_writes_its_state_and_point_in_one_transaction(store) -
 
 def test_standing_decisions_pages_back_to_after_and_skips_revisions(store) -> None:
     def decision(i: int, action: Action = Action.HOLD) -> Decision:
-        return Decision("AAA", T0 + i * BAR, action, 0.5, "test", {"close": 1.0}, {}, T0)
+        bar_ts = T0 + i * BAR
+        return Decision(
+            "AAA", bar_ts, action, 0.5, "test", {"close": 1.0}, {}, bar_ts + timedelta(minutes=17)
+        )
 
     store.save_decisions([decision(i) for i in range(1_100)], run_id="backfill")
     store.save_decisions([decision(1_050, Action.BUY)], run_id="forced")  # revision 1

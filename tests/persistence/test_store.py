@@ -281,6 +281,21 @@ def test_a_retried_run_stores_nothing_new_even_if_it_decides_differently(store):
     ]
 
 
+def test_a_batch_with_a_decision_lacking_decided_at_is_refused_whole(store):
+    # The store has no clock: the run records when it decided, and a batch missing that for
+    # one decision is refused before any row of it is written (the good ones sort first).
+    undated = replace(_decision(ticker="MSFT"), decided_at=None)
+    with pytest.raises(ValueError, match=r"MSFT at 2026-11-27T17:45:00\+00:00 has no decided_at"):
+        store.save_decisions([_decision(ticker="AAPL"), undated], run_id="run-1")
+    assert store.count_decisions(all_revisions=True) == 0
+    assert _stored(store, "AAPL") == []
+    # The same run, retried with the time recorded, stores both as standing decisions.
+    saved = store.save_decisions(
+        [_decision(ticker="AAPL"), _decision(ticker="MSFT")], run_id="run-1"
+    )
+    assert saved == SavedDecisions(standing=2, revisions=0, unchanged=0)
+
+
 def test_the_standing_decision_is_never_changed_by_later_runs(store):
     store.save_decisions([_decision()], run_id="friday")
     for n in (1, 2, 3):

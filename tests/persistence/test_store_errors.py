@@ -85,7 +85,9 @@ def store_path(tmp_path) -> Path:
     """A store at the head with one decision and a few hundred KB of events, cleanly closed."""
     path = tmp_path / "store" / "sentinel42.db"
     with open_store(url=f"sqlite:///{path}") as store:
-        store.save_decisions([Decision("AAPL", AT, Action.BUY, 0.7, "r", {}, {}, AT)], run_id="a")
+        decided_at = AT.replace(hour=18, minute=2)  # the bar's end plus the trading delay
+        decision = Decision("AAPL", AT, Action.BUY, 0.7, "r", {}, {}, decided_at)
+        store.save_decisions([decision], run_id="a")
         for i in range(150):
             store.record_event("pad", "AAPL", {"i": i, "pad": f"{i:x}" * 500}, AT)
     assert not path.with_name(path.name + "-wal").exists()

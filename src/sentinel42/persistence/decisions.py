@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, func, or_, select
@@ -115,12 +115,20 @@ class DecisionStore:
                 call counts as a new run.
 
         Raises:
-            ValueError: ``run_id`` is empty or longer than 64 characters.
+            ValueError: ``run_id`` is empty or longer than 64 characters, or a decision has no
+                ``decided_at`` (the store does not read the clock); nothing of the batch is
+                stored.
         """
         if run_id is None:
             run_id = str(uuid.uuid4())
         if not run_id or len(run_id) > _RUN_ID_MAX:
             raise ValueError(f"run_id must be 1 to {_RUN_ID_MAX} characters, got {run_id!r}")
+        for d in decisions:
+            if d.decided_at is None:
+                raise ValueError(
+                    f"decision for {d.ticker} at {d.bar_ts.isoformat()} has no decided_at: "
+                    "the caller records when it decided (the store has no clock)"
+                )
         standing = revisions = unchanged = 0
         insert, stored_for_run = self._decision_statements()
         with self.engine.begin() as conn:
@@ -197,7 +205,7 @@ class DecisionStore:
             "p_reason": d.reason,
             "p_inputs": d.inputs,
             "p_models": d.models,
-            "p_decided_at": d.decided_at or datetime.now(UTC),
+            "p_decided_at": d.decided_at,
             "p_forced": forced,
         }
         for _ in range(_NUMBERING_ATTEMPTS):
