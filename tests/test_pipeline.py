@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import UTC, datetime
 
 from sentinel42 import clock, pipeline
@@ -67,6 +68,19 @@ def test_decide_without_a_model_records_one_decision_per_ticker_and_says_why(rep
     with open_store(settings) as store:
         assert len(store.decisions(limit=100)) == len(settings.tickers)
     assert [d.action for d in again.decisions] == [d.action for d in result.decisions]
+
+
+def test_a_refresh_then_decide_run_says_nothing_waits_for_scoring_once(replay_env, caplog):
+    settings = load_settings()
+    pipeline.refresh_all(settings, CLOSE)  # scores every headline of the replay set
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    # A run: the refresh (its scoring step finds nothing new), then the decision (its check
+    # that every headline seen by then has a score).
+    pipeline.refresh_all(settings, CLOSE)
+    pipeline.decide(settings, CLOSE, forced=True)
+    said = [r for r in caplog.records if "no headline waits for scoring" in r.getMessage()]
+    assert [(r.name, r.levelno) for r in said] == [("sentinel42.sentiment.service", logging.INFO)]
 
 
 def test_a_ticker_without_data_is_reported_and_the_rest_decide(replay_env, monkeypatch):

@@ -237,7 +237,11 @@ def score_stored(
             scored = score_pending(store, scorer, settings.sentiment_batch_size, as_of)
             result = ScoringResult(scored=scored, scorer=scorer.name, revision=scorer.revision)
         else:
-            logger.info("sentiment: no headline waits for scoring; no scorer built")
+            # Once per run: the refresh says it; the check before deciding repeats it at debug.
+            logger.log(
+                logging.DEBUG if before_deciding else logging.INFO,
+                "sentiment: no headline waits for scoring; no scorer built",
+            )
             result = ScoringResult(0, waiting.scorer or "none", waiting.revision or "")
         if before_deciding:
             more = score_before_deciding(store, settings, as_of)
