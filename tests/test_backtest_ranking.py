@@ -25,9 +25,9 @@ import pytest
 
 from sentinel42 import backtest as bt
 from sentinel42.errors import ConfigError
-from sentinel42.factory import build_calendar
 from tests.model.ranking.conftest import session_stamps, universe
 from tests.test_backtest import _clean_env, _figures
+from tests.test_backtest_universe import _run as backtest_between
 
 START, END = "2026-03-25", "2026-03-26"
 N_TICKERS, N_SESSIONS = 40, 20
@@ -59,15 +59,8 @@ def _run(
     replay: Path, workdir: Path, models: tuple[str, ...] = ("intraday",), **kwargs
 ) -> bt.BacktestResult:
     tickers = sorted(p.stem for p in (replay / "prices").glob("*.csv"))
-    settings = bt.backtest_settings(replay, workdir, tickers)
-    calendar = build_calendar(settings)
-    return bt.run_backtest(
-        settings,
-        bt.parse_bound(START, calendar, end=False),
-        bt.parse_bound(END, calendar, end=True),
-        models=models,
-        retrain_sessions=10,
-        **kwargs,
+    return backtest_between(
+        replay, workdir, tickers, START, END, models=models, retrain_sessions=10, **kwargs
     )
 
 
