@@ -181,15 +181,28 @@ def market_gate(settings: Settings, as_of: datetime, *, force: bool) -> Gate:
     return Gate(False, False, f"{why}; nothing recorded")
 
 
-def decision_row(d: Decision) -> dict[str, Any]:
-    """One decision as the run documents, artifacts and the dashboard show it."""
-    return {
+def decision_row(d: Decision, *, stored: bool = False) -> dict[str, Any]:
+    """One decision as JSON.
+
+    By default the summary the run documents, artifacts and the dashboard show (the fused
+    score out of its inputs); with ``stored``, every field the store keeps, as
+    ``sentinel42 decisions --json`` and ``sentinel42 status --json`` print it.
+    """
+    row = {
         "ticker": d.ticker,
         "bar_ts": d.bar_ts.isoformat(),
         "action": d.action.value,
         "confidence": d.confidence,
-        "fused": d.inputs.get("fused"),
+    }
+    if not stored:
+        return row | {"fused": d.inputs.get("fused"), "reason": d.reason}
+    return row | {
         "reason": d.reason,
+        "inputs": d.inputs,
+        "models": d.models,
+        "decided_at": d.decided_at.isoformat() if d.decided_at else None,
+        "revision": d.revision,
+        "run_id": d.run_id,
     }
 
 

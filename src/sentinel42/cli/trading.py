@@ -20,21 +20,6 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _decision_row(d: Any) -> dict[str, Any]:
-    return {
-        "ticker": d.ticker,
-        "bar_ts": d.bar_ts.isoformat(),
-        "action": d.action.value,
-        "confidence": d.confidence,
-        "reason": d.reason,
-        "inputs": d.inputs,
-        "models": d.models,
-        "decided_at": d.decided_at.isoformat() if d.decided_at else None,
-        "revision": d.revision,
-        "run_id": d.run_id,
-    }
-
-
 def decisions(
     ticker: str | None = typer.Option(None, "--ticker", "-t", help="Only this ticker."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=10_000, help="At most N rows."),
@@ -48,6 +33,7 @@ def decisions(
 ) -> None:
     """Recorded decisions, newest bar first: the standing one per ticker and bar."""
     from sentinel42.persistence import open_store, score_ledger
+    from sentinel42.pipeline import decision_row
 
     settings = get_settings(require_replay_dir=False)
     with user_errors(), open_store(settings, readonly=True) as store:
@@ -57,7 +43,7 @@ def decisions(
         scores = {(sc.ticker, sc.bar_ts): sc for sc in score_ledger.decision_scores(store)}
     rows = []
     for d in found:
-        row = _decision_row(d)
+        row = decision_row(d, stored=True)
         score = scores.get((d.ticker, d.bar_ts)) if d.revision == 0 else None
         row["outcome"] = (
             None
@@ -126,7 +112,7 @@ def status(
     """Per ticker: newest bar, newest headline, newest decision, and the model in use."""
     from sentinel42.clock import resolve_as_of
     from sentinel42.persistence import ledger, open_store, score_ledger
-    from sentinel42.pipeline import current_model_version, leg_status
+    from sentinel42.pipeline import current_model_version, decision_row, leg_status
 
     settings = get_settings(require_replay_dir=False)
     with user_errors():
@@ -164,7 +150,7 @@ def status(
                 "ticker": t,
                 "newest_bar_ts": _iso(bars[t]),
                 "newest_headline_ts": _iso(news[t]),
-                "newest_decision": _decision_row(newest) if newest else None,
+                "newest_decision": decision_row(newest, stored=True) if newest else None,
                 "model_version": model,
             }
         )

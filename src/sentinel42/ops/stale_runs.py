@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -115,37 +116,25 @@ def end_runs(
         live_at_stop: With ``mode="cancelled"``: the flow-run ids that had a live process when
             the stop began (before it ended any); None when unknown.
     """
-    if client is None:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as own:
-            return end_runs(
-                mode=mode,
-                now=now,
-                live_run_ids=live_run_ids,
-                grace=grace,
-                message=message,
-                client=own,
-                live_at_stop=live_at_stop,
-            )
-    live = set(live_run_ids)
-    alive_at_stop = None if live_at_stop is None else set(live_at_stop)
-    deployments, flight = _ours_in_flight(client)
-    report = CleanupReport()
-    for run, chain, record in flight:
-        root = chain[-1]
-        started = run.state.timestamp if run.state else None
-        if str(root.id) in live or (started is not None and now - started < grace):
-            report.left.append(record)
-            continue
-        effective: Mode = mode
-        why: str | None = message
-        if mode == "cancelled" and _died_before_the_stop(root, alive_at_stop):
-            effective, why = "crashed", message or _DIED_MESSAGE
-        new_state = _end(client, run, effective, why)
-        report.ended.append(replace(record, new_state=new_state))
-    report.slots = _release_slots(client, deployments)
-    return report
+    with _client(client) as client:
+        live = set(live_run_ids)
+        alive_at_stop = None if live_at_stop is None else set(live_at_stop)
+        deployments, flight = _ours_in_flight(client)
+        report = CleanupReport()
+        for run, chain, record in flight:
+            root = chain[-1]
+            started = run.state.timestamp if run.state else None
+            if str(root.id) in live or (started is not None and now - started < grace):
+                report.left.append(record)
+                continue
+            effective: Mode = mode
+            why: str | None = message
+            if mode == "cancelled" and _died_before_the_stop(root, alive_at_stop):
+                effective, why = "crashed", message or _DIED_MESSAGE
+            new_state = _end(client, run, effective, why)
+            report.ended.append(replace(record, new_state=new_state))
+        report.slots = _release_slots(client, deployments)
+        return report
 
 
 def cancel_in_flight(
@@ -167,30 +156,42 @@ def cancel_in_flight(
     Returns:
         The runs asked, each with its state after the wait in ``new_state``.
     """
-    if client is None:
-        from prefect.client.orchestration import get_client
+    with _client(client) as client:
+        from prefect.states import Cancelling
 
-        with get_client(sync_client=True) as own:
-            return cancel_in_flight(wait=wait, live_run_ids=live_run_ids, client=own, poll=poll)
-    from prefect.states import Cancelling
+        _, flight = _ours_in_flight(client)
+        asked = [
+            (run, record)
+            for run, chain, record in flight
+            if len(chain) == 1
+            and run.state_type is not None
+            and run.state_type.value != "CANCELLING"
+        ]
+        for run, _ in asked:
+            client.set_flow_run_state(run.id, Cancelling(message=STOPPED_MESSAGE))
+        deadline = time.monotonic() + wait
+        while True:
+            current = {str(run.id): client.read_flow_run(run.id) for run, _ in asked}
+            live = live_run_ids() if live_run_ids else set(current)
+            waiting = [i for i, r in current.items() if _in_flight(r) and i in live]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        return [
+            replace(record, new_state=current[record.id].state_name or "") for _, record in asked
+        ]
 
-    _, flight = _ours_in_flight(client)
-    asked = [
-        (run, record)
-        for run, chain, record in flight
-        if len(chain) == 1 and run.state_type is not None and run.state_type.value != "CANCELLING"
-    ]
-    for run, _ in asked:
-        client.set_flow_run_state(run.id, Cancelling(message=STOPPED_MESSAGE))
-    deadline = time.monotonic() + wait
-    while True:
-        current = {str(run.id): client.read_flow_run(run.id) for run, _ in asked}
-        live = live_run_ids() if live_run_ids else set(current)
-        waiting = [i for i, r in current.items() if _in_flight(r) and i in live]
-        if not waiting or time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-    return [replace(record, new_state=current[record.id].state_name or "") for _, record in asked]
+
+@contextmanager
+def _client(client: SyncPrefectClient | None) -> Iterator[SyncPrefectClient]:
+    """``client``, or one of our own for ``PREFECT_API_URL`` (closed afterwards) when None."""
+    if client is not None:
+        yield client
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as own:
+        yield own
 
 
 def _in_flight(run: FlowRun) -> bool:
