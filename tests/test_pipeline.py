@@ -268,7 +268,15 @@ def test_the_previous_standing_decisions_of_a_universe_sized_watchlist_come_in_o
     t1 = t0 + timedelta(minutes=15)
     tickers = [f"T{i:04d}" for i in range(1200)]
     decisions = [
-        Decision(t, bar, action, 0.5, "", inputs={"position": position}, decided_at=bar)
+        Decision(
+            t,
+            bar,
+            action,
+            0.5,
+            "",
+            inputs={"position": position},
+            decided_at=bar + timedelta(minutes=17),  # the bar's end plus the trading delay
+        )
         for t in tickers
         for bar, action, position in ((t0, Action.BUY, "long"), (t1, Action.SELL, "flat"))
     ]

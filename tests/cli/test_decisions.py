@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +14,7 @@ from sentinel42.persistence import open_store
 
 BAR = datetime(2026, 11, 27, 17, 45, tzinfo=UTC)  # Friday's last bar (half day)
 SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+DECIDED = BAR + timedelta(minutes=17)  # the bar's end plus the trading delay, as live records
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def env(tmp_path) -> dict[str, str]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with open_store(url=url) as store:
         store.save_decisions(
-            [Decision("AAPL", BAR, Action.BUY, 0.7, "friday", {}, {}, BAR)], run_id="friday"
+            [Decision("AAPL", BAR, Action.BUY, 0.7, "friday", {}, {}, DECIDED)], run_id="friday"
         )
         store.save_decisions(
             [Decision("AAPL", BAR, Action.SELL, 0.6, "forced", {}, {}, SATURDAY)],
@@ -49,7 +50,7 @@ def test_decisions_all_revisions_json_lists_the_history_in_revision_order(env) -
         (1, "saturday", "SELL"),
     ]
     assert rows[1]["decided_at"] == SATURDAY.isoformat()
-    assert rows[0]["decided_at"] == BAR.isoformat()
+    assert rows[0]["decided_at"] == DECIDED.isoformat()
 
 
 def _table_rows(output: str) -> list[list[str]]:
