@@ -118,7 +118,7 @@ def test_a_planted_pattern_is_promoted_by_the_gate_traded_and_beats_the_market(
     assert np.mean(side["BUY"]) - np.mean(side["SELL"]) > 0.003, side
     # The book traded on them and, net of the spread and fees, beat a rising market by more
     # than a point in two sessions (a model of the bar that began before the decision, which
-    # no fill can trade, trailed it: -0.7 % against +1.2 % on this set).
+    # no fill can trade, trailed it: scripts/figures/planted_backtest.py --lag 0).
     assert summary["market_return"] > 0
     assert summary["n_trades"] > 0 and summary["turnover"] > 1
     assert summary["excess_return_vs_market"] > 0.01, summary["excess_return_vs_market"]
