@@ -44,9 +44,10 @@ def torch_threads() -> None:
 def configure_torch(seed: int) -> None:
     """Seed torch and pin it to one thread, so one seed gives one result on a machine.
 
-    The matrices of an LSTM this small are tiny: measured on the 2-core target machine, one
-    thread ran a training step in about 1.3 ms and two threads in 50-70 ms (the second thread
-    spins against whatever else runs). A fixed count also keeps float reductions in one order.
+    The matrices of an LSTM this small are tiny: on the 2-core target machine one thread runs a
+    training step far faster than two, whose second thread spins against whatever else runs
+    (``scripts/figures/torch_threads.py`` prints both; docs/benchmarks.md). A fixed count also
+    keeps float reductions in one order.
     """
     torch.manual_seed(seed)
     # The CPU kernels used here are deterministic at a fixed thread count; we do not call
