@@ -92,7 +92,7 @@ figures-ranking: ## Ranking models' evidence on ../shared/data (S&P 500 daily an
 
 # Every figure the docs quote, each set under a heading: the scripts/figures/*.py (not the _helpers),
 # --quick where a script has it, then the bench commands and scripts/bench_universe.py. Slow
-# (the full backtests alone take about half an hour); not part of make test or CI. Data sets absent
+# (the universe backtests alone take about an hour and a half); not part of make test or CI. Data sets absent
 # from SHARED_DATA are skipped by the scripts that need them; a failing command is named at the end.
 SHARED_DATA ?= ../shared/data
 
@@ -105,7 +105,7 @@ docs-figures: ## Print every figure the docs quote (scripts/figures/*.py --quick
 		UV="$(UV)" $(UV) run --frozen python "$$f" $$args || failed="$$failed $$f"; \
 	done; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; data=$$(realpath -m $(SHARED_DATA))/universe; \
-	mkdir -p "$$tmp/both/daily" "$$tmp/both/prices" "$$tmp/daily/daily" "$$tmp/15m/prices"; \
+	mkdir -p "$$tmp/both/daily" "$$tmp/both/prices" "$$tmp/daily/daily" "$$tmp/15m/prices" "$$tmp/15m/news"; \
 	for d in both daily; do ln -s "$$data/sp500_daily_2013-02-08_2018-02-07.csv.gz" "$$tmp/$$d/daily/sp500.csv.gz"; done; \
 	for d in both 15m; do ln -s "$$data/sp500_15m_2026-01-26_2026-03-31.csv.gz" "$$tmp/$$d/prices/sp500.csv.gz"; done; \
 	bench() { printf '\n## %s\n\n' "$$*"; env "$$@" || failed="$$failed [$$*]"; }; \
@@ -123,7 +123,11 @@ docs-figures: ## Print every figure the docs quote (scripts/figures/*.py --quick
 		bench $(UV) run --frozen python scripts/bench_universe.py "$$tmp/15m" intraday; \
 		bench $(UV) run --frozen sentinel42 bench ranking --replay-dir "$$tmp/both"; \
 		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 484 --start 2026-01-26 --end 2026-03-31 --cadence session; \
-		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 100 --start 2026-02-02 --end 2026-02-27 --cadence bar; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 100 --start 2026-03-02 --end 2026-03-31 --cadence bar; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 484 --start 2026-01-26 --end 2026-03-31 --cadence session --model --models intraday --ungated; \
+		bench $(UV) run --frozen sentinel42 bench backtest --replay-dir "$$tmp/15m" --tickers 100 --start 2026-03-02 --end 2026-03-31 --cadence bar --model --models intraday --ungated --workdir "$$tmp/w100"; \
+		first100=$$($(UV) run --frozen python -c 'import sys; from pathlib import Path; from sentinel42.bench.backtest import chosen_tickers; print(",".join(chosen_tickers(Path(sys.argv[1]), 100)))' "$$tmp/15m"); \
+		bench SENTINEL42_DATA_SOURCE=replay SENTINEL42_REPLAY_DIR="$$tmp/15m" SENTINEL42_DATABASE_URL="sqlite:///$$tmp/w100/backtest.db" SENTINEL42_DATA_DIR="$$tmp/w100" SENTINEL42_TICKERS="$$first100" SENTINEL42_REPLAY_AS_OF=2026-03-31T21:00:00+00:00 $(UV) run --frozen sentinel42 validate --json; \
 	else printf '\n## bench_universe, bench ranking, bench backtest: skipped, no S&P 500 files in %s\n' "$$data"; fi; \
 	printf '\n## bench trigger: not run here, it needs a running stack (docs/benchmarks.md)\n'; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
