@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sentinel42.model.config import InferenceConfig, RegistryConfig, TrainingConfig
+from sentinel42.model.config import GateConfig, InferenceConfig, RegistryConfig, TrainingConfig
 from sentinel42.model.ranking.news_leg import NewsLegConfig
 from sentinel42.model.ranking.service import registry_for
 from sentinel42.settings import Settings, load_settings
@@ -48,6 +48,17 @@ TRAINING_FIELDS = {
     "patience": "SENTINEL42_MODEL_PATIENCE",
     "batch_size": "SENTINEL42_MODEL_BATCH_SIZE",
     "learning_rate": "SENTINEL42_MODEL_LEARNING_RATE",
+}
+# the gate's settings: GateConfig's fields, which TrainingConfig and NewsLegConfig both hold
+GATE_FIELDS = {
+    "confidence": "SENTINEL42_MODEL_GATE_CONFIDENCE",
+    "window_days": "SENTINEL42_MODEL_GATE_WINDOW_DAYS",
+    "max_age_sessions": "SENTINEL42_MODEL_MAX_AGE_SESSIONS",
+    "cost_bps": "SENTINEL42_COST_BPS",
+    "seed": "SENTINEL42_MODEL_SEED",
+}
+# TrainingConfig's names for them, which the training code reads
+TRAINING_GATE_NAMES = {
     "seed": "SENTINEL42_MODEL_SEED",
     "gate_confidence": "SENTINEL42_MODEL_GATE_CONFIDENCE",
     "gate_window_days": "SENTINEL42_MODEL_GATE_WINDOW_DAYS",
@@ -60,11 +71,6 @@ INFERENCE_FIELDS = {
 }
 NEWS_LEG_FIELDS = {
     "requires_validation": "SENTINEL42_NEWS_REQUIRES_VALIDATION",
-    "max_age_sessions": "SENTINEL42_MODEL_MAX_AGE_SESSIONS",
-    "gate_window_days": "SENTINEL42_MODEL_GATE_WINDOW_DAYS",
-    "gate_confidence": "SENTINEL42_MODEL_GATE_CONFIDENCE",
-    "cost_bps": "SENTINEL42_COST_BPS",
-    "seed": "SENTINEL42_MODEL_SEED",
 }
 CLOSED = date(2026, 12, 28)  # a Monday the exchange's own calendar has open
 EARLY = date(2026, 12, 29)
@@ -98,8 +104,11 @@ def test_training_config_takes_every_field_from_its_env_name(tmp_path):
     assert {f.name for f in fields(TrainingConfig)} == set(TRAINING_FIELDS) | {
         "registry",
         "calendar",
+        "gate",
     }
     _check(config, TRAINING_FIELDS)
+    _check(config.gate, GATE_FIELDS)
+    _check(config, TRAINING_GATE_NAMES)  # the names the training code reads, through the gate
     assert config.registry == RegistryConfig(tmp_path / "data" / "models")
     # SENTINEL42_EXTRA_CLOSURES and SENTINEL42_EXTRA_EARLY_CLOSES reach the calendar
     assert config.calendar.session(CLOSED) is None
@@ -116,9 +125,19 @@ def test_inference_config_takes_every_field_from_its_env_name(tmp_path):
 
 def test_news_leg_config_takes_every_field_from_its_env_name(tmp_path):
     config = NewsLegConfig.from_settings(load_settings())
-    assert {f.name for f in fields(NewsLegConfig)} == set(NEWS_LEG_FIELDS) | {"registry"}
+    assert {f.name for f in fields(NewsLegConfig)} == set(NEWS_LEG_FIELDS) | {"registry", "gate"}
     _check(config, NEWS_LEG_FIELDS)
+    _check(config.gate, GATE_FIELDS)
     assert config.registry == RegistryConfig(tmp_path / "data" / "models")
+
+
+def test_gate_config_takes_every_field_from_its_env_name_and_both_gates_share_it():
+    settings = load_settings()
+    gate = GateConfig.from_settings(settings)
+    assert {f.name for f in fields(GateConfig)} == set(GATE_FIELDS)
+    _check(gate, GATE_FIELDS)
+    assert TrainingConfig.from_settings(settings).gate == gate
+    assert NewsLegConfig.from_settings(settings).gate == gate
 
 
 def test_registry_config_follows_models_url_over_the_data_dir(monkeypatch, tmp_path):

@@ -6,6 +6,7 @@ config, so what a stage reads is written here and nowhere else. The environment 
 settings' own (``SENTINEL42_MODEL_WINDOW`` fills :attr:`TrainingConfig.window`, and so on).
 
 - :class:`RegistryConfig`: where the model registry lives.
+- :class:`GateConfig`: the promotion gate's settings, which the news leg's gate shares.
 - :class:`TrainingConfig`: the direction LSTM's and the ranking models' training and gate.
 - :class:`InferenceConfig`: what a trading run needs to load and use the promoted model.
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 if TYPE_CHECKING:
     from sentinel42.market.calendar import NyseCalendar
     from sentinel42.model.registry import ModelRegistry
     from sentinel42.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +48,50 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GateConfig:
+    """The promotion gate's settings: one home for the ranking models' gate and the news leg's.
+
+    :class:`TrainingConfig` and :class:`~sentinel42.model.ranking.news_leg.NewsLegConfig` each
+    hold one, so both gates read the same five settings from the same env names.
+    """
+
+    confidence: float  # SENTINEL42_MODEL_GATE_CONFIDENCE
+    window_days: int  # SENTINEL42_MODEL_GATE_WINDOW_DAYS: attempts this recent correct it
+    max_age_sessions: int  # SENTINEL42_MODEL_MAX_AGE_SESSIONS: older verdicts have expired
+    cost_bps: float  # SENTINEL42_COST_BPS: the one-way cost a long-short must pay
+    seed: int  # SENTINEL42_MODEL_SEED: the bootstrap's (and the training's) seed
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GateConfig:
+        s = settings
+        return cls(confidence=s.model_gate_confidence, window_days=s.model_gate_window_days,
+                   max_age_sessions=s.model_max_age_sessions, cost_bps=s.cost_bps,
+                   seed=s.model_seed)  # fmt: skip
+
+
+class _FromGate(Generic[T]):
+    """A read-only attribute of a config that is its held :class:`GateConfig`'s ``field``."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    @overload
+    def __get__(self, config: None, owner: type[TrainingConfig]) -> _FromGate[T]: ...
+    @overload
+    def __get__(self, config: TrainingConfig, owner: type[TrainingConfig]) -> T: ...
+    def __get__(
+        self, config: TrainingConfig | None, owner: type[TrainingConfig]
+    ) -> T | _FromGate[T]:
+        return self if config is None else cast(T, getattr(config.gate, self.field))
+
+
+@dataclass(frozen=True, slots=True)
 class TrainingConfig:
     """Training, walk-forward evaluation and the promotion gate (``SENTINEL42_MODEL_*``)."""
 
     registry: RegistryConfig
     calendar: NyseCalendar  # NYSE sessions with the settings' extra closures and early closes
+    gate: GateConfig
     interval_minutes: int  # SENTINEL42_INTERVAL
     window: int  # bars per input window
     horizon: int  # bars ahead predicted
@@ -60,11 +102,6 @@ class TrainingConfig:
     patience: int
     batch_size: int
     learning_rate: float
-    seed: int
-    gate_confidence: float
-    gate_window_days: int  # attempts within this many days correct the gate's confidence
-    max_age_sessions: int  # an incumbent older than this does not defend its place
-    cost_bps: float  # one-way trading cost the ranking models' long-short must pay
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingConfig:
@@ -73,6 +110,7 @@ class TrainingConfig:
         return cls(
             registry=RegistryConfig.from_settings(settings),
             calendar=build_calendar(settings),
+            gate=GateConfig.from_settings(settings),
             interval_minutes=settings.interval_minutes,
             window=settings.model_window,
             horizon=settings.model_horizon,
@@ -83,12 +121,14 @@ class TrainingConfig:
             patience=settings.model_patience,
             batch_size=settings.model_batch_size,
             learning_rate=settings.model_learning_rate,
-            seed=settings.model_seed,
-            gate_confidence=settings.model_gate_confidence,
-            gate_window_days=settings.model_gate_window_days,
-            max_age_sessions=settings.model_max_age_sessions,
-            cost_bps=settings.cost_bps,
         )
+
+    # The gate's settings, read through ``gate``, under the names the training code uses.
+    seed = _FromGate[int]("seed")
+    gate_confidence = _FromGate[float]("confidence")
+    gate_window_days = _FromGate[int]("window_days")
+    max_age_sessions = _FromGate[int]("max_age_sessions")  # older incumbents don't defend
+    cost_bps = _FromGate[float]("cost_bps")
 
 
 @dataclass(frozen=True, slots=True)

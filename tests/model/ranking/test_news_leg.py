@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from sentinel42 import pipeline
-from sentinel42.model.ranking.news_leg import evaluate_news, validate_news
+from sentinel42.factory import build_calendar
+from sentinel42.model.ranking.news_leg import (
+    STATE_FILE,
+    NewsLegConfig,
+    evaluate_news,
+    news_leg_state,
+    validate_news,
+)
 from sentinel42.model.ranking.panel import build_panel
+from sentinel42.model.ranking.service import registry_for
 from sentinel42.settings import load_settings
 from tests.model.ranking.conftest import universe
 
@@ -81,3 +90,25 @@ def test_validate_news_records_a_refusal_the_trading_run_reads(replay_env, monke
     assert result.legs["news"]["live"] is False
     assert result.legs["news"]["why"].startswith("news leg refused")
     assert validate_news(settings, now=CLOSE, as_of=CLOSE)["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("validated_at", "live"),
+    [
+        (datetime(2026, 11, 18, 21, 0, tzinfo=UTC), False),  # 5 sessions before CLOSE
+        (datetime(2026, 11, 20, 21, 0, tzinfo=UTC), True),  # 3 sessions before CLOSE
+    ],
+)
+def test_a_validated_verdict_expires_after_the_gates_max_age(monkeypatch, validated_at, live):
+    monkeypatch.setenv("SENTINEL42_NEWS_REQUIRES_VALIDATION", "true")
+    monkeypatch.setenv("SENTINEL42_MODEL_MAX_AGE_SESSIONS", "3")
+    monkeypatch.setenv("SENTINEL42_MODEL_GATE_WINDOW_DAYS", "60")  # not the expiry
+    settings = load_settings()
+    models = registry_for(NewsLegConfig.from_settings(settings).registry, "news").models_dir
+    models.mkdir(parents=True, exist_ok=True)
+    state = {"validated": True, "reason": "planted", "at": validated_at.isoformat(),
+             "as_of": validated_at.isoformat()}  # fmt: skip
+    (models / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+    ok, why = news_leg_state(settings, CLOSE, build_calendar(settings))
+    assert ok is live, why
+    assert ("expired (5 sessions old)" in why) is not live

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentinel42.model.config import RegistryConfig
+from sentinel42.model.config import GateConfig, RegistryConfig
 from sentinel42.model.ranking import features as F
 from sentinel42.model.ranking.gate import decide
 from sentinel42.model.ranking.metrics import evaluate, rank_ic
@@ -37,26 +37,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class NewsLegConfig:
     """The news leg's gate and its standing (``SENTINEL42_NEWS_REQUIRES_VALIDATION`` and the
-    model gate's settings, which the news leg shares)."""
+    model gate's :class:`~sentinel42.model.config.GateConfig`, which the news leg shares)."""
 
     registry: RegistryConfig  # the verdict lives in ``ranking-news`` under the models location
     requires_validation: bool  # False: news has weight without passing the gate
-    max_age_sessions: int  # a verdict older than this many sessions has expired
-    gate_window_days: int
-    gate_confidence: float
-    cost_bps: float
-    seed: int
+    gate: GateConfig  # a verdict older than gate.max_age_sessions sessions has expired
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NewsLegConfig:
         return cls(
             registry=RegistryConfig.from_settings(settings),
             requires_validation=settings.news_requires_validation,
-            max_age_sessions=settings.model_max_age_sessions,
-            gate_window_days=settings.model_gate_window_days,
-            gate_confidence=settings.model_gate_confidence,
-            cost_bps=settings.cost_bps,
-            seed=settings.model_seed,
+            gate=GateConfig.from_settings(settings),
         )
 
 
@@ -117,7 +109,7 @@ def validate_news(settings: Settings, *, now: datetime, as_of: datetime) -> dict
         frame = store.headlines(tickers)
     config = NewsLegConfig.from_settings(settings)
     registry = registry_for(config.registry, "news")
-    attempts = attempts_in_window(registry, now, config.gate_window_days)
+    attempts = attempts_in_window(registry, now, config.gate.window_days)
     if not bars:
         verdict: dict[str, Any] = {"validated": False, "n_periods": 0,
                                    "reason": "no stored daily bars for the universe"}  # fmt: skip
@@ -130,8 +122,8 @@ def validate_news(settings: Settings, *, now: datetime, as_of: datetime) -> dict
                        "reason": "no stored headlines for the universe"}  # fmt: skip
         else:
             verdict = evaluate_news(
-                panel, feats["news_sentiment"], cost_bps=config.cost_bps,
-                confidence=config.gate_confidence, attempts=attempts, seed=config.seed,
+                panel, feats["news_sentiment"], cost_bps=config.gate.cost_bps,
+                confidence=config.gate.confidence, attempts=attempts, seed=config.gate.seed,
             )  # fmt: skip
     verdict |= {"attempts": attempts, "at": now.isoformat(), "as_of": as_of.isoformat()}
     registry.record_decision({"kind": "news", "promoted": verdict["validated"],
@@ -184,7 +176,7 @@ def news_leg_state(
     if not state.get("validated"):
         return False, f"news leg refused: {state.get('reason')}"
     age = calendar.sessions_since(at, as_of)
-    if age > config.max_age_sessions:
+    if age > config.gate.max_age_sessions:
         return (
             False,
             f"news validation expired ({age} sessions old); run `sentinel42 model validate-news`",
