@@ -20,7 +20,6 @@ harness's start (about 13 s here) is not in the figures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -28,8 +27,14 @@ import time
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+from _cli import Size, parse_sizes
 from prefect import flow, task
 from prefect.testing.utilities import prefect_test_harness
+
+SIZES = (
+    Size("--items", "items (task runs when mapped)", full=500, quick=50, minimum=2),
+    Size("--repeats", "flow calls of each kind", full=3, quick=1),
+)
 
 
 @task
@@ -66,15 +71,7 @@ def timed(fn: object, items: list[int]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, help="items (task runs when mapped); default 500")
-    parser.add_argument("--repeats", type=int, help="flow calls of each kind; default 3")
-    parser.add_argument("--quick", action="store_true", help="50 items, 1 repeat")
-    args = parser.parse_args(argv)
-    n = args.items or (50 if args.quick else 500)
-    repeats = args.repeats or (1 if args.quick else 3)
-    if n < 2 or repeats < 1:
-        parser.error("--items must be at least 2 and --repeats at least 1")
+    n, repeats = parse_sizes(__doc__.splitlines()[0], SIZES, argv)
     items = list(range(n))
     start = time.perf_counter()
     with prefect_test_harness():

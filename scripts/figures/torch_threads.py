@@ -14,12 +14,12 @@ the machine's load average (the second thread competes with whatever else runs).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import numpy as np
 import torch
+from _cli import Size, parse_sizes
 
 from sentinel42.model import trainer
 from sentinel42.model.features import FeatureSpec
@@ -27,6 +27,10 @@ from sentinel42.model.network import NetworkConfig
 from sentinel42.model.trainer import TrainConfig, train_network
 
 WINDOW, BATCH = 32, 256
+SIZES = (
+    Size("--batches", "batches per epoch", full=20, quick=5),
+    Size("--epochs", "epochs", full=4, quick=2),
+)
 
 
 def step_ms(threads: int, batches: int, epochs: int) -> float:
@@ -50,15 +54,7 @@ def step_ms(threads: int, batches: int, epochs: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, help="batches per epoch (default 20)")
-    parser.add_argument("--epochs", type=int, help="epochs (default 4)")
-    parser.add_argument("--quick", action="store_true", help="2 epochs x 5 batches")
-    args = parser.parse_args(argv)
-    batches = args.batches or (5 if args.quick else 20)
-    epochs = args.epochs or (2 if args.quick else 4)
-    if batches < 1 or epochs < 1:
-        parser.error("--batches and --epochs must be at least 1")
+    batches, epochs = parse_sizes(__doc__.splitlines()[0], SIZES, argv)
     step_ms(1, 1, 1)  # warm-up: the first call pays torch's one-off imports
     rows = [(threads, step_ms(threads, batches, epochs)) for threads in (1, 2)]
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
