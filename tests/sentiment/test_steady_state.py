@@ -23,9 +23,9 @@ from sentinel42.settings import load_settings
 
 summary = pipeline.refresh_all(load_settings(), datetime.fromisoformat(sys.argv[1]))
 print(json.dumps({
-    "new": summary["headlines_new"],
-    "scored": summary["headlines_scored"],
-    "scorer": summary["scorer"],
+    "new": summary.headlines_new,
+    "scored": summary.headlines_scored,
+    "scorer": summary.scorer,
     "modules": sorted(m for m in ("torch", "transformers") if m in sys.modules),
 }))
 """
@@ -51,15 +51,15 @@ def test_steady_state_refresh_imports_no_torch_and_new_headlines_are_scored(repl
     earlier, end = newest - timedelta(minutes=1), newest + timedelta(minutes=1)
 
     first = pipeline.refresh_all(settings, earlier)
-    assert first["headlines_new"] > 0
-    assert first["headlines_scored"] > 0
+    assert first.headlines_new > 0
+    assert first.headlines_scored > 0
 
     steady = _refresh_in_fresh_process(earlier.isoformat())
     assert steady["new"] == 0
     assert steady["scored"] == 0
-    assert steady["scorer"] == first["scorer"]  # named from the store, not from a loaded model
+    assert steady["scorer"] == first.scorer  # named from the store, not from a loaded model
     assert steady["modules"] == []
 
     later = pipeline.refresh_all(settings, end)  # the newest headline arrives: scored
-    assert later["headlines_new"] > 0
-    assert later["headlines_scored"] > 0
+    assert later.headlines_new > 0
+    assert later.headlines_scored > 0
