@@ -9,6 +9,7 @@ from sentinel42.news.normalize import MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, make_i
 from sentinel42.news.refresh import refresh_news
 from sentinel42.news.replay import ReplayNewsSource
 from sentinel42.news.rss import parse_feed
+from tests.helpers import run_cli
 
 T0 = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
 WATCHLIST = ["AAPL", "MSFT"]
@@ -168,8 +169,6 @@ def test_sentinel42_refresh_prints_each_bad_news_line_once_on_stderr(tmp_path, r
     """What the operator sees: the source, the refresh and the CLI each printed it (three times)."""
     import os
     import shutil
-    import subprocess
-    import sys
 
     replay = tmp_path / "replay"
     shutil.copytree(replay_dir, replay)
@@ -183,14 +182,7 @@ def test_sentinel42_refresh_prints_each_bad_news_line_once_on_stderr(tmp_path, r
         "SENTINEL42_TICKERS": "AAPL,MSFT",
         "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", "from sentinel42.cli import main; main()", "refresh"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_cli("refresh", env=env)
     assert result.returncode == 0, result.stderr
     for bad in ("news/bad.jsonl line 1: no title", "news/bad.jsonl line 2: "):
         assert result.stderr.count(bad) == 1, result.stderr

@@ -29,9 +29,9 @@ from sentinel42.domain import Action, Decision
 from sentinel42.errors import StoreError, is_retryable
 from sentinel42.persistence import make_engine, migrate, open_store
 from sentinel42.persistence.failures import translate
+from tests.helpers import RUN_CLI, run_cli
 
 AT = datetime(2026, 11, 27, 17, 45, tzinfo=UTC)
-RUN_CLI = "from sentinel42.cli import main; main()"
 WRITE = """
 import sys
 from datetime import UTC, datetime
@@ -158,25 +158,11 @@ def test_a_command_that_writes_on_purpose_says_it_created_the_store(tmp_path, re
         "SENTINEL42_DATA_DIR": str(tmp_path / "data"),
         "SENTINEL42_DATABASE_URL": f"sqlite:///{store}",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_CLI, "refresh"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_cli("refresh", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count(f"created a new store at {store}") == 1
     assert store.is_file()
-    again = subprocess.run(
-        [sys.executable, "-c", RUN_CLI, "refresh"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    again = run_cli("refresh", env=env)
     assert again.returncode == 0 and "created a new store" not in again.stderr
 
 

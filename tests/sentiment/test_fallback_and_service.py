@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +12,7 @@ from sentinel42.sentiment.aggregate import aggregate_sentiment
 from sentinel42.sentiment.fallback import FallbackScorer, LexiconScorer
 from sentinel42.sentiment.metrics import macro_f1
 from sentinel42.sentiment.service import score_pending
+from tests.helpers import run_cli
 from tests.sentiment.conftest import SHARED_DATA
 
 AS_OF = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
@@ -124,22 +123,14 @@ def test_cli_scores_stdin_as_json_lines_in_order(tmp_path):
         "HF_HOME": str(tmp_path / "hf"),
         "PATH": "/usr/bin:/bin",
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from sentinel42.cli import main; main()",
-            "sentiment",
-            "score",
-            "--json",
-        ],
-        input="Company X beats profit forecasts and raises guidance\n\n"
-        "Shares plunge after profit warning\n",
-        capture_output=True,
-        text=True,
+    proc = run_cli(
+        "sentiment",
+        "score",
+        "--json",
         env=env,
+        stdin="Company X beats profit forecasts and raises guidance\n\n"
+        "Shares plunge after profit warning\n",
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
