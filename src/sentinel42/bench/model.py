@@ -116,22 +116,13 @@ def run_benchmark(
     }
 
 
-def bench_model(
-    train_tickers: int = 10,
-    sessions: int = 60,
-    infer_tickers: int = 500,
-    repeats: int = 5,
-    progress: Any = None,
-) -> dict[str, Any]:
+def bench_model(**sizes: Any) -> dict[str, Any]:
     """:func:`run_benchmark` with the environment's settings: the entry of a fresh process
-    (``sentinel42 bench model`` runs it through :func:`sentinel42.bench.measure.run_isolated`)."""
+    (``sentinel42 bench model`` runs it through :func:`sentinel42.bench.measure.run_isolated`).
+
+    ``sizes`` are :func:`run_benchmark`'s keyword arguments (``train_tickers``, ``sessions``,
+    ``infer_tickers``, ``repeats``, ``progress``) with its defaults; any other name is a
+    ``TypeError``."""
     from sentinel42.settings import load_settings
 
-    return run_benchmark(
-        load_settings(require_replay_dir=False),
-        train_tickers=train_tickers,
-        sessions=sessions,
-        infer_tickers=infer_tickers,
-        repeats=repeats,
-        progress=progress,
-    )
+    return run_benchmark(load_settings(require_replay_dir=False), **sizes)
