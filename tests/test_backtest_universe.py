@@ -299,16 +299,23 @@ def test_data_after_the_last_step_changes_no_figure_with_a_promoted_model(
     assert again.equity == base.equity
 
 
-def test_a_decision_at_the_clock_uses_the_promoted_model(replay, trained, tmp_path, monkeypatch):
-    for key, value in SMALL_MODEL.items():
-        monkeypatch.setenv(key, value)
-    models, version = trained
+def _decide_at_the_clock(
+    replay: Path, models: Path, tmp_path: Path, run_id: str
+) -> pipeline.TradingResult:
+    """Refresh and decide once at Friday 2026-11-27 15:02 UTC with ``models`` as the registry."""
     folder = tmp_path / "live"
     shutil.copytree(models, folder / "models")
     settings = bt.backtest_settings(replay, folder, WATCHLIST)
     clock = datetime(2026, 11, 27, 15, 2, tzinfo=UTC)
     pipeline.refresh_all(settings, clock)
-    result = pipeline.decide(settings, clock, run_id="test-model")
+    return pipeline.decide(settings, clock, run_id=run_id)
+
+
+def test_a_decision_at_the_clock_uses_the_promoted_model(replay, trained, tmp_path, monkeypatch):
+    for key, value in SMALL_MODEL.items():
+        monkeypatch.setenv(key, value)
+    models, version = trained
+    result = _decide_at_the_clock(replay, models, tmp_path, "test-model")
     assert result.model_version == version
     assert result.legs["direction"] == {"live": True, "version": version}
     for d in result.decisions:
@@ -324,12 +331,7 @@ def test_decide_refuses_a_model_trained_on_data_after_the_clock(replay, tmp_path
         monkeypatch.setenv(key, value)
     monday = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
     models, version = _promoted_model(replay, tmp_path / "trained", monday)
-    folder = tmp_path / "live"
-    shutil.copytree(models, folder / "models")
-    settings = bt.backtest_settings(replay, folder, WATCHLIST)
-    clock = datetime(2026, 11, 27, 15, 2, tzinfo=UTC)
-    pipeline.refresh_all(settings, clock)
-    result = pipeline.decide(settings, clock, run_id="test-refused")
+    result = _decide_at_the_clock(replay, models, tmp_path, "test-refused")
     assert result.model_version is None
     why = result.legs["direction"]["why"]
     assert f"model {version} was trained on data up to" in why and "after the clock" in why

@@ -60,6 +60,18 @@ def _row_counts(settings: Settings) -> dict[str, int]:
         }
 
 
+def _join_cleanly(workers: list[Any], errors: Any) -> None:
+    """Wait for started ``workers``; none may have put a traceback on ``errors`` or exited
+    non-zero."""
+    for w in workers:
+        w.join(timeout=120)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert failures == []
+    assert [w.exitcode for w in workers] == [0] * len(workers)
+
+
 def test_concurrent_refreshes_of_a_fresh_store_match_a_serial_run(tmp_path, replay) -> None:
     from sentinel42.sentiment.service import build_scorer
 
@@ -77,13 +89,7 @@ def test_concurrent_refreshes_of_a_fresh_store_match_a_serial_run(tmp_path, repl
     ]
     for w in workers:
         w.start()
-    for w in workers:
-        w.join(timeout=120)
-    failures = []
-    while not errors.empty():
-        failures.append(errors.get())
-    assert failures == []
-    assert [w.exitcode for w in workers] == [0] * PROCESSES
+    _join_cleanly(workers, errors)
 
     expected = _row_counts(serial)
     assert expected["news"] > 0 and expected["bars"] > 0 and expected["sentiment"] > 0
@@ -139,13 +145,7 @@ def test_concurrent_refreshes_and_trades_decide_as_a_serial_run(tmp_path, seed) 
     for w in workers:
         w.start()
     decided = [queue.get(timeout=180) for _ in range(TRADES)]
-    for w in workers:
-        w.join(timeout=120)
-    failures = []
-    while not errors.empty():
-        failures.append(errors.get())
-    assert failures == []
-    assert [w.exitcode for w in workers] == [0] * (REFRESHES + TRADES)
+    _join_cleanly(workers, errors)
     for rows in decided:
         differences = _differences(expected, sorted(rows))
         assert not differences, "\n".join(differences)
